@@ -1,0 +1,138 @@
+"""The typed events a run produces, in order, and the metrics a finished run reports.
+
+Every run's log reads:
+
+    started → retrying* → text* → usage? → validated → completed
+                                        └─────────────→ stopped | failed
+
+Exactly one terminal event (completed, stopped or failed) ends the log. In `buffer` output mode
+the text arrives as one `text` event after validation passed. Consumers never see SDK objects.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from llmtool.errors import ErrorKind
+
+FinishReason = Literal["stop", "max_tokens", "content_filter", "tool_use", "other"]
+
+
+class Metrics(BaseModel):
+    """What a run cost and how fast it was. Token counts are None when the provider gave none."""
+
+    model_config = ConfigDict(frozen=True)
+
+    time_to_first_token: float | None = None
+    total_time: float = 0.0
+    deltas: int = 0
+    attempts: int = 1
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    usage_estimated: bool = False
+    tokens_per_second: float | None = None
+    cost_usd: float | None = None
+
+    def summary(self) -> str:
+        """One line for a status bar or stderr: 'TTFT 0.41 s · 3.2 s · 120→512 tok · 160 tok/s · $0.0011'."""
+        parts = []
+        if self.time_to_first_token is not None:
+            parts.append(f"TTFT {self.time_to_first_token:.2f} s")
+        parts.append(f"total {self.total_time:.2f} s")
+        if self.input_tokens is not None or self.output_tokens is not None:
+            approx = "~" if self.usage_estimated else ""
+            parts.append(f"{approx}{self.input_tokens or 0}→{self.output_tokens or 0} tok")
+        if self.tokens_per_second is not None:
+            parts.append(f"{self.tokens_per_second:.0f} tok/s")
+        if self.cost_usd is not None:
+            parts.append(f"${self.cost_usd:.4f}")
+        if self.attempts > 1:
+            parts.append(f"{self.attempts} attempts")
+        return " · ".join(parts)
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    elapsed: float = Field(0.0, description="Seconds since the run started.")
+
+
+class Started(_Event):
+    kind: Literal["started"] = "started"
+    run_id: str
+    model: str
+
+
+class Retrying(_Event):
+    kind: Literal["retrying"] = "retrying"
+    attempt: int = Field(description="The attempt about to be made (2 for the first retry).")
+    max_attempts: int
+    delay: float = Field(description="Seconds until that attempt starts.")
+    error_kind: ErrorKind
+    reason: str = Field(description="Why, for a person: 'rate limited (HTTP 429)'.")
+
+    def describe(self) -> str:
+        return (
+            f"{self.reason} — retrying in {self.delay:.1f} s "
+            f"(attempt {self.attempt} of {self.max_attempts})"
+        )
+
+
+class TextDelta(_Event):
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class Usage(_Event):
+    kind: Literal["usage"] = "usage"
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    estimated: bool = False
+
+
+class Validated(_Event):
+    kind: Literal["validated"] = "validated"
+    passed: bool
+    problems: list[str] = Field(default_factory=list)
+    rules_checked: int = 0
+
+
+class Completed(_Event):
+    kind: Literal["completed"] = "completed"
+    finish_reason: FinishReason
+    text: str
+    metrics: Metrics
+
+
+class Stopped(_Event):
+    kind: Literal["stopped"] = "stopped"
+    text: str = Field(description="The partial text the user had seen.")
+    metrics: Metrics
+
+
+class Failed(_Event):
+    kind: Literal["failed"] = "failed"
+    error_kind: ErrorKind
+    message: str
+    retryable: bool
+    status: int | None = None
+    text: str = Field("", description="Partial text received before the failure; never lost.")
+    metrics: Metrics
+
+
+RunEvent = Annotated[
+    Union[Started, Retrying, TextDelta, Usage, Validated, Completed, Stopped, Failed],
+    Field(discriminator="kind"),
+]
+TerminalEvent = Union[Completed, Stopped, Failed]
+TERMINAL_KINDS = frozenset({"completed", "stopped", "failed"})
+
+run_event_adapter: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
+
+
+def is_terminal(event: RunEvent) -> bool:
+    return event.kind in TERMINAL_KINDS

@@ -1,0 +1,71 @@
+"""Provider adapters, one module each, and the pool that builds them from settings."""
+
+from __future__ import annotations
+
+from llmtool.catalog import Catalog, ModelInfo
+from llmtool.providers.base import (
+    ChatMessage,
+    FinishChunk,
+    Provider,
+    ProviderChunk,
+    ProviderRequest,
+    TextChunk,
+    UsageChunk,
+)
+from llmtool.settings import Settings
+
+__all__ = [
+    "ChatMessage",
+    "FinishChunk",
+    "Provider",
+    "ProviderChunk",
+    "ProviderPool",
+    "ProviderRequest",
+    "TextChunk",
+    "UsageChunk",
+]
+
+
+class ProviderPool:
+    """One adapter (so one SDK client and connection pool) per configured provider, built lazily."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self._providers: dict[str, Provider] = {}
+
+    def for_model(self, model: ModelInfo) -> Provider:
+        provider = self._providers.get(model.provider)
+        if provider is None:
+            provider = self._providers[model.provider] = self._build(model)
+        return provider
+
+    def _build(self, model: ModelInfo) -> Provider:
+        s = self.settings
+        if model.kind == "demo":
+            from llmtool.providers.demo import DemoProvider
+
+            return DemoProvider(model.provider, s.demo)
+        if model.kind == "openai":
+            from llmtool.providers.openai_responses import OpenAIResponsesProvider
+
+            assert s.openai_api_key is not None  # the catalogue refused the model otherwise
+            return OpenAIResponsesProvider(
+                model.provider, s.openai_api_key.get_secret_value(), s.openai_base_url
+            )
+        if model.kind == "anthropic":
+            from llmtool.providers.anthropic import AnthropicProvider
+
+            assert s.anthropic_api_key is not None
+            return AnthropicProvider(
+                model.provider, s.anthropic_api_key.get_secret_value(), s.anthropic_base_url
+            )
+        from llmtool.providers.openai_chat import OpenAIChatProvider
+
+        endpoint = s.endpoints[model.provider]
+        return OpenAIChatProvider(model.provider, endpoint.key(), endpoint.base_url)
+
+    async def aclose(self) -> None:
+        providers, self._providers = list(self._providers.values()), {}
+        for provider in providers:
+            await provider.aclose()

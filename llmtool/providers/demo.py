@@ -1,0 +1,53 @@
+"""The offline demo provider: the default with no key, paced like a real model, no network."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import AsyncIterator
+
+from llmtool.providers.base import (
+    FinishChunk,
+    ProviderChunk,
+    ProviderRequest,
+    TextChunk,
+    UsageChunk,
+)
+from llmtool.providers.demo_answers import answer
+from llmtool.settings import DemoSettings
+
+_TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token: the usual rule of thumb for English."""
+    return max((len(text) + 3) // 4, 1) if text else 0
+
+
+class DemoProvider:
+    def __init__(self, name: str = "demo", pacing: DemoSettings | None = None) -> None:
+        self.name = name
+        self.pacing = pacing or DemoSettings()
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderChunk]:
+        tokens = _TOKEN.findall(answer(request.model, request))
+        limit = request.max_output_tokens
+        finish = "stop"
+        if limit is not None and len(tokens) > limit:
+            tokens, finish = tokens[:limit], "max_tokens"
+        await asyncio.sleep(self.pacing.first_token_delay)
+        interval = 1.0 / self.pacing.tokens_per_second
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index, token in enumerate(tokens):
+            # Pace against the clock, not per sleep, so many small sleeps do not drift slow.
+            delay = start + index * interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield TextChunk(token)
+        prompt_text = (request.system or "") + "".join(m.content for m in request.messages)
+        yield UsageChunk(input_tokens=estimate_tokens(prompt_text), output_tokens=len(tokens))
+        yield FinishChunk(finish)  # type: ignore[arg-type]
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,113 @@
+"""What the offline demo model says: a deterministic, useful answer built from the prompt alone.
+
+A JSON schema in the request gets a JSON document that validates against it, so structured-output
+templates can be shown without a key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from llmtool.providers.base import ProviderRequest
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def answer(model: str, request: ProviderRequest) -> str:
+    prompt = request.messages[-1].content if request.messages else ""
+    if request.json_schema is not None:
+        return json.dumps(instance_of(request.json_schema, prompt), indent=2)
+    if model == "echo":
+        return prompt
+    return _markdown_answer(prompt, request)
+
+
+def _markdown_answer(prompt: str, request: ProviderRequest) -> str:
+    words = prompt.split()
+    topic = " ".join(words[:8]) + ("…" if len(words) > 8 else "") or "your question"
+    sentences = [s for s in _SENTENCE.split(" ".join(words)) if s][:3]
+    key_points = "\n".join(f"- {s}" for s in sentences) or "- (the prompt was empty)"
+    turn = sum(1 for m in request.messages if m.role == "user")
+    system = f"\n> Following the system prompt: *{request.system[:120]}*\n" if request.system else ""
+    return f"""## About: {topic}
+{system}
+This answer comes from **llmtool's offline demo model**. It streams at a realistic pace so you can
+try everything — Stop, regenerate, templates, validation — without an API key. This is turn {turn}
+of the conversation ({len(words)} words in your last message).
+
+### What you asked, point by point
+{key_points}
+
+### What a real model would do next
+1. **Read** the prompt and the conversation so far.
+2. **Answer** in Markdown, streaming token by token.
+3. **Stop** the moment you press *Stop*: the provider connection is closed, not just hidden.
+
+| Setting | Environment variable |
+|---|---|
+| OpenAI | `OPENAI_API_KEY` |
+| Anthropic | `ANTHROPIC_API_KEY` |
+| Local server (Ollama, vLLM…) | `LLMTOOL_ENDPOINTS__OLLAMA__BASE_URL` |
+
+```python
+# The same run from Python
+from llmtool.service import LLMService, RunRequest
+run = LLMService().start(RunRequest(model="demo:assistant", prompt="Hello"))
+```
+
+Set a key and pick another model to get a real answer."""
+
+
+def instance_of(schema: dict[str, Any], prompt: str = "") -> Any:
+    """A small value that satisfies common JSON Schema keywords (enum, const, type, bounds)."""
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return _pick(schema["enum"], prompt)
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return instance_of(schema[key][0], prompt)
+    if schema.get("allOf"):
+        merged: dict[str, Any] = {}
+        for part in schema["allOf"]:
+            merged.update(part)
+        return instance_of(merged, prompt)
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: instance_of(sub, prompt) for name, sub in properties.items()}
+    if kind == "array":
+        count = max(schema.get("minItems", 1), 1)
+        return [instance_of(schema.get("items", {"type": "string"}), prompt) for _ in range(count)]
+    if kind == "integer":
+        return int(schema.get("minimum", 0))
+    if kind == "number":
+        return float(schema.get("minimum", 0.5 if schema.get("maximum", 1) >= 0.5 else 0))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return _string(schema, prompt)
+
+
+def _string(schema: dict[str, Any], prompt: str) -> str:
+    if schema.get("format") == "date":
+        return "2026-01-01"
+    if schema.get("format") == "email":
+        return "someone@example.com"
+    text = " ".join(prompt.split()[:12]) or "example"
+    max_length = schema.get("maxLength")
+    if max_length is not None:
+        text = text[:max_length]
+    return text.ljust(schema.get("minLength", 0), ".")
+
+
+def _pick(options: list[Any], prompt: str) -> Any:
+    """The option the prompt mentions first, if any: makes classification demos plausible."""
+    lowered = prompt.lower()
+    mentioned = [o for o in options if isinstance(o, str) and o.lower() in lowered]
+    return min(mentioned, key=lambda o: lowered.index(o.lower())) if mentioned else options[0]

@@ -1,0 +1,96 @@
+"""OpenAI, through the Responses API, streamed: translation of its events into provider chunks."""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator
+
+import httpx2
+import openai
+
+from llmtool import errors
+from llmtool.providers.base import (
+    FinishChunk,
+    ProviderChunk,
+    ProviderRequest,
+    TextChunk,
+    UsageChunk,
+)
+from llmtool.providers.sdk_errors import map_sdk_errors
+
+
+def sdk_timeout(request: ProviderRequest) -> httpx2.Timeout:
+    return httpx2.Timeout(request.read_timeout, connect=request.connect_timeout)
+
+
+class OpenAIResponsesProvider:
+    def __init__(self, name: str, api_key: str, base_url: str | None = None) -> None:
+        self.name = name
+        # max_retries=0: retries are the service's, or one 429 becomes nine requests.
+        self.client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+
+    def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "model": request.model,
+            "input": [m.model_dump() for m in request.messages],
+            "stream": True,
+            "store": False,
+            "timeout": sdk_timeout(request),
+        }
+        if request.system:
+            arguments["instructions"] = request.system
+        if request.temperature is not None:
+            arguments["temperature"] = request.temperature
+        if request.max_output_tokens is not None:
+            arguments["max_output_tokens"] = request.max_output_tokens
+        return arguments
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderChunk]:
+        with map_sdk_errors(openai, self.name):
+            stream = await self.client.responses.create(**self._arguments(request))
+            try:
+                async for event in stream:
+                    if event.type == "response.output_text.delta":
+                        yield TextChunk(event.delta)
+                    elif event.type in ("response.completed", "response.incomplete"):
+                        response = event.response
+                        yield _usage(response.usage)
+                        yield FinishChunk(_finish_reason(self.name, response))
+                        return
+                    elif event.type == "response.failed":
+                        error = event.response.error
+                        detail = f"{error.code}: {error.message}" if error else "no reason given"
+                        raise errors.ResponseFailedError(f"{self.name} reported the response failed ({detail})")
+                    elif event.type == "error":
+                        raise errors.StreamErrorEvent(
+                            f"{self.name} reported an error mid-stream ({event.code}): {event.message}"
+                        )
+                raise errors.StreamEndedEarlyError(
+                    f"the stream ended early: {self.name} closed the response before it completed"
+                )
+            finally:
+                await stream.close()
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _usage(usage: Any) -> UsageChunk:
+    if usage is None:
+        return UsageChunk()
+    details = usage.input_tokens_details
+    return UsageChunk(
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=details.cached_tokens if details else None,
+        output_tokens=usage.output_tokens,
+    )
+
+
+def _finish_reason(provider: str, response: Any) -> Any:
+    if response.status == "completed":
+        return "stop"
+    reason = response.incomplete_details.reason if response.incomplete_details else None
+    if reason == "max_output_tokens":
+        return "max_tokens"
+    if reason == "content_filter":
+        raise errors.ContentFilteredError(f"{provider} stopped the answer: content filter")
+    return "other"

@@ -1,0 +1,233 @@
+"""Drives one run: attempts with retries, the four timeouts, stop, metrics and validation.
+
+This is the only place that turns provider chunks into user-visible events, so the rule
+"retry only before the first text reached the user" is enforced here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+
+from llmtool import errors
+from llmtool.events import (
+    Completed,
+    Failed,
+    FinishReason,
+    Metrics,
+    Retrying,
+    Started,
+    Stopped,
+    TextDelta,
+    Usage,
+    Validated,
+)
+from llmtool.providers.base import (
+    FinishChunk,
+    Provider,
+    ProviderRequest,
+    TextChunk,
+    UsageChunk,
+)
+from llmtool.providers.demo import estimate_tokens
+from llmtool.service.retry import build_retrying, retry_after_too_long, short_reason
+from llmtool.service.runs import Run
+from llmtool.settings import RetryPolicy, Timeouts
+
+log = logging.getLogger(__name__)
+
+
+class RunExecutor:
+    def __init__(self, run: Run, provider: Provider, timeouts: Timeouts, policy: RetryPolicy) -> None:
+        self.run = run
+        self.provider = provider
+        self.timeouts = timeouts
+        self.policy = policy
+        self.loop = asyncio.get_running_loop()
+        self.started_at = self.loop.time()
+        self.attempts = 0
+        self.released = False  # has any text reached consumers? then no more retries
+        self.parts: list[str] = []
+        self.deltas = 0
+        self.first_text_at: float | None = None
+        self.last_text_at: float | None = None
+        self.usage = UsageChunk()
+        self.finish: FinishReason = "other"
+        self.buffered = run.request.validation.mode == "buffer"
+
+    def elapsed(self) -> float:
+        return self.loop.time() - self.started_at
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    async def execute(self) -> None:
+        self.run.append(Started(run_id=self.run.id, model=self.run.model.id))
+        try:
+            async with asyncio.timeout(self.timeouts.total) as deadline:
+                retrying = build_retrying(self.policy, lambda: not self.released, self._announce_retry)
+                await retrying(self._attempt)
+        except asyncio.CancelledError:
+            self.run.append(Stopped(elapsed=self.elapsed(), text=self.text, metrics=self._metrics(estimate=True)))
+            return
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            self._fail(errors.DeadlineExceededError(
+                f"the run took longer than its {self.timeouts.total:g} s limit"
+            ))
+            return
+        except errors.LLMToolError as error:
+            self._fail(error)
+            return
+        except Exception as error:  # a bug of ours: still end the run cleanly, keep the text
+            log.exception("run %s failed unexpectedly", self.run.id)
+            self._fail(errors.LLMToolError(f"llmtool failed unexpectedly: {type(error).__name__}: {error}"))
+            return
+        self._complete()
+
+    # -- one attempt --------------------------------------------------------------------------
+    def _provider_request(self) -> ProviderRequest:
+        request = self.run.request
+        return ProviderRequest(
+            model=self.run.model.name,
+            messages=request.messages,
+            system=request.system,
+            temperature=request.temperature,
+            max_output_tokens=request.max_output_tokens,
+            connect_timeout=self.timeouts.connect,
+            # The SDK's read timeout is only a backstop: ours below fire first.
+            read_timeout=max(self.timeouts.first_token, self.timeouts.idle) + 5.0,
+            json_schema=request.validation.json_schema,
+        )
+
+    async def _attempt(self) -> None:
+        self.attempts += 1
+        # Retries happen only while nothing was released, so each attempt starts from scratch.
+        self.parts, self.deltas, self.usage, self.first_text_at = [], 0, UsageChunk(), None
+        attempt_started = self.loop.time()
+        stream = self.provider.stream(self._provider_request())
+        try:
+            # One timer for the attempt: first the time-to-first-token limit, then, after each
+            # delta, pushed forward by the idle limit.
+            async with asyncio.timeout_at(attempt_started + self.timeouts.first_token) as limit:
+                async with aclosing(stream):
+                    async for chunk in stream:
+                        if isinstance(chunk, TextChunk):
+                            self._on_text(chunk.text)
+                            limit.reschedule(self.loop.time() + self.timeouts.idle)
+                        elif isinstance(chunk, UsageChunk):
+                            self.usage = chunk
+                        elif isinstance(chunk, FinishChunk):
+                            self.finish = chunk.reason
+                            return
+            raise errors.StreamEndedEarlyError(
+                f"the stream ended early: {self.provider.name} sent no end of answer"
+            )
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            if not self.parts:
+                raise errors.FirstTokenTimeoutError(
+                    f"{self.provider.name} sent no text within {self.timeouts.first_token:g} s"
+                ) from None
+            raise errors.IdleTimeoutError(
+                f"{self.provider.name} stopped sending for more than {self.timeouts.idle:g} s"
+            ) from None
+
+    def _on_text(self, text: str) -> None:
+        if not text:
+            return
+        now = self.loop.time()
+        if self.first_text_at is None:
+            self.first_text_at = now
+        self.last_text_at = now
+        self.parts.append(text)
+        self.deltas += 1
+        if not self.buffered:
+            self.released = True
+            self.run.append(TextDelta(elapsed=now - self.started_at, text=text))
+
+    def _announce_retry(self, attempt: int, delay: float, error: errors.ProviderError) -> None:
+        self.run.append(Retrying(
+            elapsed=self.elapsed(),
+            attempt=attempt,
+            max_attempts=self.policy.max_attempts,
+            delay=delay,
+            error_kind=error.kind,
+            reason=short_reason(error),
+        ))
+
+    # -- endings ------------------------------------------------------------------------------
+    def _complete(self) -> None:
+        text = self.text
+        usage = self._usage_event()
+        self.run.append(usage)
+        rules = self.run.request.validation
+        problems = rules.check(text) if rules.rule_count else []
+        self.run.append(Validated(
+            elapsed=self.elapsed(), passed=not problems, problems=problems, rules_checked=rules.rule_count
+        ))
+        if self.buffered and not problems:
+            self.run.append(TextDelta(elapsed=self.elapsed(), text=text))
+        self.run.append(Completed(
+            elapsed=self.elapsed(), finish_reason=self.finish, text=text, metrics=self._metrics(usage=usage)
+        ))
+
+    def _fail(self, error: errors.LLMToolError) -> None:
+        message = error.message
+        if retry_after_too_long(error, self.policy):
+            message += (
+                f" — the provider asks to wait {error.retry_after:.0f} s, longer than the "  # type: ignore[attr-defined]
+                f"{self.policy.max_retry_after:.0f} s llmtool waits; try again later"
+            )
+        elif self.attempts > 1:
+            message += f" (gave up after {self.attempts} attempts)"
+        self.run.append(Failed(
+            elapsed=self.elapsed(),
+            error_kind=error.kind,
+            message=message,
+            retryable=error.retryable,
+            status=getattr(error, "status", None),
+            text=self.text,
+            metrics=self._metrics(estimate=True),
+        ))
+
+    def _usage_event(self) -> Usage:
+        if self.usage.output_tokens is not None:
+            return Usage(
+                elapsed=self.elapsed(),
+                input_tokens=self.usage.input_tokens,
+                cached_input_tokens=self.usage.cached_input_tokens,
+                output_tokens=self.usage.output_tokens,
+            )
+        return Usage(elapsed=self.elapsed(), estimated=True, **self._estimated_tokens())
+
+    def _estimated_tokens(self) -> dict[str, int]:
+        request = self.run.request
+        prompt = (request.system or "") + "".join(m.content for m in request.messages)
+        return {"input_tokens": estimate_tokens(prompt), "output_tokens": estimate_tokens(self.text)}
+
+    def _metrics(self, usage: Usage | None = None, estimate: bool = False) -> Metrics:
+        if usage is None:
+            usage = Usage(estimated=True, **self._estimated_tokens()) if estimate else Usage()
+        ttft = None if self.first_text_at is None else self.first_text_at - self.started_at
+        rate = None
+        if usage.output_tokens and self.first_text_at is not None and self.last_text_at is not None:
+            span = self.last_text_at - self.first_text_at
+            if span > 0:
+                rate = usage.output_tokens / span
+        return Metrics(
+            time_to_first_token=ttft,
+            total_time=self.elapsed(),
+            deltas=self.deltas,
+            attempts=self.attempts,
+            input_tokens=usage.input_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            output_tokens=usage.output_tokens,
+            usage_estimated=usage.estimated,
+            tokens_per_second=rate,
+            cost_usd=self.run.model.cost(usage.input_tokens, usage.cached_input_tokens, usage.output_tokens),
+        )

@@ -1,0 +1,56 @@
+"""What a caller asks for: one run of one model, validated before anything is sent."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from llmtool.errors import InvalidRequestError
+from llmtool.providers.base import ChatMessage
+from llmtool.settings import TimeoutOverrides, describe_validation_error
+from llmtool.validation import ValidationRules
+
+
+class RunRequest(BaseModel):
+    """A prompt (or a conversation ending with the user's turn) for one `PROVIDER:MODEL`.
+
+    `prompt` is shorthand for a final user message appended to `messages`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = Field(None, description="PROVIDER:MODEL; the default model when unset.")
+    prompt: str | None = None
+    messages: list[ChatMessage] = Field(default_factory=list)
+    system: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_output_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
+    validation: ValidationRules = Field(default_factory=ValidationRules)
+    template: str | None = Field(None, description="Template name, recorded with the run.")
+    template_hash: str | None = None
+
+    @model_validator(mode="after")
+    def _conversation(self) -> "RunRequest":
+        if self.prompt is not None:
+            if not self.prompt.strip():
+                raise ValueError("the prompt is empty: write what you want the model to do")
+            messages = [*self.messages, ChatMessage(role="user", content=self.prompt)]
+            object.__setattr__(self, "messages", messages)
+            object.__setattr__(self, "prompt", None)
+        if not self.messages:
+            raise ValueError("the prompt is empty: write what you want the model to do")
+        if self.messages[-1].role != "user":
+            raise ValueError("the conversation must end with a user message")
+        if not self.messages[-1].content.strip():
+            raise ValueError("the prompt is empty: write what you want the model to do")
+        return self
+
+    @classmethod
+    def parse(cls, data: dict | "RunRequest") -> "RunRequest":
+        """A RunRequest from untrusted data, or an InvalidRequestError saying what is wrong."""
+        if isinstance(data, RunRequest):
+            return data
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidRequestError(describe_validation_error(exc)) from None

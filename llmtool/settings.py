@@ -1,0 +1,226 @@
+"""Settings: the one source of truth for keys, endpoints, limits and defaults.
+
+Read, highest priority first, from keyword arguments, the environment, then a TOML config file:
+`--config PATH`, else `$LLMTOOL_CONFIG`, else `./llmtool.toml` when it exists.
+
+Environment names: provider keys and base URLs follow the SDKs (`OPENAI_API_KEY`,
+`OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`); everything else is `LLMTOOL_…` with
+`__` between nested names, e.g. `LLMTOOL_TIMEOUTS__FIRST_TOKEN=20`,
+`LLMTOOL_ENDPOINTS__OLLAMA__BASE_URL=http://localhost:11434/v1`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from llmtool.errors import InvalidRequestError
+
+DEFAULT_CONFIG_FILE = "llmtool.toml"
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config", default=None)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Timeouts(_Strict):
+    """Each limit has its own error. Seconds."""
+
+    connect: float = Field(10.0, gt=0, le=600)
+    first_token: float = Field(60.0, gt=0, le=3600, description="From attempt start to first text.")
+    idle: float = Field(30.0, gt=0, le=3600, description="Longest gap between two deltas.")
+    total: float = Field(300.0, gt=0, le=86400, description="Whole run, retries included.")
+
+
+class TimeoutOverrides(_Strict):
+    """Per-request overrides of `Timeouts`; unset fields keep the settings' values."""
+
+    connect: float | None = Field(None, gt=0, le=600)
+    first_token: float | None = Field(None, gt=0, le=3600)
+    idle: float | None = Field(None, gt=0, le=3600)
+    total: float | None = Field(None, gt=0, le=86400)
+
+    def apply(self, base: Timeouts) -> Timeouts:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class RetryPolicy(_Strict):
+    """Our retries (the SDKs' own are off). Only before the first text delta."""
+
+    max_attempts: int = Field(4, ge=1, le=10)
+    initial_delay: float = Field(0.5, ge=0, le=60)
+    max_delay: float = Field(8.0, ge=0, le=300)
+    jitter: float = Field(0.25, ge=0, le=10, description="Up to this many seconds added at random.")
+    max_retry_time: float = Field(60.0, ge=0, le=3600, description="All waits of a run together.")
+    max_retry_after: float = Field(
+        30.0, ge=0, le=3600,
+        description="Longest retry-after we honour; a provider asking for more fails the run.",
+    )
+
+
+class DemoSettings(_Strict):
+    """Pacing of the offline demo provider."""
+
+    first_token_delay: float = Field(0.35, ge=0, le=60)
+    tokens_per_second: float = Field(60.0, gt=0, le=100_000)
+
+
+class EndpointConfig(_Strict):
+    """An OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio) spoken to via Chat Completions."""
+
+    base_url: str
+    api_key: SecretStr | None = None
+    api_key_env: str | None = Field(None, description="Read the key from this variable instead.")
+    models: list[str] = Field(default_factory=list)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    def key(self) -> str:
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return os.environ[self.api_key_env]
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        return "not-needed"  # local servers ignore the key, but the SDK insists on one
+
+
+class PriceOverride(_Strict):
+    """Dollars per million tokens, for a model the built-in catalogue lacks or prices wrongly."""
+
+    input: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    output: float = Field(ge=0)
+
+
+class UISettings(_Strict):
+    """The Gradio app and the HTTP API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+    update_interval: float = Field(
+        0.05, ge=0, le=5, description="Coalesce deltas: at most one page update per this many s."
+    )
+    concurrency: int = Field(64, ge=1, le=10_000, description="Runs streaming at once per event.")
+    max_threads: int = Field(64, ge=1, le=10_000)
+    queue_size: int = Field(256, ge=1, le=100_000, description="Waiting requests before 'busy'.")
+    users_file: Path | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LLMTOOL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "anthropic_api_key")
+    )
+    anthropic_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "anthropic_base_url")
+    )
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    prices: dict[str, PriceOverride] = Field(
+        default_factory=dict, description="'PROVIDER:MODEL' → price; also adds the model."
+    )
+    default_model: str | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+    prompts_dir: Path = Path("prompts")
+    runs_dir: Path | None = Field(None, description="Where runs are kept; None keeps them in memory.")
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_names(cls, value: dict[str, EndpointConfig]) -> dict[str, EndpointConfig]:
+        reserved = {"openai", "anthropic", "demo"}
+        for name in value:
+            if name in reserved or not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(
+                    f"endpoint name {name!r} must be letters, digits, - or _ and not one of "
+                    f"{sorted(reserved)}"
+                )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def config_path(explicit: str | Path | None = None) -> Path | None:
+    """The config file in force, or None. An explicitly named file must exist."""
+    named = explicit or os.environ.get("LLMTOOL_CONFIG")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise InvalidRequestError(f"config file not found: {path}")
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from overrides, environment and config file, or a clear InvalidRequestError."""
+    path = config_path(config)
+    token = _config_file.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        where = f" (config file {path})" if path else ""
+        raise InvalidRequestError(f"invalid settings{where}: {describe_validation_error(exc)}") from None
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise InvalidRequestError(f"cannot read config file {path}: {exc}") from None
+    finally:
+        _config_file.reset(token)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """pydantic's errors as one readable line: 'timeouts.idle: must be > 0; model: required'."""
+    parts = []
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

@@ -54,7 +54,7 @@ def build_retrying(
 ) -> AsyncRetrying:
     """A tenacity retrier; `may_retry()` says whether text has already reached the user."""
     backoff = wait_exponential_jitter(
-        initial=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
+        multiplier=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
     )
 
     def retryable(error: BaseException) -> bool:

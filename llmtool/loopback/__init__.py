@@ -1,0 +1,16 @@
+"""Loopback fake of the OpenAI (Responses, Chat Completions) and Anthropic (Messages) HTTP APIs.
+
+A real HTTP/1.1 server on 127.0.0.1 that streams byte-exact SSE and can inject faults
+(HTTP errors, TCP resets, stalls, error events, truncated or malformed streams)::
+
+    with LoopbackServer() as server:
+        client = AsyncOpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0)
+        server.enqueue(PRESETS["rate_limit"], Scenario())
+"""
+
+from .records import RecordedRequest
+from .scenarios import DEFAULT_TEXT, PRESETS, Scenario
+from .server import LoopbackServer
+from .wire import split_tokens
+
+__all__ = ["DEFAULT_TEXT", "PRESETS", "LoopbackServer", "RecordedRequest", "Scenario", "split_tokens"]

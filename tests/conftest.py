@@ -1,0 +1,60 @@
+"""Shared fixtures. No test may reach the internet: sockets to anything but loopback are refused."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+from llmtool.settings import Settings, load_settings
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_local(address: object) -> bool:
+    if isinstance(address, (str, bytes)):  # unix socket path
+        return True
+    host = address[0] if isinstance(address, tuple) else address
+    if host in ("localhost", "", None):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded(real):
+    def connect(self: socket.socket, address: object):  # type: ignore[no-untyped-def]
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address):
+            raise ConnectionRefusedError(f"tests may not reach the network: {address!r}")
+        return real(self, address)
+
+    return connect
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network() -> None:
+    socket.socket.connect = _guarded(_real_connect)  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded(_real_connect_ex)  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests see no real keys or config from the machine they run on."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("OPENAI_", "ANTHROPIC_", "LLMTOOL_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture
+def fast_settings() -> Settings:
+    """Settings whose demo model streams instantly and whose retries wait almost nothing."""
+    return load_settings(
+        demo={"first_token_delay": 0.0, "tokens_per_second": 100_000},
+        retry={"initial_delay": 0.01, "max_delay": 0.05, "jitter": 0.0},
+    )

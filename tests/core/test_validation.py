@@ -1,0 +1,57 @@
+import pytest
+from pydantic import ValidationError
+
+from llmtool.validation import ValidationRules
+
+
+def passes_if_short(text: str):
+    return True if len(text) < 10 else f"{len(text)} characters is too chatty"
+
+
+@pytest.mark.parametrize(
+    ("rules", "text", "problems"),
+    [
+        ({"min_length": 5}, "abc", ["too short: 3 characters, at least 5 required"]),
+        ({"max_length": 3}, "abcd", ["too long: 4 characters, at most 3 allowed"]),
+        ({"required_patterns": [r"^Answer:"]}, "x\nAnswer: 4", []),
+        ({"required_patterns": [r"\d+"]}, "none", ["required pattern not found: \\d+"]),
+        ({"forbidden_patterns": ["TODO"]}, "a TODO b", ["forbidden pattern found: TODO (matched 'TODO')"]),
+        ({"forbidden_words": ["delve"]}, "We Delve.", ["forbidden word used: delve"]),
+        ({"forbidden_words": ["delve"]}, "delved", []),
+        ({"json": True}, '{"a": 1}', []),
+        ({"json": True}, '```json\n{"a": 1}\n```', []),
+        ({"json": True}, "{a: 1}", ["not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"]),
+        (
+            {"json_schema": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}},
+            '{"n": "x"}',
+            ["JSON does not match the schema at n: 'x' is not of type 'integer'"],
+        ),
+        ({"python": "tests.core.test_validation:passes_if_short"}, "short", []),
+        ({"python": "tests.core.test_validation:passes_if_short"}, "much too long", ["13 characters is too chatty"]),
+    ],
+)
+def test_rules(rules, text, problems):
+    assert ValidationRules.model_validate(rules).check(text) == problems
+
+
+@pytest.mark.parametrize(
+    ("rules", "words"),
+    [
+        ({"required_patterns": ["("]}, "not a valid regular expression"),
+        ({"json_schema": {"type": 12}}, "not a valid JSON Schema"),
+        ({"min_length": 10, "max_length": 2}, "more than max_length"),
+        ({"python": "no.such.module:fn"}, "cannot be loaded"),
+        ({"python": "justaname"}, "package.module:function"),
+        ({"mode": "sometimes"}, "mode"),
+        ({"maxlength": 3}, "maxlength"),
+    ],
+)
+def test_bad_rules_are_refused_when_declared(rules, words):
+    with pytest.raises(ValidationError) as caught:
+        ValidationRules.model_validate(rules)
+    assert words in str(caught.value)
+
+
+def test_rule_count_and_no_rules():
+    assert ValidationRules().rule_count == 0
+    assert ValidationRules(forbidden_words=["a", "b"], json=True).rule_count == 3

@@ -42,8 +42,7 @@ class AnthropicProvider:
         }
         if request.system:
             arguments["system"] = request.system
-        if request.temperature is not None:
-            arguments["temperature"] = request.temperature
+        # No temperature: the Messages API as of SDK 2.x has no sampling parameters.
         return arguments
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderChunk]:

@@ -58,3 +58,15 @@ def fast_settings() -> Settings:
         demo={"first_token_delay": 0.0, "tokens_per_second": 100_000},
         retry={"initial_delay": 0.01, "max_delay": 0.05, "jitter": 0.0},
     )
+
+
+@pytest.fixture
+def prompts_dir(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """An empty templates directory that `load_settings()` (and so the CLI) uses; demo paced fast."""
+    directory = tmp_path / "prompts"
+    directory.mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLMTOOL_PROMPTS_DIR", str(directory))
+    monkeypatch.setenv("LLMTOOL_DEMO__FIRST_TOKEN_DELAY", "0")
+    monkeypatch.setenv("LLMTOOL_DEMO__TOKENS_PER_SECOND", "100000")
+    return directory

@@ -1,0 +1,144 @@
+"""`llmtool eval TEMPLATE DATASET`: the matrix with a progress bar, a summary, a results file.
+
+    llmtool eval classify prompts/datasets/classify.csv -m demo:assistant -m openai:gpt-5-mini \\
+        --concurrency 8 --output results.csv
+
+Exit codes: 0 every cell passed, 1 some failed or errored (so it can gate a prompt change in CI),
+2 bad usage (unknown template or model, a bad dataset row, a bad output file name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from llmtool.cli import run_with_service
+from llmtool.console import EXIT_FAILED, EXIT_OK
+from llmtool.errors import InvalidRequestError
+from llmtool.evaluation.dataset import Dataset, load_dataset
+from llmtool.evaluation.results import EXPORT_SUFFIXES, EvalReport
+from llmtool.evaluation.runner import (
+    DEFAULT_CONCURRENCY,
+    EvalProgress,
+    resolve_models,
+    run_evaluation,
+)
+from llmtool.service import LLMService
+from llmtool.settings import load_settings
+from llmtool.templates.registry import TemplateRegistry
+from llmtool.templates.template import Template
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
+        "eval", help="run a template over a dataset (CSV/JSONL) × models; exit 1 if any case fails"
+    )
+    command.add_argument("template", help="template name or .md file")
+    command.add_argument("dataset", help="CSV or JSONL file: one case per row")
+    command.add_argument(
+        "-m", "--model", action="append", metavar="PROVIDER:MODEL",
+        help="a model to evaluate (repeatable; default: the template's model)",
+    )
+    command.add_argument("-c", "--concurrency", type=_positive, default=DEFAULT_CONCURRENCY,
+                         help=f"runs at once (default {DEFAULT_CONCURRENCY})")
+    command.add_argument("-o", "--output", type=Path, help="write every result to a .csv or .jsonl file")
+    command.add_argument("--failures-only", action="store_true", help="write only the cells that did not pass")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    command.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    if args.output is not None and args.output.suffix.lower() not in EXPORT_SUFFIXES:
+        raise InvalidRequestError(f"--output {args.output} must end in .csv or .jsonl")
+    settings = load_settings(args.config)
+    template = TemplateRegistry(settings.prompts_dir).resolve(args.template)
+    dataset = load_dataset(args.dataset, template)
+
+    async def body(service: LLMService) -> int:
+        report = await _run_with_progress(service, template, dataset, args)
+        _print_report(report)
+        if args.output is not None:
+            path = report.write(args.output, failures_only=args.failures_only)
+            print(f"· results written to {path}", file=sys.stderr)
+        return EXIT_OK if report.ok else EXIT_FAILED
+
+    return run_with_service(args, body)
+
+
+async def _run_with_progress(
+    service: LLMService, template: Template, dataset: Dataset, args: argparse.Namespace
+) -> EvalReport:
+    err = Console(file=sys.stderr)
+    models = resolve_models(service, template, args.model or ())
+    print(
+        f"· {template.name} @ {template.content_hash} · {len(dataset.cases)} cases from {dataset.path}",
+        file=sys.stderr,
+    )
+    if args.no_progress:
+        return await run_evaluation(
+            service, template, dataset, models, concurrency=args.concurrency
+        )
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("evaluating", total=None, status="")
+
+        def on_progress(step: EvalProgress) -> None:
+            failed = step.done - step.passed
+            progress.update(
+                task, completed=step.done, total=step.total,
+                status=f"{step.passed} passed · {failed} failed",
+            )
+
+        return await run_evaluation(
+            service, template, dataset, models, concurrency=args.concurrency,
+            on_progress=on_progress,
+        )
+
+
+def _print_report(report: EvalReport) -> None:
+    out = Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    table = Table(
+        title=f"{report.template} @ {report.template_hash} · {report.dataset}",
+        title_justify="left", box=box.SIMPLE_HEAD,
+    )
+    table.add_column("model", no_wrap=True)
+    for column in ("passed", "failed", "errors", "latency", "tokens", "cost"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in report.summary():
+        table.add_row(
+            row.model,
+            f"{row.passed}/{row.cases}",
+            str(row.failed),
+            str(row.errors),
+            f"{row.mean_latency:.2f} s" if row.mean_latency is not None else "–",
+            f"{row.input_tokens}→{row.output_tokens}",
+            f"${row.cost_usd:.4f}" if row.cost_usd is not None else "–",
+        )
+    out.print(table)
+    for result in report.failures():
+        out.print(
+            f"✗ {result.case_id} (line {result.line}) × {result.model}: {result.status}: {result.reason()}",
+            markup=False,
+        )

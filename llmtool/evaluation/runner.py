@@ -1,0 +1,186 @@
+"""Run a template over a dataset × models through the service, a bounded number at a time.
+
+    async for step in evaluate(service, template, dataset, ["demo:assistant"], concurrency=4):
+        progress_bar.update(step.done, step.total)      # step.result: the cell just finished
+
+    report = await run_evaluation(service, template, dataset, models, on_progress=print)
+    report = build_report(template, dataset, models, results)   # from results gathered yourself
+
+Each cell is an ordinary run (same retries, timeouts, validation), recorded with the template's
+name and content hash. A run that fails (provider error, timeout, bad render of one row) becomes
+an `error` cell; the batch goes on. Stopping the iteration (or cancelling its task) cancels the
+runs in flight, which closes their provider connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Sequence
+
+from llmtool.errors import UsageError
+from llmtool.evaluation.dataset import Case, Dataset
+from llmtool.evaluation.results import CaseResult, EvalReport
+from llmtool.events import Completed, Failed, Validated
+from llmtool.service import LLMService
+from llmtool.service.runs import Run
+from llmtool.templates.template import Template
+
+DEFAULT_CONCURRENCY = 4
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    done: int
+    total: int
+    result: CaseResult  # the cell that just finished
+    passed: int  # cells passed so far
+
+
+def resolve_models(service: LLMService, template: Template, models: Sequence[str] = ()) -> list[str]:
+    """The models to run, checked up front (a UsageError names a bad one before anything runs).
+    None given: the template's model, else the service default."""
+    chosen = list(dict.fromkeys(m.strip() for m in models if m.strip()))
+    if not chosen:
+        chosen = [template.model or service.default_model()]
+    return [service.catalog.resolve(m).id for m in chosen]
+
+
+async def evaluate(
+    service: LLMService,
+    template: Template,
+    dataset: Dataset,
+    models: Sequence[str] = (),
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> AsyncIterator[EvalProgress]:
+    """Every cell's result as it finishes, with counts for a progress bar."""
+    if concurrency < 1:
+        raise UsageError(f"concurrency must be at least 1, got {concurrency}")
+    model_ids = resolve_models(service, template, models)
+    limit = asyncio.Semaphore(concurrency)
+    tasks = [
+        asyncio.create_task(_cell(service, template, case, model, limit), name=f"eval-{case.id}-{model}")
+        for case in dataset.cases
+        for model in model_ids
+    ]
+    done = passed = 0
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            result = await next_done
+            done += 1
+            passed += result.passed
+            yield EvalProgress(done=done, total=len(tasks), result=result, passed=passed)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_evaluation(
+    service: LLMService,
+    template: Template,
+    dataset: Dataset,
+    models: Sequence[str] = (),
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_progress: Callable[[EvalProgress], None] | None = None,
+) -> EvalReport:
+    """The whole matrix as a report; `on_progress` is called after each cell."""
+    model_ids = resolve_models(service, template, models)
+    results: list[CaseResult] = []
+    steps = evaluate(service, template, dataset, model_ids, concurrency=concurrency)
+    try:
+        async for step in steps:
+            results.append(step.result)
+            if on_progress is not None:
+                on_progress(step)
+    finally:
+        await steps.aclose()
+    return build_report(template, dataset, model_ids, results)
+
+
+def build_report(
+    template: Template, dataset: Dataset, models: Sequence[str], results: Sequence[CaseResult]
+) -> EvalReport:
+    """The report of results gathered from `evaluate` (in any order; some may be missing when the
+    evaluation was stopped), ordered by case, then model."""
+    order = {case.id: i for i, case in enumerate(dataset.cases)}
+    model_ids = list(models)
+    ordered = sorted(results, key=lambda r: (order[r.case_id], model_ids.index(r.model)))
+    return EvalReport(
+        template=template.name,
+        template_hash=template.content_hash,
+        dataset=str(dataset.path),
+        models=model_ids,
+        case_ids=[case.id for case in dataset.cases],
+        results=ordered,
+    )
+
+
+async def _cell(
+    service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore
+) -> CaseResult:
+    base = _base(template, case, model)
+    try:
+        return await _run_cell(service, template, case, model, limit, base)
+    except Exception as error:  # a bug of ours must not take the other cells down with it
+        log.exception("evaluation cell %s × %s failed unexpectedly", case.id, model)
+        return CaseResult(
+            **base, status="error", error=f"llmtool failed unexpectedly: {type(error).__name__}: {error}",
+            error_kind="internal",
+        )
+
+
+def _base(template: Template, case: Case, model: str) -> dict:
+    return {
+        "case_id": case.id,
+        "line": case.line,
+        "model": model,
+        "template": template.name,
+        "template_hash": template.content_hash,
+        "values": case.values,
+    }
+
+
+async def _run_cell(
+    service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore, base: dict
+) -> CaseResult:
+    async with limit:
+        try:
+            run = service.start(template.to_run_request(case.values, model=model))
+        except UsageError as error:
+            return CaseResult(**base, status="error", error=error.message, error_kind=error.kind)
+        try:
+            await run.wait()
+        except asyncio.CancelledError:
+            run.cancel()
+            await run.wait()  # the run has closed its provider connection before we give up
+            raise
+    return _result(base, case, run)
+
+
+def _result(base: dict, case: Case, run: Run) -> CaseResult:
+    terminal = run.terminal
+    assert terminal is not None
+    metrics = terminal.metrics
+    common = {
+        **base,
+        "output": terminal.text,
+        "run_id": run.id,
+        "latency": metrics.total_time,
+        "time_to_first_token": metrics.time_to_first_token,
+        "input_tokens": metrics.input_tokens,
+        "output_tokens": metrics.output_tokens,
+        "cost_usd": metrics.cost_usd,
+    }
+    if isinstance(terminal, Failed):
+        return CaseResult(**common, status="error", error=terminal.message, error_kind=terminal.error_kind)
+    if not isinstance(terminal, Completed):
+        return CaseResult(**common, status="stopped", error="the run was stopped")
+    validated = next((e for e in reversed(run.log) if isinstance(e, Validated)), None)
+    problems = list(validated.problems) if validated is not None else []
+    problems += case.expect.check(terminal.text)
+    return CaseResult(**common, status="failed" if problems else "passed", problems=problems)

@@ -1,0 +1,195 @@
+"""Parse one template file into a `Template`, or a `TemplateError` naming the file and the line.
+
+A template is a Markdown file: YAML front matter between `---` lines, then the prompt::
+
+    ---
+    description: Summarise a text for a given audience
+    model: demo:assistant
+    system: You summarise faithfully. Never invent facts.
+    variables:
+      text: {type: long_text, description: The text to summarise}
+      audience: {type: choice, choices: [executives, engineers], default: engineers}
+    validation: {max_length: 4000, forbidden_words: [delve]}
+    ---
+    Summarise this for {{ audience }}:
+
+    {{ text }}
+
+The name is the file name without `.md`. Everything used in the prompt text must be declared
+under `variables`, and everything declared should be used (`llmtool prompts check` says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from llmtool.settings import TimeoutOverrides
+from llmtool.templates.errors import TemplateError
+from llmtool.templates.model import NAME, TemplateMeta, VariableSpec
+from llmtool.templates.render import compile_part
+from llmtool.templates.template import Template
+from llmtool.validation import ValidationRules
+
+SUFFIX = ".md"
+_FENCES = ("---", "...")
+
+
+def content_hash(data: bytes) -> str:
+    """What a run records as `template_hash`: the first 12 hex digits of the file's sha256."""
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def load_template(path: Path | str, data: bytes | None = None) -> Template:
+    """The template in `path` (its bytes already read, if `data` is given)."""
+    path = Path(path)
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TemplateError(path, None, f"cannot read the file: {exc.strerror or exc}") from None
+    name = path.name.removesuffix(SUFFIX)
+    if not NAME.match(name):
+        raise TemplateError(
+            path, None, "the file name must be letters, digits, - or _ (it is the template's name)"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TemplateError(path, line, "the file is not UTF-8 text") from None
+
+    front, body, body_line = _split(path, text)
+    raw, lines = _parse_front_matter(path, front)
+    try:
+        meta = TemplateMeta.model_validate(raw)
+    except ValidationError as exc:
+        raise _metadata_error(path, exc, lines) from None
+    if meta.name is not None and meta.name != name:
+        raise TemplateError(
+            path, lines.get("name"),
+            f"name {meta.name!r} does not match the file name {path.name!r}: the file name is the "
+            "template's name (rename the file, or drop the name key)",
+        )
+    if not body.strip():
+        raise TemplateError(path, body_line, "the prompt is empty: write it below the front matter")
+
+    system_part = None
+    if meta.system is not None:
+        system_part = compile_part(
+            meta.system, path=path, first_line=lines.get("system.text", 1), label="system prompt"
+        )
+    prompt_part = compile_part(body, path=path, first_line=body_line, label="prompt")
+    template = Template(
+        name=name,
+        path=path,
+        meta=meta,
+        content_hash=content_hash(data),
+        prompt_part=prompt_part,
+        system_part=system_part,
+        lines=lines,
+    )
+    undeclared = {n: line for n, line in template.used_variables().items() if n not in meta.variables}
+    if undeclared:
+        first = min(undeclared, key=undeclared.__getitem__)
+        declared = ", ".join(meta.variables) or "none"
+        raise TemplateError(
+            path, undeclared[first],
+            f"variable {first!r} is used but not declared under 'variables' (declared: {declared})",
+        )
+    return template
+
+
+def _split(path: Path, text: str) -> tuple[str, str, int]:
+    """(front matter, body, the body's first line). No front matter: the whole file is the body."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip() != "---":
+        return "", text, 1
+    for index, line in enumerate(lines[1:], start=1):
+        if line.rstrip() in _FENCES:
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
+    raise TemplateError(path, 1, "the front matter starting here is never closed by a '---' line")
+
+
+def _parse_front_matter(path: Path, front: str) -> tuple[dict, dict[str, int]]:
+    """The front matter as data, and the file line of every key path ('variables.tone' → 9)."""
+    try:
+        node = yaml.compose(front, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(front) if node is not None else {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 2 if mark is not None else None  # +1 for 1-based, +1 for the '---'
+        detail = (exc.problem or "").replace("<stream end>", "the end of the front matter")
+        if exc.context and exc.context_mark is not None:
+            detail = f"{exc.context} on line {exc.context_mark.line + 2}: {detail}"
+        raise TemplateError(path, line, f"front matter is not valid YAML: {detail}") from None
+    except yaml.YAMLError as exc:
+        raise TemplateError(path, None, f"front matter is not valid YAML: {exc}") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise TemplateError(path, 2, "the front matter must be a mapping of keys (name: value)")
+    lines: dict[str, int] = {}
+    _index(path, node, "", lines)
+    return data, lines
+
+
+def _index(path: Path, node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            line = key.start_mark.line + 2
+            if name in seen:
+                raise TemplateError(path, line, f"key {prefix + name!r} appears twice")
+            seen.add(name)
+            lines[prefix + name] = line
+            if isinstance(value, yaml.ScalarNode):
+                # Where the text of a scalar starts: block scalars (| and >) start on the next line.
+                block = value.style in ("|", ">")
+                lines[prefix + name + ".text"] = value.start_mark.line + 2 + (1 if block else 0)
+            _index(path, value, f"{prefix}{name}.", lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for position, item in enumerate(node.value):
+            lines[f"{prefix}{position}"] = item.start_mark.line + 2
+            _index(path, item, f"{prefix}{position}.", lines)
+
+
+def _metadata_error(path: Path, exc: ValidationError, lines: dict[str, int]) -> TemplateError:
+    parts: list[str] = []
+    first_line: int | None = None
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (allowed: " + _allowed(error["loc"]) + ")"
+        line = _line_for(error["loc"], lines)
+        first_line = first_line or line
+        parts.append(f"{where}: {message}" if where else message)
+    return TemplateError(path, first_line, "; ".join(parts))
+
+
+def _line_for(loc: tuple, lines: dict[str, int]) -> int | None:
+    """The line of the deepest key of `loc` found in the file."""
+    keys = [str(p) for p in loc]
+    while keys:
+        line = lines.get(".".join(keys))
+        if line is not None:
+            return line
+        keys.pop()
+    return None
+
+
+def _allowed(loc: tuple) -> str:
+    model: type = TemplateMeta
+    if len(loc) >= 3 and loc[0] == "variables":
+        model = VariableSpec
+    elif len(loc) >= 2 and loc[0] == "validation":
+        model = ValidationRules
+    elif len(loc) >= 2 and loc[0] == "timeouts":
+        model = TimeoutOverrides
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    return ", ".join(names)

@@ -1,0 +1,120 @@
+"""Datasets: CSV and JSONL rows become checked cases; every bad row is named by file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import write_template
+from llmtool.evaluation import DatasetError, Expectations, load_dataset
+from llmtool.templates import Template, load_template
+
+TEMPLATE = """---
+variables:
+  text: {type: long_text}
+  count: {type: integer, default: 3}
+  strict: {type: boolean, default: false}
+---
+{{ text }} {{ count }} {{ strict }}
+"""
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Template:
+    return load_template(write_template(tmp_path, "t", TEMPLATE))
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_cases(tmp_path: Path, template: Template) -> None:
+    path = write(tmp_path, "cases.csv", (
+        "id,text,count,expect_contains,expect_regex,expect_json\n"
+        "first,hello,,hello,^h,\n"
+        "\n"
+        ',"two\nlines",5,,,yes\n'
+        "third,x,1,,,false\n"
+    ))
+    dataset = load_dataset(path, template)
+    assert [(c.id, c.line, c.values) for c in dataset.cases] == [
+        ("first", 2, {"text": "hello"}),
+        ("#2", 4, {"text": "two\nlines", "count": 5}),
+        ("third", 6, {"text": "x", "count": 1}),
+    ]
+    assert dataset.cases[0].expect == Expectations(contains=["hello"], regex="^h")
+    assert dataset.cases[1].expect == Expectations(json_valid=True)
+
+
+def test_jsonl_cases(tmp_path: Path, template: Template) -> None:
+    path = write(tmp_path, "cases.jsonl", (
+        '{"text": "a", "strict": true, "expect_contains": ["a", "b"]}\n'
+        "\n"
+        '{"id": 7, "text": "b", "count": null, "expect_json": false}\n'
+    ))
+    dataset = load_dataset(path, template)
+    assert [(c.id, c.line, c.values) for c in dataset.cases] == [
+        ("#1", 1, {"text": "a", "strict": True}),
+        ("7", 3, {"text": "b"}),
+    ]
+    assert dataset.cases[0].expect.contains == ["a", "b"]
+
+
+BAD_ROWS = {
+    "unknown CSV column": ("x.csv", "text,cuont\na,1\nb,2\n", ["x.csv:1: unknown column 'cuont': template 't' declares text, count, strict"]),
+    "missing required variable": ("x.csv", "text,count\na,1\n,2\n", ["x.csv:3: missing required variable 'text'"]),
+    "wrong type": ("x.csv", "text,count\na,lots\n", ["x.csv:2: variable 'count' must be a whole number, got 'lots'"]),
+    "too many cells": ("x.csv", "text\na,b\n", ["x.csv:2: 2 cells but the header has 1 columns"]),
+    "duplicate column": ("x.csv", "text,text\na,b\n", ["x.csv:1: column 'text' appears twice in the header"]),
+    "duplicate id": ("x.csv", "id,text\na,1\na,2\n", ["x.csv:3: id 'a' already used on line 2"]),
+    "bad regex": ("x.csv", "text,expect_regex\na,(\n", ["x.csv:2: expect_regex '(' is not a valid regular expression"]),
+    "bad expect_json": ("x.csv", "text,expect_json\na,perhaps\n", ["x.csv:2: expect_json must be true or false, got 'perhaps'"]),
+    "unknown expectation": ("x.jsonl", '{"text": "a", "expect_length": 3}\n', ["x.jsonl:1: unknown expectation 'expect_length'"]),
+    "bad JSON line": ("x.jsonl", '{"text": "a"}\n{"text": \n', ["x.jsonl:2: not valid JSON: Expecting value"]),
+    "JSON line not an object": ("x.jsonl", '["a"]\n', ["x.jsonl:1: each line must be a JSON object, got list"]),
+    "unknown JSONL key": ("x.jsonl", '{"text": "a", "txet": "b"}\n', ["x.jsonl:1: unknown variable 'txet'"]),
+    "bad expect_contains": ("x.jsonl", '{"text": "a", "expect_contains": 3}\n', ["x.jsonl:1: expect_contains must be a string or a list"]),
+    "empty file": ("x.csv", "text\n", ["x.csv: the dataset has no cases"]),
+    "wrong suffix": ("x.txt", "text\n", ["x.txt: a dataset must be a .csv or .jsonl file"]),
+    "several problems at once": (
+        "x.jsonl", '{"count": 1}\n{oops\n{"text": "ok"}\n',
+        ["x.jsonl:2: not valid JSON", "x.jsonl:1: missing required variable 'text'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name, text, expected", BAD_ROWS.values(), ids=BAD_ROWS.keys())
+def test_bad_rows_are_named_by_file_and_line(
+    tmp_path: Path, template: Template, name: str, text: str, expected: list[str]
+) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(path, template)
+    problems = caught.value.problems
+    assert len(problems) == len(expected)
+    for problem, fragment in zip(problems, expected):
+        assert problem.startswith(f"{tmp_path}/{fragment}")
+
+
+def test_missing_file(tmp_path: Path, template: Template) -> None:
+    with pytest.raises(DatasetError, match="cannot read the dataset"):
+        load_dataset(tmp_path / "nope.csv", template)
+
+
+@pytest.mark.parametrize(
+    "expect, text, problems",
+    [
+        (Expectations(contains=["cat"]), "a cat", []),
+        (Expectations(contains=["cat", "dog"]), "a cat", ["expected to contain 'dog'"]),
+        (Expectations(regex=r"^\d+$"), "x\n42", []),
+        (Expectations(regex="(?i)HELLO"), "hello", []),
+        (Expectations(regex="bye"), "hello", ["expected to match /bye/"]),
+        (Expectations(json_valid=True), '```json\n{"a": 1}\n```', []),
+        (Expectations(json_valid=True), "{a: 1}", ["expected JSON: Expecting property name enclosed in double quotes at line 1 column 2"]),
+    ],
+)
+def test_expectations(expect: Expectations, text: str, problems: list[str]) -> None:
+    assert expect.check(text) == problems

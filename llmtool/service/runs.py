@@ -13,7 +13,16 @@ import uuid
 from typing import AsyncIterator, Literal
 
 from llmtool.catalog import ModelInfo
-from llmtool.events import Completed, Failed, RunEvent, Stopped, TerminalEvent, is_terminal
+from llmtool.events import (
+    Completed,
+    Failed,
+    Metrics,
+    RunEvent,
+    Stopped,
+    TerminalEvent,
+    TextDelta,
+    is_terminal,
+)
 from llmtool.service.requests import RunRequest
 
 RunStatus = Literal["running", "completed", "stopped", "failed"]
@@ -44,6 +53,26 @@ class Run:
 
     def attach(self, task: asyncio.Task[None]) -> None:
         self._task = task
+        task.add_done_callback(self._ensure_ended)
+
+    def _ensure_ended(self, task: asyncio.Task[None]) -> None:
+        """A task cancelled before its first step never ran its own handlers: end the log here."""
+        if self.done:
+            return
+        if task.cancelled():
+            self.append(Stopped(text=self.text_so_far(), metrics=Metrics()))
+        else:
+            error = task.exception()
+            self.append(Failed(
+                error_kind="internal",
+                message=f"llmtool failed unexpectedly: {type(error).__name__}: {error}",
+                retryable=False,
+                text=self.text_so_far(),
+                metrics=Metrics(),
+            ))
+
+    def text_so_far(self) -> str:
+        return "".join(e.text for e in self.log if isinstance(e, TextDelta))
 
     # -- read by anyone ------------------------------------------------------------------------
     @property

@@ -68,6 +68,15 @@ async def test_stop_keeps_the_partial_text_and_ends_with_stopped():
     await service.aclose()
 
 
+async def test_stop_before_the_run_took_its_first_step_still_ends_the_log(fast_settings):
+    service = LLMService(fast_settings)
+    run = service.start({"model": "demo:echo", "prompt": "hi"})
+    assert run.cancel() is True  # the run's task has not run yet
+    stopped = await asyncio.wait_for(run.wait(), timeout=2)
+    assert isinstance(stopped, Stopped) and stopped.text == ""
+    await service.aclose()
+
+
 async def test_buffer_mode_releases_text_only_after_it_passed(fast_settings):
     schema = {"type": "object", "required": ["label"], "properties": {"label": {"enum": ["spam", "ham"]}}}
     service = LLMService(fast_settings)

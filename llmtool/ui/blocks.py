@@ -1,0 +1,178 @@
+"""The chat tab: `build_components` lays it out, `wire_events` connects it to the handlers.
+
+    demo = build_demo(UIContext(settings))   # a gr.Blocks with its queue configured from settings
+
+Gradio's defaults are wrong for an I/O-bound tool (one run at a time per event, a 40-job cap), so
+`build_demo` sets the queue's concurrency, size and thread cap from `settings.ui`. Model output is
+rendered as sanitized Markdown with custom tags stripped; the copy buttons are the Chatbot's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from llmtool.ui.context import UIContext
+from llmtool.ui.handlers import ChatHandlers
+
+TITLE = "llmtool"
+RUNS = "runs"  # one concurrency group for everything that streams a run
+CSS = """
+#run-status { min-height: 1.6em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+#run-status p, #validation p { margin: 0; }
+"""
+
+
+@dataclass
+class ChatComponents:
+    chatbot: gr.Chatbot
+    status: gr.Markdown
+    prompt: gr.Textbox
+    idle_controls: gr.Row
+    send: gr.Button
+    regenerate: gr.Button
+    clear: gr.Button
+    stop: gr.Button
+    model: gr.Dropdown
+    system: gr.Textbox
+    temperature: gr.Textbox
+    max_output_tokens: gr.Number
+    mode: gr.Radio
+    must_be_json: gr.Checkbox
+    max_length: gr.Number
+    forbidden_words: gr.Textbox
+    validation: gr.Markdown
+    turns: gr.State
+    run_id: gr.State
+
+    @property
+    def options(self) -> list[gr.components.Component]:
+        return [self.model, self.system, self.temperature, self.max_output_tokens, self.mode,
+                self.must_be_json, self.max_length, self.forbidden_words]
+
+    @property
+    def outputs(self) -> list[gr.components.Component | gr.Row]:
+        # The order of handlers.Update.outputs().
+        return [self.chatbot, self.turns, self.run_id, self.status, self.validation, self.prompt,
+                self.idle_controls, self.stop]
+
+
+def build_components(context: UIContext) -> ChatComponents:
+    """Lay out the chat tab inside the current gr.Blocks."""
+    gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(
+                label="Chat",
+                height=460,
+                buttons=["copy", "copy_all"],
+                feedback_options=None,
+                sanitize_html=True,
+                render_markdown=True,
+                allow_tags=False,
+                allow_file_downloads=False,
+                placeholder="Pick a model, type a prompt, press Enter.",
+                elem_id="chat",
+            )
+            status = gr.Markdown("", label="Status", elem_id="run-status")
+            prompt = gr.Textbox(
+                placeholder="Ask something… (Enter sends, Shift+Enter for a new line)",
+                lines=1,  # one line: Enter sends (a multi-line textbox takes Enter as a newline)
+                max_lines=12,
+                show_label=False,
+                elem_id="prompt",
+            )
+            with gr.Row():
+                with gr.Row(visible=True) as idle_controls:
+                    send = gr.Button("Send", variant="primary", elem_id="send")
+                    regenerate = gr.Button("Regenerate", elem_id="regenerate")
+                    clear = gr.Button("Clear", elem_id="clear")
+                stop = gr.Button("Stop", variant="stop", visible=False, elem_id="stop")
+        with gr.Column(scale=1, min_width=260):
+            # Custom values are allowed (an endpoint may serve models it does not list); the
+            # service refuses an unusable one with a clear message.
+            model = gr.Dropdown(
+                choices=context.model_ids, value=context.default_model, label="Model",
+                allow_custom_value=True, elem_id="model",
+            )
+            system = gr.Textbox(label="System prompt", lines=3, max_lines=10)
+            # Number inputs cannot be empty in the browser, and 0 is a real temperature: a
+            # textbox lets "empty" mean the model's default.
+            temperature = gr.Textbox(
+                label="Temperature", placeholder="model default (0–2)", max_lines=1,
+                elem_id="temperature",
+            )
+            max_output_tokens = gr.Number(
+                label="Max output tokens", value=0, minimum=0, precision=0,
+                info="0: the model's default.",
+            )
+            validation = gr.Markdown("", label="Validation", elem_id="validation")
+            with gr.Accordion("Validation rules", open=False):
+                mode = gr.Radio(
+                    ["stream", "buffer"], value="stream", label="Output mode",
+                    info="buffer: show the answer only once it passed the rules.",
+                )
+                must_be_json = gr.Checkbox(label="Answer must be JSON", value=False)
+                max_length = gr.Number(
+                    label="Max length (characters)", value=0, minimum=0, precision=0, info="0: no limit."
+                )
+                forbidden_words = gr.Textbox(label="Forbidden words (comma-separated)")
+    turns = gr.State([])
+    run_id = gr.State("")
+    return ChatComponents(
+        chatbot=chatbot, status=status, prompt=prompt, idle_controls=idle_controls, send=send,
+        regenerate=regenerate, clear=clear, stop=stop, model=model, system=system,
+        temperature=temperature, max_output_tokens=max_output_tokens, mode=mode,
+        must_be_json=must_be_json, max_length=max_length, forbidden_words=forbidden_words,
+        validation=validation, turns=turns, run_id=run_id,
+    )
+
+
+def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int) -> None:
+    """Connect the components to the handlers; name the API endpoints."""
+    streaming = dict(
+        outputs=c.outputs,
+        concurrency_limit=concurrency,
+        concurrency_id=RUNS,
+        show_progress="hidden",
+        trigger_mode="once",
+    )
+    chat = gr.on(
+        [c.send.click, c.prompt.submit],
+        handlers.send,
+        inputs=[c.prompt, *c.options, c.turns],
+        api_name="chat",
+        **streaming,
+    )
+    regenerate = c.regenerate.click(
+        handlers.regenerate, inputs=[*c.options, c.turns], api_name="regenerate", **streaming
+    )
+    # Stop and Clear bypass the queue: they must work while every slot streams. `cancels` stops
+    # the streaming handler; the handlers themselves cancel the run, closing the provider stream.
+    c.stop.click(
+        handlers.stop, inputs=[c.run_id, c.turns], outputs=c.outputs, api_name="stop",
+        cancels=[chat, regenerate], queue=False, show_progress="hidden",
+    )
+    gr.on(
+        [c.clear.click, c.chatbot.clear],  # the Clear button and the Chatbot's own trash icon
+        handlers.clear, inputs=[c.run_id], outputs=c.outputs, api_name="clear",
+        cancels=[chat, regenerate], queue=False, show_progress="hidden",
+    )
+
+
+def build_demo(context: UIContext | None = None) -> gr.Blocks:
+    """The whole app as a gr.Blocks, its queue sized from `context.settings.ui`."""
+    context = context or UIContext()
+    ui = context.settings.ui
+    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
+        components = build_components(context)
+        wire_events(components, ChatHandlers(context), ui.concurrency)
+    demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
+    demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
+    demo.llmtool_context = context  # type: ignore[attr-defined]
+    return demo
+
+
+def context_of(demo: gr.Blocks) -> UIContext:
+    return demo.llmtool_context  # type: ignore[attr-defined,no-any-return]

@@ -1,0 +1,110 @@
+"""Coalesce a fast stream into batches: at most one batch per `interval`, the last never held back.
+
+A page update costs about the same whether it carries one token or fifty (Gradio re-sends and
+re-renders the whole answer), so a handler should update the page at a steady pace, not per token:
+
+    async for batch in coalesce(run.events(), interval=0.05, tick=0.5):
+        ...   # a list of new items; [] on a tick (nothing arrived for `tick` seconds)
+
+- The first item goes out at once: time to first token is what people notice.
+- After a batch, new items wait until `interval` has passed since it, then go out together.
+- When the source ends, whatever is pending goes out at once, without waiting for the interval.
+- `tick` lets the caller refresh a clock ("waiting for first token · 3 s") while nothing happens.
+
+The source is read by a helper task, so a slow consumer never blocks the producer and a consumer
+that stops iterating (or is cancelled) stops the reading too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterable, AsyncIterator, Awaitable, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> Awaitable[None]: ...
+
+
+class LoopClock:
+    """The running event loop's monotonic clock."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def _first_of(*awaitables: Awaitable[object]) -> None:
+    """Wait until any one of `awaitables` finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def coalesce(
+    source: AsyncIterable[T],
+    interval: float,
+    *,
+    tick: float | None = None,
+    clock: Clock | None = None,
+) -> AsyncIterator[list[T]]:
+    """Batches of `source`'s items, at most one per `interval` seconds; see the module docstring."""
+    clock = clock or LoopClock()
+    pending: list[T] = []
+    arrived = asyncio.Event()
+    ended = asyncio.Event()
+    failure: list[BaseException] = []
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                pending.append(item)
+                arrived.set()
+        except Exception as exc:  # handed to the consumer, after the items before it
+            failure.append(exc)
+        finally:
+            ended.set()
+            arrived.set()
+
+    reader = asyncio.create_task(pump(), name="coalesce-reader")
+    last_flush: float | None = None
+    try:
+        while True:
+            if not pending and not ended.is_set():
+                if tick is None:
+                    await arrived.wait()
+                else:
+                    await _first_of(arrived.wait(), clock.sleep(tick))
+            if pending and not ended.is_set() and last_flush is not None:
+                remaining = last_flush + interval - clock.now()
+                if remaining > 0:
+                    await _first_of(ended.wait(), clock.sleep(remaining))
+            arrived.clear()
+            batch = pending[:]
+            pending.clear()
+            finished = ended.is_set() and not pending
+            if batch or not finished:
+                yield batch
+                if batch:  # a tick does not delay the next item (often the first token)
+                    last_flush = clock.now()
+            if failure and not pending:
+                raise failure[0]
+            if finished:
+                return
+    finally:
+        reader.cancel()
+        try:
+            await reader
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our own cancellation, not the reader's

@@ -1,0 +1,178 @@
+"""`python app.py`: parse the flags, set up the login, serve the app (or reload it under `gradio app.py`).
+
+    python app.py                                   # http://127.0.0.1:7860, demo model without a key
+    python app.py --host 0.0.0.0 --users-file users.txt
+    LLMTOOL_USERS="alice:pw,bob:pw" python app.py --share
+
+Every flag has a settings equivalent (`LLMTOOL_UI__HOST`, `LLMTOOL_UI__PORT`,
+`LLMTOOL_UI__USERS_FILE`, `LLMTOOL_CONFIG`, or `[ui]` in the config file). Logins come from a users
+file (`user:password` lines) and/or `LLMTOOL_USERS`; passwords are never taken from the command
+line, where other users of the machine could read them. `--share` without a login is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import os
+import secrets
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+import gradio as gr
+import uvicorn
+
+from llmtool.errors import InvalidRequestError, UsageError
+from llmtool.settings import Settings, load_settings
+from llmtool.ui.blocks import build_demo
+from llmtool.ui.context import UIContext
+from llmtool.ui.server import create_app, page_options
+
+USERS_ENV = "LLMTOOL_USERS"
+EXIT_USAGE = 2
+SHARE_NEEDS_LOGIN = (
+    "--share puts the app on a public URL that anyone with the link can use (and spend your API "
+    "credit): set up a login first, with --users-file FILE (lines of user:password) or "
+    f'{USERS_ENV}="alice:password".'
+)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python app.py",
+        description="Serve llmtool's chat tab. Without an API key it runs the offline demo model.",
+    )
+    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1; env LLMTOOL_UI__HOST)")
+    parser.add_argument("--port", type=int, help="port (default 7860; 0 picks a free one; env LLMTOOL_UI__PORT)")
+    parser.add_argument("--share", action="store_true",
+                        help="also serve on a temporary public gradio.live link (needs a login)")
+    parser.add_argument("--users-file", type=Path,
+                        help=f"login: a file of user:password lines (env LLMTOOL_UI__USERS_FILE; also {USERS_ENV})")
+    parser.add_argument("--config", help="config file (default $LLMTOOL_CONFIG or ./llmtool.toml)")
+    return parser.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    ui = {k: v for k, v in (("host", args.host), ("port", args.port), ("users_file", args.users_file)) if v is not None}
+    return load_settings(args.config, **({"ui": ui} if ui else {}))
+
+
+def parse_users(text: str, source: str, separator: str = "\n") -> dict[str, str]:
+    """`user:password` entries (blank entries and `#` comments skipped) → {user: password}."""
+    users: dict[str, str] = {}
+    for number, entry in enumerate(text.split(separator), start=1):
+        entry = entry.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        user, sep, password = entry.partition(":")
+        if not sep or not user.strip() or not password:
+            where = f"{source} line {number}" if separator == "\n" else source
+            raise InvalidRequestError(f"{where}: expected user:password, got an entry without both")
+        users[user.strip()] = password
+    return users
+
+
+def load_users(users_file: Path | None, environ: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, str]:
+    users: dict[str, str] = {}
+    if users_file is not None:
+        try:
+            text = Path(users_file).expanduser().read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot read the users file {users_file}: {exc.strerror}") from None
+        users |= parse_users(text, str(users_file))
+    if environ.get(USERS_ENV):
+        users |= parse_users(environ[USERS_ENV], USERS_ENV, separator=",")
+    return users
+
+
+def password_check(users: dict[str, str]) -> Callable[[str, str], bool] | None:
+    """Gradio's `auth` callable; None (no login) when there are no users."""
+    if not users:
+        return None
+    encoded = {user: password.encode() for user, password in users.items()}
+
+    def check(username: str, password: str) -> bool:
+        expected = encoded.get(username)
+        # Compare against something even for unknown users, so timing does not tell them apart.
+        return hmac.compare_digest(password.encode(), expected or secrets.token_bytes(16)) and expected is not None
+
+    return check
+
+
+def reload_mode() -> bool:
+    """True under `gradio app.py`, which re-runs app.py and swaps in the new module-level `demo`."""
+    return bool(os.environ.get("GRADIO_WATCH_DIRS"))
+
+
+def module_demo() -> gr.Blocks:
+    """The module-level `demo` of app.py, or a clear message and exit when the settings are wrong.
+
+    Honours `--config` in sys.argv (`python app.py --config F`, `gradio app.py -- --config F`);
+    everything else in the settings comes from the environment and the config file.
+    """
+    try:
+        return build_demo(UIContext(load_settings(_config_flag(sys.argv[1:]))))
+    except UsageError as error:
+        print(f"llmtool: {error.message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _config_flag(argv: Sequence[str]) -> str | None:
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--config")
+    known, _ = parser.parse_known_args(argv)
+    return known.config
+
+
+def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> int:
+    """Serve the app (Gradio's own server under `gradio app.py`, so its reload works)."""
+    args = parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        users = load_users(settings.ui.users_file)
+        if args.share and not users:
+            raise InvalidRequestError(SHARE_NEEDS_LOGIN)
+        if demo is None:  # app.py passes its module-level demo, built with the same --config
+            demo = build_demo(UIContext(settings))
+    except UsageError as error:
+        print(f"llmtool: {error.message}", file=sys.stderr)
+        return EXIT_USAGE
+    auth = password_check(users)
+    ui = settings.ui
+    if ui.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
+        print(f"llmtool: warning: listening on {ui.host} without a login; anyone who can reach it "
+              "can use your API keys' credit", file=sys.stderr)
+    if reload_mode():
+        demo.launch(server_name=ui.host, server_port=ui.port, max_threads=ui.max_threads, auth=auth,
+                    share=False, **page_options())
+        return 0
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(demo=demo, auth=auth), host=ui.host, port=ui.port, log_level="warning",
+        timeout_graceful_shutdown=3,
+    ))
+    threading.Thread(target=_announce, args=(server, ui.host, args.share), daemon=True).start()
+    server.run()
+    return 0
+
+
+def _announce(server: uvicorn.Server, host: str, share: bool) -> None:
+    """Once the server listens: print its URL, and open the share tunnel if asked."""
+    while not server.started:
+        if server.should_exit:
+            return
+        threading.Event().wait(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"llmtool: serving on http://{shown}:{port} (Ctrl+C stops)", flush=True)
+    if share:
+        from gradio import networking
+
+        try:
+            url = networking.setup_tunnel(shown, port, secrets.token_urlsafe(32), None, None)
+        except Exception as exc:  # no internet, blocked binary download…: the local app keeps running
+            print(f"llmtool: could not open a share link ({exc}); the app is still served locally",
+                  file=sys.stderr, flush=True)
+            return
+        print(f"llmtool: public link (temporary, login required): {url}", flush=True)

@@ -1,0 +1,63 @@
+"""Keep secrets out of the page: every text that reaches the browser goes through a `Redactor`.
+
+Keys are never put in components or state, but an error message (or a model echoing its prompt)
+could still carry one, or a base URL with `user:password@` or `?api-key=` in it.
+
+    redact = Redactor.from_settings(settings)
+    redact("could not connect to http://bob:hunter2@host/v1")   # '… http://***@host/v1'
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+from urllib.parse import parse_qsl, urlsplit
+
+from llmtool.settings import Settings
+
+MASK = "***"
+_SHORTEST_SECRET = 4  # shorter strings would mask ordinary words
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str]) -> None:
+        unique = {s for s in secrets if s and len(s) >= _SHORTEST_SECRET}
+        # Longest first, so a secret containing another is masked whole.
+        self.secrets = sorted(unique, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Redactor":
+        secrets: list[str] = []
+        for key in (settings.openai_api_key, settings.anthropic_api_key):
+            if key is not None:
+                secrets.append(key.get_secret_value())
+        urls = [settings.openai_base_url, settings.anthropic_base_url]
+        for endpoint in settings.endpoints.values():
+            urls.append(endpoint.base_url)
+            if endpoint.api_key is not None:
+                secrets.append(endpoint.api_key.get_secret_value())
+            if endpoint.api_key_env:
+                secrets.append(os.environ.get(endpoint.api_key_env, ""))
+        for url in urls:
+            secrets.extend(url_secrets(url))
+        return cls(secrets)
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The parts of a URL that are credentials: the password (and user:password), query values."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    found: list[str] = []
+    if parts.password:
+        found += [parts.password, f"{parts.username}:{parts.password}"]
+    elif parts.username:
+        found.append(parts.username)  # a bare token in the user part
+    found += [value for _, value in parse_qsl(parts.query)]
+    return found

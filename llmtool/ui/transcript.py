@@ -1,0 +1,97 @@
+"""The conversation of one browser session: turns in, Chatbot messages and provider messages out.
+
+A `Turn` is one user prompt and what came back. The page shows every turn, with a mark on answers
+that were stopped, failed or withheld; the provider is sent only what the model actually said,
+never our marks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Literal
+
+from llmtool.providers.base import ChatMessage
+from llmtool.ui.status import RunProgress, escape_markdown
+
+Outcome = Literal["streaming", "validating", "completed", "stopped", "failed", "withheld"]
+WAITING = "…"
+VALIDATING = "_Validating… the answer appears once it passes its rules._"
+STOPPED = "Stopped — partial answer."
+
+
+@dataclass(frozen=True)
+class Turn:
+    user: str
+    answer: str = ""
+    outcome: Outcome = "streaming"
+    note: str = ""  # why it failed / which rules it broke, already redacted
+    withheld: str = ""  # buffer mode: the answer that failed validation
+
+
+def turn_from_progress(user: str, progress: RunProgress) -> Turn:
+    """The turn as the page should show it now."""
+    if progress.phase == "done":
+        if progress.withheld_text:
+            problems = progress.validated.problems if progress.validated else []
+            return Turn(user, "", "withheld", "; ".join(problems), progress.withheld_text)
+        return Turn(user, progress.text, "completed")
+    if progress.phase == "stopped":
+        return Turn(user, progress.text, "stopped")
+    if progress.phase == "failed":
+        message = progress.terminal.message if progress.terminal is not None else ""  # type: ignore[union-attr]
+        return Turn(user, progress.text, "failed", message)
+    if progress.buffered:
+        return Turn(user, "", "validating")
+    return Turn(user, progress.text, "streaming")
+
+
+def redacted(turn: Turn, redact: Callable[[str], str]) -> Turn:
+    return replace(turn, answer=redact(turn.answer), note=redact(turn.note), withheld=redact(turn.withheld))
+
+
+def chat_messages(turns: list[Turn]) -> list[dict]:
+    """The Chatbot value (messages format) for these turns."""
+    messages: list[dict] = []
+    for turn in turns:
+        messages.append({"role": "user", "content": turn.user})
+        messages.append({"role": "assistant", "content": _answer_markdown(turn)})
+        if turn.withheld:
+            messages.append({
+                "role": "assistant",
+                "content": turn.withheld,
+                "metadata": {"title": "Withheld answer (failed validation)", "status": "done"},
+            })
+    return messages
+
+
+def _answer_markdown(turn: Turn) -> str:
+    if turn.outcome == "streaming":
+        return turn.answer or WAITING
+    if turn.outcome == "validating":
+        return VALIDATING
+    if turn.outcome == "stopped":
+        return _with_mark(turn.answer, STOPPED)
+    if turn.outcome == "failed":
+        return _with_mark(turn.answer, f"⚠ Failed: {escape_markdown(turn.note)}")
+    if turn.outcome == "withheld":
+        return f"_✗ Withheld: the answer failed validation — {escape_markdown(turn.note)}_"
+    return turn.answer
+
+
+def _with_mark(answer: str, mark: str) -> str:
+    # A blank line ends any list or table the partial answer left open; a code block needs its fence.
+    if not answer:
+        return f"_{mark}_"
+    fence = "\n```" if answer.count("```") % 2 else ""
+    return f"{answer}{fence}\n\n_{mark}_"
+
+
+def provider_messages(turns: list[Turn]) -> list[ChatMessage]:
+    """The conversation so far as the provider should see it: only what the model really said."""
+    messages: list[ChatMessage] = []
+    for turn in turns:
+        if turn.outcome in ("streaming", "validating", "withheld") or not turn.answer.strip():
+            continue  # no answer to pair the prompt with: leave the exchange out
+        messages.append(ChatMessage(role="user", content=turn.user))
+        messages.append(ChatMessage(role="assistant", content=turn.answer))
+    return messages

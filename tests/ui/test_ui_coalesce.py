@@ -1,0 +1,197 @@
+"""The delta coalescer, driven by a fake clock: which items go out together, and when."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from llmtool.ui.coalesce import coalesce
+
+INTERVAL = 0.05
+
+
+class FakeClock:
+    """Time moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        entry = (self.t + seconds, asyncio.get_running_loop().create_future())
+        self.sleepers.append(entry)
+        try:
+            await entry[1]
+        finally:
+            self.sleepers.remove(entry)
+
+    async def advance(self, seconds: float) -> None:
+        self.t += seconds
+        for deadline, future in list(self.sleepers):
+            if deadline <= self.t + 1e-9 and not future.done():
+                future.set_result(None)
+        await settle()
+
+
+async def settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+class Source:
+    """An async iterable the test feeds by hand."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self.closed = False
+
+    def put(self, item: object) -> None:
+        self.queue.put_nowait(("item", item))
+
+    def end(self) -> None:
+        self.queue.put_nowait(("end", None))
+
+    def fail(self, error: Exception) -> None:
+        self.queue.put_nowait(("error", error))
+
+    async def __aiter__(self):
+        try:
+            while True:
+                kind, value = await self.queue.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise value  # type: ignore[misc]
+                yield value
+        finally:
+            self.closed = True
+
+
+class Consumer:
+    def __init__(self, source: Source, clock: FakeClock, tick: float | None = None) -> None:
+        self.batches: list[list[object]] = []
+        self.times: list[float] = []
+        self.clock = clock
+        self.iterator = coalesce(source, INTERVAL, tick=tick, clock=clock)
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for batch in self.iterator:
+            self.batches.append(batch)
+            self.times.append(self.clock.now())
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def test_first_item_goes_out_at_once(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock)
+    source.put("a")
+    await settle()
+    assert consumer.batches == [["a"]]
+    consumer.task.cancel()
+
+
+async def test_items_within_the_interval_wait_and_go_out_together(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock)
+    source.put("a")
+    await settle()
+    for item in "bcd":
+        source.put(item)
+        await clock.advance(0.01)
+    assert consumer.batches == [["a"]]
+    await clock.advance(INTERVAL)
+    assert consumer.batches == [["a"], ["b", "c", "d"]]
+    consumer.task.cancel()
+
+
+async def test_the_last_items_are_never_held_back(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock)
+    source.put("a")
+    await settle()
+    source.put("b")
+    source.put("c")
+    source.end()
+    await settle()  # the clock never moves: the end alone flushes
+    assert consumer.batches == [["a"], ["b", "c"]]
+    assert consumer.task.done() and consumer.task.exception() is None
+
+
+async def test_updates_never_come_faster_than_the_interval(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock)
+    for i in range(200):  # a token every 3 ms
+        source.put(i)
+        await clock.advance(0.003)
+    source.end()
+    await settle()
+    assert [i for batch in consumer.batches for i in batch] == list(range(200))
+    gaps = [b - a for a, b in zip(consumer.times, consumer.times[1:-1])]
+    assert all(gap >= INTERVAL - 1e-9 for gap in gaps)
+    assert len(consumer.batches) <= 200 * 0.003 / INTERVAL + 2
+
+
+async def test_a_tick_reports_that_nothing_happened(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock, tick=0.5)
+    await settle()
+    await clock.advance(0.3)
+    assert consumer.batches == []
+    await clock.advance(0.2)
+    assert consumer.batches == [[]]
+    source.put("a")
+    await settle()
+    assert consumer.batches == [[], ["a"]]
+    consumer.task.cancel()
+
+
+async def test_no_tick_means_no_empty_batches(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock)
+    await clock.advance(10)
+    assert consumer.batches == []
+    consumer.task.cancel()
+
+
+async def test_a_source_error_arrives_after_the_items_before_it(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock)
+    source.put("a")
+    await settle()
+    source.put("b")
+    source.fail(ValueError("boom"))
+    await settle()
+    assert consumer.batches == [["a"], ["b"]]
+    with pytest.raises(ValueError, match="boom"):
+        await consumer.task
+
+
+async def test_closing_the_consumer_stops_reading_the_source(clock: FakeClock) -> None:
+    source = Source()
+    iterator = coalesce(source, INTERVAL, clock=clock)
+    source.put("a")
+    assert await anext(iterator) == ["a"]
+    await iterator.aclose()
+    await settle()
+    assert source.closed
+
+
+async def test_cancelling_the_consumer_stops_reading_the_source(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock)
+    source.put("a")
+    await settle()
+    consumer.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer.task
+    await settle()
+    assert source.closed

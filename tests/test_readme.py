@@ -1,0 +1,33 @@
+"""The README's two commands are the ones that work: `.ci/run` runs its test command verbatim."""
+
+from __future__ import annotations
+
+import re
+
+from tests.helpers import REPO
+
+
+def two_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## The two commands", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section, re.DOTALL)
+
+
+def test_the_readme_names_a_run_and_a_test_command():
+    run, test = two_commands()
+    assert run.startswith("pip install -e . && python app.py")
+    assert "python -m pytest" in test and "apt-get install -y chromium" in test
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    _, test = two_commands()
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test in ci
+
+
+def test_every_cli_command_the_readme_shows_exists():
+    from llmtool.cli import build_parser
+
+    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    shown = set(re.findall(r"^llmtool (\w+)", (REPO / "README.md").read_text(), re.MULTILINE))
+    assert shown and shown <= commands

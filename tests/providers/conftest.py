@@ -33,12 +33,17 @@ def server(loopback: LoopbackServer) -> Iterator[LoopbackServer]:
 
 
 def service_for(server: LoopbackServer, **overrides) -> LLMService:
+    return service_at(server.openai_base_url, server.anthropic_base_url, **overrides)
+
+
+def service_at(openai_base_url: str, anthropic_base_url: str, **overrides) -> LLMService:
+    """A service whose three protocols talk to these base URLs, with fast retries."""
     settings = {
         "OPENAI_API_KEY": "sk-loopback",
-        "OPENAI_BASE_URL": server.openai_base_url,
+        "OPENAI_BASE_URL": openai_base_url,
         "ANTHROPIC_API_KEY": "sk-ant-loopback",
-        "ANTHROPIC_BASE_URL": server.anthropic_base_url,
-        "endpoints": {"local": {"base_url": server.openai_base_url, "models": ["test-model"]}},
+        "ANTHROPIC_BASE_URL": anthropic_base_url,
+        "endpoints": {"local": {"base_url": openai_base_url, "models": ["test-model"]}},
         "retry": {"max_attempts": 4, "initial_delay": 0.01, "max_delay": 0.05, "jitter": 0.0},
         "timeouts": {"connect": 2, "first_token": 5, "idle": 5, "total": 20},
     }

@@ -5,13 +5,14 @@ Each case asserts the exact event sequence, the text the user got, and what the 
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 import pytest
 
 from llmtool.events import Failed, Retrying, TextDelta
 from llmtool.loopback import DEFAULT_TEXT, Scenario, split_tokens
-from tests.providers.conftest import PROTOCOL_MODELS, service_for
+from tests.providers.conftest import PROTOCOL_MODELS, service_at, service_for
 
 TOKENS = split_tokens(DEFAULT_TEXT)
 PARTIAL = "".join(TOKENS[:3])
@@ -221,3 +222,19 @@ async def test_the_request_carries_system_history_and_parameters(protocol: str, 
     assert body.get("temperature") == (None if protocol == "messages" else 0.2)
     text = str(body)
     assert all(part in text for part in ("Be brief.", "Hello!", "And now?"))
+
+
+async def test_nothing_listening_is_retried_then_reported_clearly(protocol: str) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    service = service_at(f"{url}/v1", url, retry={"max_attempts": 2})
+    run = service.start({"model": PROTOCOL_MODELS[protocol], "prompt": "hi"})
+    failed = await run.wait()
+    await service.aclose()
+    assert [e.kind for e in run.log] == ["started", "retrying", "failed"]
+    assert failed.error_kind == "connection_failed"
+    assert failed.message.startswith("could not connect to") and "gave up after 2 attempts" in failed.message
+    assert url not in failed.message  # base URLs may carry credentials: never in messages
+

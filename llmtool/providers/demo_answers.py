@@ -60,7 +60,7 @@ run = LLMService().start(RunRequest(model="demo:assistant", prompt="Hello"))
 Set a key and pick another model to get a real answer."""
 
 
-def instance_of(schema: dict[str, Any], prompt: str = "") -> Any:
+def instance_of(schema: dict[str, Any], prompt: str = "", name: str = "") -> Any:
     """A small value that satisfies common JSON Schema keywords (enum, const, type, bounds)."""
     if "const" in schema:
         return schema["const"]
@@ -68,21 +68,21 @@ def instance_of(schema: dict[str, Any], prompt: str = "") -> Any:
         return _pick(schema["enum"], prompt)
     for key in ("anyOf", "oneOf"):
         if schema.get(key):
-            return instance_of(schema[key][0], prompt)
+            return instance_of(schema[key][0], prompt, name)
     if schema.get("allOf"):
         merged: dict[str, Any] = {}
         for part in schema["allOf"]:
             merged.update(part)
-        return instance_of(merged, prompt)
+        return instance_of(merged, prompt, name)
     kind = schema.get("type", "object")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
         properties = schema.get("properties", {})
-        return {name: instance_of(sub, prompt) for name, sub in properties.items()}
+        return {key: instance_of(sub, prompt, key) for key, sub in properties.items()}
     if kind == "array":
         count = max(schema.get("minItems", 1), 1)
-        return [instance_of(schema.get("items", {"type": "string"}), prompt) for _ in range(count)]
+        return [instance_of(schema.get("items", {"type": "string"}), prompt, name) for _ in range(count)]
     if kind == "integer":
         return int(schema.get("minimum", 0))
     if kind == "number":
@@ -91,15 +91,16 @@ def instance_of(schema: dict[str, Any], prompt: str = "") -> Any:
         return True
     if kind == "null":
         return None
-    return _string(schema, prompt)
+    return _string(schema, prompt, name)
 
 
-def _string(schema: dict[str, Any], prompt: str) -> str:
-    if schema.get("format") == "date":
+def _string(schema: dict[str, Any], prompt: str, name: str) -> str:
+    if schema.get("format") == "date" or name.endswith("date"):
         return "2026-01-01"
     if schema.get("format") == "email":
         return "someone@example.com"
-    text = " ".join(prompt.split()[:12]) or "example"
+    # A named field gets a placeholder saying what it holds; a bare string echoes the prompt.
+    text = f"(demo {name.replace('_', ' ')})" if name else " ".join(prompt.split()[:12]) or "example"
     max_length = schema.get("maxLength")
     if max_length is not None:
         text = text[:max_length]

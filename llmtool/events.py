@@ -110,7 +110,7 @@ class Completed(_Event):
 
 class Stopped(_Event):
     kind: Literal["stopped"] = "stopped"
-    text: str = Field(description="The partial text the user had seen.")
+    text: str = Field(description="The partial text received (in buffer mode, never shown).")
     metrics: Metrics
 
 

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx2
+
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -40,6 +42,34 @@ _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("conf
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def check_base_url(value: str | None) -> str | None:
+    """An http(s) URL with a host and a valid port, without a trailing slash; errors say why."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip().rstrip("/")
+    try:
+        url = httpx2.URL(value)
+    except httpx2.InvalidURL as exc:
+        raise ValueError(f"base URL is not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("base URL must look like http://host:port/path or https://host/path")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError(f"base URL port {url.port} is not between 1 and 65535")
+    return value
+
+
+def check_key(value: SecretStr | None) -> SecretStr | None:
+    """Keys pasted with a newline or spaces are trimmed; an empty key is no key."""
+    if value is None:
+        return None
+    key = value.get_secret_value().strip()
+    if not key:
+        return None
+    if not key.isascii() or any(c.isspace() for c in key):
+        raise ValueError("the API key contains spaces or non-ASCII characters: check what was pasted")
+    return SecretStr(key)
 
 
 class Timeouts(_Strict):
@@ -95,9 +125,15 @@ class EndpointConfig(_Strict):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {value!r}")
-        return value.rstrip("/")
+        checked = check_base_url(value)
+        if checked is None:
+            raise ValueError("base_url is empty")
+        return checked
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_key(value)
 
     def key(self) -> str:
         if self.api_key_env and os.environ.get(self.api_key_env):
@@ -160,6 +196,16 @@ class Settings(BaseSettings):
     ui: UISettings = Field(default_factory=UISettings)
     prompts_dir: Path = Path("prompts")
     runs_dir: Path | None = Field(None, description="Where runs are kept; None keeps them in memory.")
+
+    @field_validator("openai_base_url", "anthropic_base_url")
+    @classmethod
+    def _base_urls(cls, value: str | None) -> str | None:
+        return check_base_url(value)
+
+    @field_validator("openai_api_key", "anthropic_api_key")
+    @classmethod
+    def _keys(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_key(value)
 
     @field_validator("endpoints")
     @classmethod

@@ -105,9 +105,13 @@ def _json_problems(text: str, schema: dict[str, Any] | None) -> list[str]:
     if schema is None:
         return []
     validator = jsonschema.validators.validator_for(schema)(schema)
+    try:
+        errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
+    except Exception as exc:  # e.g. a $ref that resolves nowhere: the schema's fault, say so
+        return [f"the JSON schema could not be applied: {type(exc).__name__}: {exc}"]
     return [
         f"JSON does not match the schema at {'/'.join(map(str, e.absolute_path)) or 'the top'}: {e.message}"
-        for e in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
+        for e in errors
     ]
 
 
@@ -137,4 +141,9 @@ def _python_problems(path: str, text: str) -> list[str]:
         return [f"validator {path} rejected the answer"]
     if isinstance(verdict, str):
         return [verdict]
-    return [str(p) for p in verdict]
+    if isinstance(verdict, (list, tuple)):
+        return [str(p) for p in verdict]
+    return [
+        f"validator {path} returned {type(verdict).__name__}; expected True, False, None, "
+        "a problem string or a list of them"
+    ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from llmtool.catalog import Catalog, ModelInfo
+from llmtool.errors import InvalidRequestError
 from llmtool.providers.base import (
     ChatMessage,
     FinishChunk,
@@ -14,6 +17,7 @@ from llmtool.providers.base import (
 )
 from llmtool.settings import Settings
 
+log = logging.getLogger(__name__)
 __all__ = [
     "ChatMessage",
     "FinishChunk",
@@ -37,7 +41,13 @@ class ProviderPool:
     def for_model(self, model: ModelInfo) -> Provider:
         provider = self._providers.get(model.provider)
         if provider is None:
-            provider = self._providers[model.provider] = self._build(model)
+            try:
+                provider = self._build(model)
+            except Exception as exc:  # an SDK refusing its settings: the user's to fix
+                raise InvalidRequestError(
+                    f"cannot set up {model.provider}: {type(exc).__name__}: {exc}"
+                ) from None
+            self._providers[model.provider] = provider
         return provider
 
     def _build(self, model: ModelInfo) -> Provider:
@@ -68,4 +78,7 @@ class ProviderPool:
     async def aclose(self) -> None:
         providers, self._providers = list(self._providers.values()), {}
         for provider in providers:
-            await provider.aclose()
+            try:
+                await provider.aclose()
+            except Exception:  # one client failing to close must not leave the others open
+                log.warning("could not close the %s client", provider.name, exc_info=True)

@@ -14,8 +14,8 @@ from llmtool.providers.base import (
     ProviderRequest,
     TextChunk,
     UsageChunk,
+    sdk_timeout,
 )
-from llmtool.providers.openai_responses import sdk_timeout
 from llmtool.providers.sdk_errors import map_sdk_errors
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires one
@@ -58,13 +58,16 @@ class AnthropicProvider:
                         if event.delta.type == "text_delta":
                             yield TextChunk(event.delta.text)
                     elif event.type == "message_start":
-                        usage = event.message.usage
-                        cached = usage.cache_read_input_tokens or 0
-                        input_tokens = usage.input_tokens + cached + (usage.cache_creation_input_tokens or 0)
-                        output_tokens = usage.output_tokens
+                        # Compatible servers may omit usage: read it defensively.
+                        usage = getattr(event.message, "usage", None)
+                        cached = getattr(usage, "cache_read_input_tokens", None) or 0
+                        created = getattr(usage, "cache_creation_input_tokens", None) or 0
+                        fresh = getattr(usage, "input_tokens", None)
+                        input_tokens = None if fresh is None else fresh + cached + created
+                        output_tokens = getattr(usage, "output_tokens", None)
                     elif event.type == "message_delta":
-                        stop_reason = event.delta.stop_reason or stop_reason
-                        output_tokens = event.usage.output_tokens
+                        stop_reason = getattr(event.delta, "stop_reason", None) or stop_reason
+                        output_tokens = getattr(event.usage, "output_tokens", None) or output_tokens
                     elif event.type == "message_stop":
                         break
                 else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import AsyncIterator, Literal, Protocol, Union
 
+import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmtool.events import FinishReason
@@ -43,6 +44,11 @@ class ProviderRequest(BaseModel):
     json_schema: dict | None = Field(
         None, description="The output must be JSON of this schema (the demo provider obeys it)."
     )
+
+
+def sdk_timeout(request: ProviderRequest) -> httpx2.Timeout:
+    """The SDK's own timeout: connect as set, read as an idle backstop behind the service's."""
+    return httpx2.Timeout(request.read_timeout, connect=request.connect_timeout)
 
 
 @dataclass(frozen=True, slots=True)

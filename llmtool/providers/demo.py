@@ -15,13 +15,9 @@ from llmtool.providers.base import (
 )
 from llmtool.providers.demo_answers import answer
 from llmtool.settings import DemoSettings
+from llmtool.tokens import estimate_tokens
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters a token: the usual rule of thumb for English."""
-    return max((len(text) + 3) // 4, 1) if text else 0
 
 
 class DemoProvider:

@@ -14,8 +14,8 @@ from llmtool.providers.base import (
     ProviderRequest,
     TextChunk,
     UsageChunk,
+    sdk_timeout,
 )
-from llmtool.providers.openai_responses import sdk_timeout
 from llmtool.providers.sdk_errors import map_sdk_errors
 
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -52,13 +52,13 @@ class OpenAIChatProvider:
             try:
                 async for chunk in stream:
                     if chunk.usage is not None:
-                        details = chunk.usage.prompt_tokens_details
+                        details = getattr(chunk.usage, "prompt_tokens_details", None)
                         usage = UsageChunk(
-                            input_tokens=chunk.usage.prompt_tokens,
-                            cached_input_tokens=details.cached_tokens if details else None,
-                            output_tokens=chunk.usage.completion_tokens,
+                            input_tokens=getattr(chunk.usage, "prompt_tokens", None),
+                            cached_input_tokens=getattr(details, "cached_tokens", None),
+                            output_tokens=getattr(chunk.usage, "completion_tokens", None),
                         )
-                    for choice in chunk.choices[:1]:
+                    for choice in (chunk.choices or [])[:1]:
                         if choice.delta and choice.delta.content:
                             yield TextChunk(choice.delta.content)
                         if choice.finish_reason:

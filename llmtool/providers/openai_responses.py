@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator
 
-import httpx2
 import openai
 
 from llmtool import errors
@@ -14,12 +13,9 @@ from llmtool.providers.base import (
     ProviderRequest,
     TextChunk,
     UsageChunk,
+    sdk_timeout,
 )
-from llmtool.providers.sdk_errors import map_sdk_errors
-
-
-def sdk_timeout(request: ProviderRequest) -> httpx2.Timeout:
-    return httpx2.Timeout(request.read_timeout, connect=request.connect_timeout)
+from llmtool.providers.sdk_errors import map_sdk_errors, stream_error
 
 
 class OpenAIResponsesProvider:
@@ -60,10 +56,9 @@ class OpenAIResponsesProvider:
                         error = event.response.error
                         detail = f"{error.code}: {error.message}" if error else "no reason given"
                         raise errors.ResponseFailedError(f"{self.name} reported the response failed ({detail})")
-                    elif event.type == "error":
-                        raise errors.StreamErrorEvent(
-                            f"{self.name} reported an error mid-stream ({event.code}): {event.message}"
-                        )
+                    elif event.type == "error":  # the flat form; the SDK raises the nested one itself
+                        body = {"type": event.code, "message": event.message}
+                        raise stream_error(self.name, body, "error event")
                 raise errors.StreamEndedEarlyError(
                     f"the stream ended early: {self.name} closed the response before it completed"
                 )
@@ -77,11 +72,11 @@ class OpenAIResponsesProvider:
 def _usage(usage: Any) -> UsageChunk:
     if usage is None:
         return UsageChunk()
-    details = usage.input_tokens_details
+    details = getattr(usage, "input_tokens_details", None)
     return UsageChunk(
-        input_tokens=usage.input_tokens,
-        cached_input_tokens=details.cached_tokens if details else None,
-        output_tokens=usage.output_tokens,
+        input_tokens=getattr(usage, "input_tokens", None),
+        cached_input_tokens=getattr(details, "cached_tokens", None),
+        output_tokens=getattr(usage, "output_tokens", None),
     )
 
 

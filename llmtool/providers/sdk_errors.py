@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import time
 from contextlib import contextmanager
 from types import ModuleType
@@ -55,7 +56,9 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         if value is None:
             continue
         try:
-            return max(float(value) / divisor, 0.0)
+            seconds = float(value) / divisor
+            # 'nan' or 'inf' parse as floats but ask for nothing sensible: ignore them
+            return max(seconds, 0.0) if math.isfinite(seconds) else None
         except ValueError:
             parsed = email.utils.parsedate_tz(value)
             if parsed is not None:
@@ -87,7 +90,8 @@ def _body_type(body: Any) -> str | None:
     return None
 
 
-def _stream_error(provider: str, body: Any, fallback: str) -> errors.ProviderError:
+def stream_error(provider: str, body: Any, fallback: str) -> errors.ProviderError:
+    """An error event inside a stream, classified by its type (overloaded, rate limit…)."""
     kind = _body_type(body)
     cls = _EVENT_ERROR_TYPES.get(kind or "", errors.StreamErrorEvent)
     detail = _body_message(body, fallback)
@@ -108,7 +112,9 @@ def _status_error(provider: str, exc: Any) -> errors.ProviderError:
 
 
 def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:
-    cause = exc.__cause__ or exc.__context__ or exc
+    # The SDKs wrap httpx2 errors (the cause); the Anthropic SDK leaks them raw (the error itself).
+    chain = (exc, exc.__cause__, exc.__context__)
+    cause = next((e for e in chain if isinstance(e, httpx2.HTTPError)), exc)
     name = type(cause).__name__
     if isinstance(cause, httpx2.ConnectTimeout):
         return errors.ConnectTimeoutError(f"could not connect to {provider} in time")
@@ -116,6 +122,12 @@ def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:
         return errors.IdleTimeoutError(f"{provider} sent nothing for too long ({name})")
     if isinstance(cause, httpx2.ConnectError):
         return errors.ConnectionFailedError(f"could not connect to {provider} ({name})")
+    if isinstance(cause, (httpx2.LocalProtocolError, httpx2.UnsupportedProtocol)):
+        # Our side could not even form the request: retrying cannot help.
+        return errors.ConnectionFailedError(
+            f"llmtool could not send the request to {provider} ({name}): check its key and base URL",
+            retryable=False,
+        )
     return errors.ConnectionFailedError(f"the connection to {provider} was lost ({name})")
 
 
@@ -129,14 +141,14 @@ def map_sdk_errors(sdk: ModuleType, provider: str) -> Iterator[None]:
         raise
     except sdk.APIStatusError as exc:
         if exc.status_code == 200:  # Anthropic: an `event: error` inside a 200 stream
-            raise _stream_error(provider, exc.body, str(exc.message)) from exc
+            raise stream_error(provider, exc.body, str(exc.message)) from exc
         raise _status_error(provider, exc) from exc
     except sdk.APIResponseValidationError as exc:
         raise errors.MalformedStreamError(f"{provider} sent data llmtool could not read") from exc
     except sdk.APIConnectionError as exc:  # includes APITimeoutError
         raise _transport_error(provider, exc) from exc
     except sdk.APIError as exc:  # OpenAI: an error payload inside the stream, no status
-        raise _stream_error(provider, exc.body, str(exc.message)) from exc
+        raise stream_error(provider, exc.body, str(exc.message)) from exc
     except httpx2.TransportError as exc:  # leaked raw while iterating
         raise _transport_error(provider, exc) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -30,9 +30,9 @@ from llmtool.providers.base import (
     TextChunk,
     UsageChunk,
 )
-from llmtool.providers.demo import estimate_tokens
 from llmtool.service.retry import build_retrying, retry_after_too_long, short_reason
 from llmtool.service.runs import Run
+from llmtool.tokens import estimate_tokens
 from llmtool.settings import RetryPolicy, Timeouts
 
 log = logging.getLogger(__name__)
@@ -65,28 +65,30 @@ class RunExecutor:
 
     async def execute(self) -> None:
         self.run.append(Started(run_id=self.run.id, model=self.run.model.id))
+        deadline_at = self.started_at + self.timeouts.total
         try:
-            async with asyncio.timeout(self.timeouts.total) as deadline:
-                retrying = build_retrying(self.policy, lambda: not self.released, self._announce_retry)
+            async with asyncio.timeout_at(deadline_at) as deadline:
+                retrying = build_retrying(
+                    self.policy,
+                    may_retry=lambda: not self.released,
+                    announce=self._announce_retry,
+                    time_left=lambda: deadline_at - self.loop.time(),
+                )
                 await retrying(self._attempt)
+            self._complete()
         except asyncio.CancelledError:
             self.run.append(Stopped(elapsed=self.elapsed(), text=self.text, metrics=self._metrics(estimate=True)))
-            return
         except TimeoutError:
             if not deadline.expired():
                 raise
             self._fail(errors.DeadlineExceededError(
                 f"the run took longer than its {self.timeouts.total:g} s limit"
             ))
-            return
         except errors.LLMToolError as error:
             self._fail(error)
-            return
         except Exception as error:  # a bug of ours: still end the run cleanly, keep the text
             log.exception("run %s failed unexpectedly", self.run.id)
             self._fail(errors.LLMToolError(f"llmtool failed unexpectedly: {type(error).__name__}: {error}"))
-            return
-        self._complete()
 
     # -- one attempt --------------------------------------------------------------------------
     def _provider_request(self) -> ProviderRequest:
@@ -116,8 +118,9 @@ class RunExecutor:
                 async with aclosing(stream):
                     async for chunk in stream:
                         if isinstance(chunk, TextChunk):
-                            self._on_text(chunk.text)
-                            limit.reschedule(self.loop.time() + self.timeouts.idle)
+                            if chunk.text:
+                                self._on_text(chunk.text)
+                                limit.reschedule(self.loop.time() + self.timeouts.idle)
                         elif isinstance(chunk, UsageChunk):
                             self.usage = chunk
                         elif isinstance(chunk, FinishChunk):
@@ -138,8 +141,6 @@ class RunExecutor:
             ) from None
 
     def _on_text(self, text: str) -> None:
-        if not text:
-            return
         now = self.loop.time()
         if self.first_text_at is None:
             self.first_text_at = now
@@ -189,7 +190,7 @@ class RunExecutor:
             elapsed=self.elapsed(),
             error_kind=error.kind,
             message=message,
-            retryable=error.retryable,
+            retryable=error.wants_retry if isinstance(error, errors.ProviderError) else error.retryable,
             status=getattr(error, "status", None),
             text=self.text,
             metrics=self._metrics(estimate=True),

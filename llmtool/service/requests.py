@@ -46,11 +46,20 @@ class RunRequest(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, data: dict | "RunRequest") -> "RunRequest":
-        """A RunRequest from untrusted data, or an InvalidRequestError saying what is wrong."""
+    def parse(cls, data: dict | "RunRequest", *, allow_python_rules: bool = False) -> "RunRequest":
+        """A RunRequest from untrusted data, or an InvalidRequestError saying what is wrong.
+
+        A `python` validation rule calls server code with the model's answer, so untrusted data may
+        not name one: only code and template files (`allow_python_rules=True`) can.
+        """
         if isinstance(data, RunRequest):
             return data
         try:
-            return cls.model_validate(data)
+            request = cls.model_validate(data)
         except ValidationError as exc:
             raise InvalidRequestError(describe_validation_error(exc)) from None
+        if request.validation.python is not None and not allow_python_rules:
+            raise InvalidRequestError(
+                "validation.python runs code on the server: set it in a template file, not in a request"
+            )
+        return request

@@ -16,9 +16,9 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_before_delay,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from llmtool.errors import ProviderError
 from llmtool.settings import RetryPolicy
@@ -47,12 +47,28 @@ def retry_after_too_long(error: BaseException, policy: RetryPolicy) -> bool:
     )
 
 
+class stop_when_waits_exceed(stop_base):
+    """Stop when the waits so far plus the next would pass `max_retry_time` (attempt time does not
+    count: a first-token timeout as long as the budget must still be retried), or when the next
+    wait would outlast the run's own deadline — then the provider's error is the honest report."""
+
+    def __init__(self, max_retry_time: float, time_left: Callable[[], float]) -> None:
+        self.max_retry_time = max_retry_time
+        self.time_left = time_left
+
+    def __call__(self, state: RetryCallState) -> bool:
+        upcoming = state.upcoming_sleep
+        return state.idle_for + upcoming > self.max_retry_time or upcoming >= self.time_left()
+
+
 def build_retrying(
     policy: RetryPolicy,
     may_retry: Callable[[], bool],
     announce: Callable[[int, float, ProviderError], None],
+    time_left: Callable[[], float],
 ) -> AsyncRetrying:
-    """A tenacity retrier; `may_retry()` says whether text has already reached the user."""
+    """A tenacity retrier; `may_retry()` says whether no text has reached the user yet,
+    `time_left()` how many seconds remain before the run's deadline."""
     backoff = wait_exponential_jitter(
         multiplier=policy.initial_delay, max=policy.max_delay, jitter=policy.jitter
     )
@@ -79,7 +95,7 @@ def build_retrying(
         return None
 
     return AsyncRetrying(
-        stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_retry_time),
+        stop=stop_after_attempt(policy.max_attempts) | stop_when_waits_exceed(policy.max_retry_time, time_left),
         wait=wait,
         retry=retry_if_exception(retryable),
         before_sleep=before_sleep,

@@ -39,7 +39,6 @@ class Run:
         self.model = model
         self.created_at = time.time()
         self.log: list[RunEvent] = []
-        self.stop_requested = False
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -115,6 +114,5 @@ class Run:
         """
         if self.done or self._task is None:
             return False
-        self.stop_requested = True
         self._task.cancel()
         return True

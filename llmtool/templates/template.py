@@ -137,6 +137,6 @@ class Template:
                 "validation": self.rules,
                 "template": self.name,
                 "template_hash": self.content_hash,
-            })
+            }, allow_python_rules=True)  # the template file is the server's own
         except InvalidRequestError as exc:
             raise TemplateError(self.path, None, exc.message) from None

@@ -161,3 +161,28 @@ async def test_bad_requests_are_refused_before_anything_runs(fast_settings, requ
 def test_request_errors_are_invalid_request_errors():
     with pytest.raises(InvalidRequestError):
         RunRequest.parse({"prompt": ""})
+
+
+async def test_python_rules_are_refused_from_request_data(fast_settings):
+    service = LLMService(fast_settings)
+    with pytest.raises(InvalidRequestError, match="runs code on the server"):
+        service.start({"model": "demo:echo", "prompt": "rm -rf /", "validation": {"python": "os:system"}})
+    rules = {"python": "tests.core.test_validation:passes_if_short"}
+    trusted = RunRequest.parse({"model": "demo:echo", "prompt": "short", "validation": rules}, allow_python_rules=True)
+    run = service.start(trusted)
+    await run.wait()
+    assert next(e for e in run.log if isinstance(e, Validated)).passed
+    await service.aclose()
+
+
+async def test_first_token_timeouts_are_retried_even_when_as_long_as_the_retry_budget():
+    settings = load_settings(
+        demo={"first_token_delay": 5, "tokens_per_second": 100},
+        retry={"max_attempts": 3, "initial_delay": 0.01, "jitter": 0, "max_retry_time": 0.2},
+    )
+    service = LLMService(settings)
+    run = service.start({"model": "demo:assistant", "prompt": "hi", "timeouts": {"first_token": 0.2}})
+    await run.wait()
+    await service.aclose()
+    # attempt time (0.2 s each) does not count against the waits-only retry budget
+    assert [e.kind for e in run.log] == ["started", "retrying", "retrying", "failed"]

@@ -60,3 +60,24 @@ def test_missing_or_broken_config_file(tmp_path):
     broken.write_text("[timeouts\n")
     with pytest.raises(InvalidRequestError, match="broken.toml"):
         load_settings(broken)
+
+
+def test_pasted_keys_are_trimmed_and_an_empty_key_is_no_key():
+    assert load_settings(OPENAI_API_KEY="sk-abc\n").openai_api_key.get_secret_value() == "sk-abc"
+    assert load_settings(OPENAI_API_KEY="  ").openai_api_key is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"OPENAI_API_KEY": "sk-é"}, "non-ASCII"),
+        ({"ANTHROPIC_API_KEY": "sk ant"}, "spaces"),
+        ({"OPENAI_BASE_URL": "localhost:1/v1"}, "http://host:port/path"),
+        ({"ANTHROPIC_BASE_URL": "http://h:99999"}, "port 99999"),
+        ({"endpoints": {"x": {"base_url": "http://[::1/v1"}}}, "not a valid URL"),
+    ],
+)
+def test_keys_and_base_urls_are_checked_once_with_a_clear_message(overrides, words):
+    with pytest.raises(InvalidRequestError) as caught:
+        load_settings(**overrides)
+    assert words in caught.value.message

@@ -55,3 +55,21 @@ def test_bad_rules_are_refused_when_declared(rules, words):
 def test_rule_count_and_no_rules():
     assert ValidationRules().rule_count == 0
     assert ValidationRules(forbidden_words=["a", "b"], json=True).rule_count == 3
+
+
+def returns_a_number(text: str):
+    return 3
+
+
+def test_a_validator_returning_the_wrong_type_is_a_problem_not_a_crash():
+    problems = ValidationRules(python="tests.core.test_validation:returns_a_number").check("x")
+    assert problems == [
+        "validator tests.core.test_validation:returns_a_number returned int; expected True, False, "
+        "None, a problem string or a list of them"
+    ]
+
+
+def test_a_schema_that_cannot_be_applied_is_a_problem_not_a_crash():
+    rules = ValidationRules(json_schema={"$ref": "#/definitions/missing"})
+    [problem] = rules.check("{}")
+    assert problem.startswith("the JSON schema could not be applied")

@@ -83,10 +83,13 @@ def instance_of(schema: dict[str, Any], prompt: str = "", name: str = "") -> Any
     if kind == "array":
         count = max(schema.get("minItems", 1), 1)
         return [instance_of(schema.get("items", {"type": "string"}), prompt, name) for _ in range(count)]
-    if kind == "integer":
-        return int(schema.get("minimum", 0))
-    if kind == "number":
-        return float(schema.get("minimum", 0.5 if schema.get("maximum", 1) >= 0.5 else 0))
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is not None and high is not None:
+            middle = (low + high) / 2  # e.g. a confidence between 0 and 1 reads 0.5, not 0
+        else:
+            middle = low if low is not None else (high if high is not None and high < 1 else 1)
+        return int(middle) if kind == "integer" else float(middle)
     if kind == "boolean":
         return True
     if kind == "null":

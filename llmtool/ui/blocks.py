@@ -1,4 +1,5 @@
-"""The chat tab: `build_components` lays it out, `wire_events` connects it to the handlers.
+"""The app: three tabs. Chat (`build_components` lays it out, `wire_events` connects it to the
+handlers), Compare (`compare.py`) and Evaluate (`evaluate.py`).
 
     demo = build_demo(UIContext(settings))   # a gr.Blocks with its queue configured from settings
 
@@ -13,14 +14,20 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from llmtool.ui import compare, evaluate
 from llmtool.ui.context import UIContext
 from llmtool.ui.handlers import ChatHandlers
+from llmtool.ui.streams import streaming_options
+from llmtool.ui.template_fields import FieldSpec, problems_markdown
+from llmtool.ui.template_panel import render_fields, template_dropdown
 
 TITLE = "llmtool"
-RUNS = "runs"  # one concurrency group for everything that streams a run
 CSS = """
-#run-status { min-height: 1.6em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
-#run-status p, #validation p { margin: 0; }
+#run-status, .run-status { min-height: 1.6em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+#run-status p, #validation p, .run-status p, .validation p { margin: 0; }
+.refresh-button { max-width: 3em; min-width: 3em !important; align-self: end; }
+.template-info { font-size: var(--text-sm); }
+.compare-answer { min-height: 8em; }
 """
 
 
@@ -45,6 +52,15 @@ class ChatComponents:
     validation: gr.Markdown
     turns: gr.State
     run_id: gr.State
+    run_template: gr.Button
+    template: gr.Dropdown
+    refresh_templates: gr.Button
+    template_info: gr.Markdown
+    template_area: gr.Group
+    fields_column: gr.Column
+    preview: gr.Markdown
+    template_values: gr.JSON
+    template_revision: gr.State
 
     @property
     def options(self) -> list[gr.components.Component]:
@@ -60,7 +76,6 @@ class ChatComponents:
 
 def build_components(context: UIContext) -> ChatComponents:
     """Lay out the chat tab inside the current gr.Blocks."""
-    gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(
@@ -76,6 +91,14 @@ def build_components(context: UIContext) -> ChatComponents:
                 elem_id="chat",
             )
             status = gr.Markdown("", label="Status", elem_id="run-status")
+            with gr.Group(visible=False) as template_area:
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=280, elem_id="template-fields") as fields_column:
+                        template_values = gr.JSON({}, visible=False)  # API callers' variables
+                        template_revision = gr.State(0)
+                    with gr.Column(scale=1, min_width=280):
+                        preview = gr.Markdown("", label="Preview", elem_id="template-preview",
+                                              sanitize_html=True)
             prompt = gr.Textbox(
                 placeholder="Ask something… (Enter sends, Shift+Enter for a new line)",
                 lines=1,  # one line: Enter sends (a multi-line textbox takes Enter as a newline)
@@ -86,6 +109,8 @@ def build_components(context: UIContext) -> ChatComponents:
             with gr.Row():
                 with gr.Row(visible=True) as idle_controls:
                     send = gr.Button("Send", variant="primary", elem_id="send")
+                    run_template = gr.Button("Run template", variant="primary", visible=False,
+                                             elem_id="run-template")
                     regenerate = gr.Button("Regenerate", elem_id="regenerate")
                     clear = gr.Button("Clear", elem_id="clear")
                 stop = gr.Button("Stop", variant="stop", visible=False, elem_id="stop")
@@ -96,7 +121,15 @@ def build_components(context: UIContext) -> ChatComponents:
                 choices=context.model_ids, value=context.default_model, label="Model",
                 allow_custom_value=True, elem_id="model",
             )
-            system = gr.Textbox(label="System prompt", lines=3, max_lines=10)
+            with gr.Row(equal_height=False):
+                template = template_dropdown(context, elem_id="template")
+                refresh_templates = gr.Button("↻", size="sm", elem_id="refresh-templates",
+                                              elem_classes=["refresh-button"])
+            template_info = gr.Markdown(
+                _problems(context), elem_id="template-info", elem_classes=["template-info"]
+            )
+            system = gr.Textbox(label="System prompt", lines=3, max_lines=10,
+                                info="A template's own system prompt replaces it.")
             # Number inputs cannot be empty in the browser, and 0 is a real temperature: a
             # textbox lets "empty" mean the model's default.
             temperature = gr.Textbox(
@@ -108,7 +141,7 @@ def build_components(context: UIContext) -> ChatComponents:
                 info="0: the model's default.",
             )
             validation = gr.Markdown("", label="Validation", elem_id="validation")
-            with gr.Accordion("Validation rules", open=False):
+            with gr.Accordion("Validation rules (a template brings its own)", open=False):
                 mode = gr.Radio(
                     ["stream", "buffer"], value="stream", label="Output mode",
                     info="buffer: show the answer only once it passed the rules.",
@@ -125,19 +158,16 @@ def build_components(context: UIContext) -> ChatComponents:
         regenerate=regenerate, clear=clear, stop=stop, model=model, system=system,
         temperature=temperature, max_output_tokens=max_output_tokens, mode=mode,
         must_be_json=must_be_json, max_length=max_length, forbidden_words=forbidden_words,
-        validation=validation, turns=turns, run_id=run_id,
+        validation=validation, turns=turns, run_id=run_id, run_template=run_template, template=template,
+        refresh_templates=refresh_templates, template_info=template_info, template_area=template_area,
+        fields_column=fields_column, preview=preview, template_values=template_values,
+        template_revision=template_revision,
     )
 
 
 def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int) -> None:
     """Connect the components to the handlers; name the API endpoints."""
-    streaming = dict(
-        outputs=c.outputs,
-        concurrency_limit=concurrency,
-        concurrency_id=RUNS,
-        show_progress="hidden",
-        trigger_mode="once",
-    )
+    streaming = streaming_options(c.outputs, concurrency)
     chat = gr.on(
         [c.send.click, c.prompt.submit],
         handlers.send,
@@ -148,17 +178,53 @@ def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int) -> 
     regenerate = c.regenerate.click(
         handlers.regenerate, inputs=[*c.options, c.turns], api_name="regenerate", **streaming
     )
+    # A template as the next turn, for API callers (the page's Run template is wired with its fields).
+    run_template = gr.on([], handlers.run_template, inputs=[c.template, c.template_values, *c.options, c.turns],
+                         api_name="run_template", **streaming)
     # Stop and Clear bypass the queue: they must work while every slot streams. `cancels` stops
     # the streaming handler; the handlers themselves cancel the run, closing the provider stream.
     c.stop.click(
         handlers.stop, inputs=[c.run_id, c.turns], outputs=c.outputs, api_name="stop",
-        cancels=[chat, regenerate], queue=False, show_progress="hidden",
+        cancels=[chat, regenerate, run_template], queue=False, show_progress="hidden",
     )
     gr.on(
         [c.clear.click, c.chatbot.clear],  # the Clear button and the Chatbot's own trash icon
         handlers.clear, inputs=[c.run_id], outputs=c.outputs, api_name="clear",
-        cancels=[chat, regenerate], queue=False, show_progress="hidden",
+        cancels=[chat, regenerate, run_template], queue=False, show_progress="hidden",
     )
+    wire_template_events(c, handlers, concurrency)
+
+
+def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int) -> None:
+    """The picker: a pick shows the template's fields, info and preview; ↻ re-reads the files;
+    Run template runs it with the fields' values, read straight from them (`/run_template` with a
+    `variables` object for API callers)."""
+    quick = dict(queue=False, show_progress="hidden")
+
+    def wire(specs: list[FieldSpec], fields: list[gr.components.Component]) -> None:
+        if fields:
+            gr.on([f.change for f in fields], handlers.fields_changed(specs), inputs=[c.template, *fields],
+                  outputs=[c.preview], api_visibility="private", **quick)
+        c.run_template.click(handlers.template_runner(specs), inputs=[c.template, *c.options, c.turns, *fields],
+                             api_visibility="private", **streaming_options(c.outputs, concurrency))
+
+    with c.fields_column:  # here, once the dropdown exists: the fields follow its pick
+        render_fields(handlers.context, [c.template], c.template_revision, prefix="var", wire=wire)
+    c.template.change(
+        handlers.pick_template, inputs=[c.template],
+        outputs=[c.template_info, c.preview, c.template_area, c.prompt, c.model, c.send, c.run_template],
+        api_visibility="undocumented", api_name="pick_template", **quick,
+    )
+    c.refresh_templates.click(
+        handlers.refresh_templates, inputs=[c.template, c.template_revision],
+        outputs=[c.template, c.template_revision, c.template_info, c.preview],
+        api_visibility="undocumented", api_name="refresh_templates", **quick,
+    )
+    c.template.focus(handlers.list_templates, inputs=[c.template], outputs=[c.template],
+                     api_visibility="private", **quick)
+    # For API callers: the preview of a template with these variables (the page renders its own).
+    gr.on([], handlers.preview, inputs=[c.template, c.template_values], outputs=[c.preview],
+          api_name="preview", **quick)
 
 
 def build_demo(context: UIContext | None = None) -> gr.Blocks:
@@ -166,12 +232,23 @@ def build_demo(context: UIContext | None = None) -> gr.Blocks:
     context = context or UIContext()
     ui = context.settings.ui
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
-        components = build_components(context)
-        wire_events(components, ChatHandlers(context), ui.concurrency)
+        gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat-tab"):
+                components = build_components(context)
+                wire_events(components, ChatHandlers(context), ui.concurrency)
+            with gr.Tab("Compare", id="compare-tab"):
+                compare.build(context, ui.concurrency)
+            with gr.Tab("Evaluate", id="evaluate-tab"):
+                evaluate.build(context, ui.concurrency)
     demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
     demo.llmtool_context = context  # type: ignore[attr-defined]
     return demo
+
+
+def _problems(context: UIContext) -> str:
+    return context.redact(problems_markdown(context.registry.problems()))
 
 
 def context_of(demo: gr.Blocks) -> UIContext:

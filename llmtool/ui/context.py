@@ -1,4 +1,5 @@
-"""What the handlers of one app share: settings, the one LLMService, redaction, streams in flight.
+"""What the handlers of one app share: settings, the one LLMService, the template registry,
+redaction, streams in flight, a private directory for exported files.
 
 The service is created on the server's event loop (at startup by `warm_up`, or on first use under
 `gradio app.py`): runs belong to the loop that started them, and Gradio runs `async def` handlers
@@ -10,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 
 from llmtool.catalog import Catalog
 from llmtool.service import LLMService
 from llmtool.settings import Settings, load_settings
+from llmtool.templates import TemplateRegistry
 from llmtool.ui.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -26,6 +31,9 @@ class UIContext:
         self.model_ids = [model.id for model in catalog.usable()]
         self.default_model = catalog.default_model()
         self.redact = Redactor.from_settings(self.settings)
+        # Rescans on every call: a template edited on disk is used by the next preview or run.
+        self.registry = TemplateRegistry(self.settings.prompts_dir)
+        self._export_dir: Path | None = None
         self._service: LLMService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # run id → set when the handler streaming that run has returned (see handlers.stop)
@@ -40,6 +48,10 @@ class UIContext:
             raise RuntimeError("the LLMService belongs to another event loop: one server per UIContext")
         return self._service
 
+    def started_service(self) -> LLMService | None:
+        """The service once the server created it, read from any thread (tests, diagnostics)."""
+        return self._service
+
     def warm_up(self) -> None:
         """Create the service and its provider clients now, on the server's loop: importing an SDK
         takes most of a second, which the first user would otherwise wait for."""
@@ -49,6 +61,16 @@ class UIContext:
                 service.providers.for_model(model)
             except Exception:  # a provider that cannot be built fails that user's run, clearly
                 log.warning("could not prepare the client for %s", model.id, exc_info=True)
+
+    @property
+    def datasets_dir(self) -> Path:
+        return Path(self.settings.prompts_dir) / "datasets"
+
+    def export_dir(self) -> Path:
+        """A directory of our own for files the page offers for download (never a user's path)."""
+        if self._export_dir is None or not self._export_dir.is_dir():
+            self._export_dir = Path(tempfile.mkdtemp(prefix="llmtool-ui-"))
+        return self._export_dir
 
     @property
     def update_interval(self) -> float:
@@ -75,3 +97,6 @@ class UIContext:
         if self._service is not None:
             await self._service.aclose()
             self._service = self._loop = None
+        if self._export_dir is not None:
+            shutil.rmtree(self._export_dir, ignore_errors=True)
+            self._export_dir = None

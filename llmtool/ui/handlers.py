@@ -5,7 +5,12 @@ update per `ui.update_interval`, the last never held back) and yields page updat
 the handler — the run finishing, Stop, Gradio cancelling the event, the tab closing — its
 `finally` cancels the run, so the provider connection closes with it.
 
-Every handler returns the same outputs, in the order of `Update.outputs()` (wired in `blocks.py`).
+Every streaming handler returns the same outputs, in the order of `Update.outputs()` (wired in
+`blocks.py`). With a template picked (Run template in the page, `/chat` with `template` and
+`variables` for API callers), its rendered prompt becomes the user turn and its system prompt,
+model, rules, output mode and timeouts apply (`Template.to_run_request`); the file is read again at
+every run. The pick handlers (`pick_template`, `refresh_templates`, `preview`, `fields_changed`)
+keep the template's fields, info line and preview current.
 """
 
 from __future__ import annotations
@@ -13,22 +18,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import aclosing
-from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any, AsyncIterator, Callable
 
 import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.events import RunEvent
 from llmtool.service import Run, RunRequest
-from llmtool.ui.coalesce import coalesce
+from llmtool.templates import Template
 from llmtool.ui.context import UIContext
 from llmtool.ui.status import RunProgress, escape_markdown
+from llmtool.ui.streams import batches
+from llmtool.ui.template_fields import FieldSpec, chosen, template_label, template_values
+from llmtool.ui.template_panel import choices, describe, values_of
 from llmtool.ui.transcript import Turn, chat_messages, provider_messages, redacted, turn_from_progress
 
 log = logging.getLogger(__name__)
 
-TICK = 0.5  # refresh the clock in the status line this often while no event arrives
 STOP_GRACE = 2.0  # how long Stop waits for the streaming handler to finish its last update
 
 
@@ -82,6 +89,31 @@ def build_request(prompt: str, history: list[Turn], options: dict[str, Any]) -> 
     })
 
 
+def build_template_request(
+    template: Template, fields: dict[str, Any] | None, history: list[Turn], options: dict[str, Any]
+) -> RunRequest:
+    """The run of `template` with the fields' values after `history`; the model, temperature and
+    max output tokens fields override the template's own when set. A TemplateError (file:line) if
+    the values do not fit."""
+    request = template.to_run_request(
+        template_values(template, fields),
+        model=options.get("model") or None,
+        temperature=_temperature(options.get("temperature")),
+        max_output_tokens=int(options["max_output_tokens"]) if options.get("max_output_tokens") else None,
+    )
+    if history:
+        request = request.model_copy(update={"messages": [*provider_messages(history), *request.messages]})
+    return request
+
+
+def status_with_template(run: Run, line: str) -> str:
+    """The status line, ending with the template and file version the run used, if any."""
+    request = run.request
+    if not request.template:
+        return line
+    return f"{line} · template {template_label(request.template, request.template_hash)}"
+
+
 class ChatHandlers:
     def __init__(self, context: UIContext) -> None:
         self.context = context
@@ -106,6 +138,34 @@ class ChatHandlers:
         async for outputs in self._converse(prompt, list(turns or []), options, clear_prompt=True):
             yield outputs
 
+    async def run_template(
+        self,
+        template: str | None,
+        variables: dict[str, Any] | None = None,
+        model: str | None = None,
+        system: str | None = None,
+        temperature: str | float | None = None,
+        max_output_tokens: float | None = None,
+        mode: str = "stream",
+        must_be_json: bool = False,
+        max_length: float | None = None,
+        forbidden_words: str | None = None,
+        turns: list[Turn] | None = None,
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Run a template with `variables` (a JSON object; empty values mean "use the default") as
+        the next chat turn. `model`, `temperature` and `max_output_tokens` override the template's
+        when set (the page sets the Model field to the template's model on a pick); its system
+        prompt and rules replace the settings panel's."""
+        name = chosen(template)
+        if name is None:
+            yield Update(status="⚠ Pick a template to run.", running=False).outputs()
+            return
+        options = _options(model, system, temperature, max_output_tokens, mode, must_be_json,
+                           max_length, forbidden_words)
+        async for outputs in self._converse("", list(turns or []), options, clear_prompt=False,
+                                            template=name, variables=variables):
+            yield outputs
+
     async def regenerate(
         self,
         model: str | None = None,
@@ -118,7 +178,8 @@ class ChatHandlers:
         forbidden_words: str | None = None,
         turns: list[Turn] | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Answer the last prompt again, replacing the last answer."""
+        """Answer the last prompt again, replacing the last answer (a template's turn: rendered
+        again from the file as it is now, with the same values)."""
         turns = list(turns or [])
         if not turns:
             gr.Warning("There is no answer to regenerate yet.")
@@ -126,7 +187,9 @@ class ChatHandlers:
             return
         options = _options(model, system, temperature, max_output_tokens, mode, must_be_json,
                            max_length, forbidden_words)
-        async for outputs in self._converse(turns[-1].user, turns[:-1], options, clear_prompt=False):
+        last = turns[-1]
+        async for outputs in self._converse(last.user, turns[:-1], options, clear_prompt=False,
+                                            template=last.template, variables=last.variables):
             yield outputs
 
     async def stop(self, run_id: str | None = None, turns: list[Turn] | None = None) -> tuple[Any, ...]:
@@ -144,7 +207,9 @@ class ChatHandlers:
         if not turns or turns[-1].outcome not in ("streaming", "validating"):
             return Update(run_id="", running=False).outputs()  # the answer had already ended
         progress = RunProgress.replay(run.model.id, run.log, buffered=_buffered(run))
-        return self._render(run, progress, turns[:-1], _prompt_of(run), final=True).outputs()
+        last = turns[-1]
+        return self._render(run, progress, turns[:-1], _prompt_of(run), final=True,
+                            source=(last.template, last.variables)).outputs()
 
     async def clear(self, run_id: str | None = None) -> tuple[Any, ...]:
         """Forget the conversation (stopping a run still streaming)."""
@@ -153,12 +218,71 @@ class ChatHandlers:
             await run.wait()
         return Update(chat=[], turns=[], run_id="", status="", validation="", running=False).outputs()
 
+    # -- the template picker --------------------------------------------------------------------
+    def pick_template(self, name: str | None) -> tuple[Any, ...]:
+        """A template was picked: its info and preview; Run template replaces the prompt box.
+        Outputs: info, preview, template area, prompt box, model, Send, Run template."""
+        view = describe(self.context, name)
+        picked = chosen(name) is not None
+        model = gr.update(value=view.template.model) if view.template and view.template.model else gr.skip()
+        return (
+            view.info, view.preview, gr.update(visible=picked), gr.update(visible=not picked),
+            model, gr.update(visible=not picked), gr.update(visible=picked),
+        )
+
+    def refresh_templates(self, name: str | None, revision: int | None) -> tuple[Any, ...]:
+        """↻: list the templates again and rebuild the picked one's fields from its file.
+        Outputs: dropdown, revision, info, preview."""
+        listed = choices(self.context)
+        if name not in {value for _, value in listed}:
+            name = listed[0][1]
+        view = describe(self.context, name)
+        return gr.update(choices=listed, value=name), (revision or 0) + 1, view.info, view.preview
+
+    def list_templates(self, name: str | None) -> Any:
+        """The dropdown got focus: list the templates as they are on disk now."""
+        listed = choices(self.context)
+        if name not in {value for _, value in listed}:
+            return gr.update(choices=listed)
+        return gr.update(choices=listed, value=name)
+
+    def preview(self, template: str | None, variables: dict[str, Any] | None = None) -> str:
+        """The exact system and user prompt the variables give (or why they do not render)."""
+        if chosen(template) is None:
+            return ""
+        return describe(self.context, template, variables or {}).preview
+
+    def fields_changed(self, specs: list[FieldSpec]) -> Callable[..., str]:
+        """For the rendered fields: (template, *fields) → the preview."""
+
+        def changed(template: str | None, *fields: Any) -> str:
+            return self.preview(template, values_of(specs, fields))
+
+        return changed
+
+    def template_runner(self, specs: list[FieldSpec]) -> Callable[..., AsyncIterator[tuple[Any, ...]]]:
+        """For Run template: (template, *settings, turns, *fields) → the updates of `run_template`."""
+        count = len(specs)
+
+        async def run(template: str | None, *args: Any) -> AsyncIterator[tuple[Any, ...]]:
+            head, fields = args[: len(args) - count], args[len(args) - count:]
+            async for outputs in self.run_template(template, values_of(specs, fields), *head):
+                yield outputs
+
+        return run
+
     # -- the streaming loop ---------------------------------------------------------------------
     async def _converse(
-        self, prompt: str, history: list[Turn], options: dict[str, Any], clear_prompt: bool
+        self, prompt: str, history: list[Turn], options: dict[str, Any], clear_prompt: bool,
+        template: str | None = None, variables: dict[str, Any] | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
+        source = (template, variables)
         try:
-            request = build_request(prompt, history, options)
+            if template is None:
+                request = build_request(prompt, history, options)
+            else:  # the template as its file is now; its rendered prompt is the user's turn
+                request = build_template_request(self.context.registry.get(template), variables, history, options)
+                prompt = request.messages[-1].content
             run = self.context.service.start(request)
         except UsageError as error:
             message = self.context.redact(error.message)
@@ -176,7 +300,7 @@ class ChatHandlers:
         progress = RunProgress(model=run.model.id, buffered=_buffered(run))
         self.context.stream_started(run.id)
         try:
-            first = self._render(run, progress, history, prompt, final=False)
+            first = self._render(run, progress, history, prompt, final=False, source=source)
             first.run_id, first.running = run.id, True
             if clear_prompt:
                 first.prompt = ""
@@ -187,17 +311,16 @@ class ChatHandlers:
                     for event in batch:
                         progress.apply(event)
                     yield self._render(
-                        run, progress, history, prompt, final=progress.done, elapsed=loop.time() - started
+                        run, progress, history, prompt, final=progress.done, elapsed=loop.time() - started,
+                        source=source,
                     ).outputs()
         finally:
             run.cancel()  # no-op once the run ended; otherwise closes the provider connection
             self.context.stream_ended(run.id)
 
     def _batches(self, run: Run) -> AsyncIterator[list[RunEvent]]:
-        interval = self.context.update_interval
-        if interval <= 0:  # one page update per event: the slow baseline the benchmark compares to
-            return _one_by_one(run.events())
-        return coalesce(run.events(), interval, tick=TICK)
+        # update_interval 0: one page update per event, the slow baseline the benchmark compares to
+        return batches(run.events(), self.context.update_interval)
 
     def _render(
         self,
@@ -207,14 +330,16 @@ class ChatHandlers:
         prompt: str,
         final: bool,
         elapsed: float = 0.0,
+        source: tuple[str | None, dict[str, Any] | None] = (None, None),
     ) -> Update:
         redact = self.context.redact
-        turn = redacted(turn_from_progress(prompt, progress), redact)
+        template, variables = source
+        turn = replace(redacted(turn_from_progress(prompt, progress), redact), template=template, variables=variables)
         turns = [*history, turn]
         update = Update(
             chat=chat_messages(turns),
             turns=turns,
-            status=escape_markdown(redact(progress.status_line(elapsed))),
+            status=escape_markdown(redact(status_with_template(run, progress.status_line(elapsed)))),
             validation=escape_markdown(redact(progress.validation_line())),
         )
         if final:
@@ -227,11 +352,6 @@ def _options(*values: Any) -> dict[str, Any]:
     names = ("model", "system", "temperature", "max_output_tokens", "mode", "must_be_json",
              "max_length", "forbidden_words")
     return dict(zip(names, values, strict=True))
-
-
-async def _one_by_one(events: AsyncIterator[RunEvent]) -> AsyncIterator[list[RunEvent]]:
-    async for event in events:
-        yield [event]
 
 
 def _temperature(value: str | float | None) -> float | None:

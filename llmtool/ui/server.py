@@ -83,6 +83,7 @@ def page_options() -> dict[str, Any]:
         show_error=False,  # never show exception text in the page; handlers say what went wrong
         ssr_mode=False,
         mcp_server=False,
+        max_file_size="10mb",  # Evaluate's dataset upload; larger files are refused before they land
     )
 
 

@@ -8,7 +8,7 @@ never our marks.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 from llmtool.providers.base import ChatMessage
 from llmtool.ui.status import RunProgress, escape_markdown
@@ -26,6 +26,8 @@ class Turn:
     outcome: Outcome = "streaming"
     note: str = ""  # why it failed / which rules it broke, already redacted
     withheld: str = ""  # buffer mode: the answer that failed validation
+    template: str | None = None  # the template `user` was rendered from, so Regenerate can render it again
+    variables: dict[str, Any] | None = None  # …with these field values
 
 
 def turn_from_progress(user: str, progress: RunProgress) -> Turn:
@@ -54,7 +56,7 @@ def chat_messages(turns: list[Turn]) -> list[dict]:
     messages: list[dict] = []
     for turn in turns:
         messages.append({"role": "user", "content": turn.user})
-        messages.append({"role": "assistant", "content": _answer_markdown(turn)})
+        messages.append({"role": "assistant", "content": answer_markdown(turn)})
         if turn.withheld:
             messages.append({
                 "role": "assistant",
@@ -64,7 +66,7 @@ def chat_messages(turns: list[Turn]) -> list[dict]:
     return messages
 
 
-def _answer_markdown(turn: Turn) -> str:
+def answer_markdown(turn: Turn) -> str:
     if turn.outcome == "streaming":
         return turn.answer or WAITING
     if turn.outcome == "validating":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -17,8 +18,10 @@ from gradio_client import Client
 from llmtool.loopback import LoopbackServer
 from llmtool.settings import Settings, load_settings
 from llmtool.ui import BackgroundServer, create_app
+from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, Page
 
 LOCAL_MODEL = "local:m"
+REPO_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 _LEAKY_PREFIXES = ("LLMTOOL_", "OPENAI_", "ANTHROPIC_", "GRADIO_WATCH")
 
 
@@ -41,13 +44,15 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def ui_settings(loopback: LoopbackServer, **overrides: Any) -> Settings:
-    """The local:m endpoint on the loopback server, short timeouts and retries, a fast demo model."""
+    """The local:m endpoint on the loopback server, short timeouts and retries, a fast demo model,
+    the shipped templates and datasets (an absolute path: the tests run in a temp cwd)."""
     base: dict[str, Any] = {
         "endpoints": {"local": {"base_url": loopback.openai_base_url, "models": ["m"]}},
         "default_model": LOCAL_MODEL,
         "timeouts": {"connect": 2, "first_token": 3, "idle": 1, "total": 30},
         "retry": {"initial_delay": 0.05, "max_delay": 0.2, "jitter": 0},
         "demo": {"first_token_delay": 0.05, "tokens_per_second": 400},
+        "prompts_dir": REPO_PROMPTS,
     }
     return load_settings(**_merge(base, overrides))
 
@@ -100,6 +105,30 @@ def connect() -> Iterator[Callable[[str], Client]]:
     # close() waits up to 1 s for each heartbeat thread: let them wind down in the background.
     for client in clients:
         threading.Thread(target=client.close, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Chromium for a module's browser tests (see browser_support)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser) -> Iterator:
+    pages: list[Page] = []
+
+    def open_(url: str) -> Page:
+        pages.append(Page(browser, url))
+        return pages[-1]
+
+    yield open_
+    for page in pages:
+        page.context.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -4,91 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 from llmtool.loopback import LoopbackServer, Scenario
+from tests.ui.browser_support import DOCS, LAST_BOT, OUTPUT, pytestmark  # noqa: F401
 from tests.ui.ui_support import STOPPED_MARK
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parents[2]
-OUTPUT = REPO / "test-output"
-README_SCREENSHOT = REPO / "docs" / "screenshot.png"
-LAST_BOT = "() => [...document.querySelectorAll('[data-testid=bot]')].pop()?.innerText ?? ''"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium)"),
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-class Page:
-    """A fresh browser page on the app, recording every request and dialog it makes."""
-
-    def __init__(self, browser, url: str) -> None:
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-        self.url = url
-        self.responses: list[str] = []  # requests that reached a server (CSP-blocked ones do not)
-        self.dialogs: list[str] = []
-        self.page.on("response", lambda response: self.responses.append(response.url))
-        self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
-        self.page.goto(url)
-        self.page.wait_for_selector("#prompt textarea")
-
-    def send(self, prompt: str) -> None:
-        self.page.fill("#prompt textarea", prompt)
-        self.page.press("#prompt textarea", "Enter")
-
-    def answer(self) -> str:
-        return self.page.evaluate(LAST_BOT)
-
-    def status(self) -> str:
-        return self.page.inner_text("#run-status")
-
-    def wait_status(self, prefix: str, timeout: float = 15_000) -> str:
-        self.page.wait_for_function(
-            "prefix => document.querySelector('#run-status')?.innerText.startsWith(prefix)",
-            arg=prefix, timeout=timeout,
-        )
-        return self.status()
-
-    def pick_model(self, model_id: str) -> None:
-        self.page.click("#model input")
-        self.page.locator("ul[role=listbox] li", has_text=model_id).click()
-        assert self.page.input_value("#model input") == model_id
-
-    def foreign_loads(self) -> list[str]:
-        """Anything the page fetched from another origin."""
-        return [url for url in self.responses if not url.startswith(self.url)]
-
-
-@pytest.fixture
-def open_page(browser) -> Iterator:
-    pages: list[Page] = []
-
-    def open_(url: str) -> Page:
-        pages.append(Page(browser, url))
-        return pages[-1]
-
-    yield open_
-    for page in pages:
-        page.context.close()
+README_SCREENSHOT = DOCS / "screenshot.png"
 
 
 def test_type_see_it_grow_stop_and_keep_the_partial_answer(ui_server, lb: LoopbackServer, open_page) -> None:

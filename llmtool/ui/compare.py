@@ -1,0 +1,280 @@
+"""The Compare tab: one set of variables, 2–4 columns (each a template × model) streaming at once.
+
+    compare.build(context, concurrency)     # inside a gr.Tab: lays out the tab and wires it
+
+Run starts every column's run together (`Template.to_run_request`, so each records its template
+and file hash), reads their events merged and coalesced (one page update per `update_interval` for
+the whole tab) and shows each column's answer, status line and validation. Stop, or anything else
+that ends the handler, cancels every run: each provider connection closes.
+
+The variable fields are the union of the variables of the columns' templates, each with the spec
+of the first template declaring it; a template ignores the values of variables it does not declare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+import gradio as gr
+
+from llmtool.errors import InvalidRequestError, UsageError
+from llmtool.service import Run
+from llmtool.ui.context import UIContext
+from llmtool.ui.handlers import STOP_GRACE, status_with_template
+from llmtool.ui.status import RunProgress, escape_markdown
+from llmtool.ui.streams import batches, merge, streaming_options
+from llmtool.ui.template_fields import FieldSpec, chosen, code_block, error_markdown, template_values
+from llmtool.ui.template_panel import choices, render_fields, template_dropdown, values_of
+from llmtool.ui.transcript import answer_markdown, redacted, turn_from_progress
+
+log = logging.getLogger(__name__)
+
+MAX_COLUMNS = 4
+TEMPLATE_MODEL = "(the template's model)"
+
+
+@dataclass
+class ColumnView:
+    """One column's outputs; None leaves that output as it is."""
+
+    status: str | None = None
+    validation: str | None = None
+    answer: str | None = None
+
+    def outputs(self) -> list[Any]:
+        return [gr.skip() if v is None else v for v in (self.status, self.validation, self.answer)]
+
+
+@dataclass
+class CompareUpdate:
+    columns: list[ColumnView] = field(default_factory=lambda: [ColumnView() for _ in range(MAX_COLUMNS)])
+    run_ids: list[str] | None = None
+    running: bool | None = None
+
+    def outputs(self) -> tuple[Any, ...]:
+        controls: tuple[Any, Any] = (gr.skip(), gr.skip())
+        if self.running is not None:
+            controls = (gr.update(visible=not self.running), gr.update(visible=self.running))
+        cells = [value for column in self.columns for value in column.outputs()]
+        return (*cells, gr.skip() if self.run_ids is None else self.run_ids, *controls)
+
+
+@dataclass
+class Column:
+    run: Run
+    progress: RunProgress
+    shown_final: bool = False
+
+
+class CompareHandlers:
+    def __init__(self, context: UIContext) -> None:
+        self.context = context
+
+    async def run(
+        self, columns: float | None = 2,
+        template_1: str | None = None, model_1: str | None = None,
+        template_2: str | None = None, model_2: str | None = None,
+        template_3: str | None = None, model_3: str | None = None,
+        template_4: str | None = None, model_4: str | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Run the first `columns` columns, each its template × model, with the same `variables`
+        (a JSON object; each template takes the ones it declares, empty values mean its default)."""
+        picks = [template_1, model_1, template_2, model_2, template_3, model_3, template_4, model_4]
+        count = _count(columns)
+        update = CompareUpdate(run_ids=[""] * MAX_COLUMNS)
+        started: dict[int, Column] = {}
+        for index in range(count):
+            try:
+                run = self._start(picks[2 * index], picks[2 * index + 1], variables)
+            except UsageError as error:
+                update.columns[index] = _error(self.context.redact(error.message))
+                continue
+            except Exception:  # a bug of ours: say so, keep the traceback in the server log
+                log.exception("could not start compare column %d", index + 1)
+                update.columns[index] = _error("llmtool failed unexpectedly; the server log has the details.")
+                continue
+            started[index] = Column(run, RunProgress(model=run.model.id, buffered=_buffered(run)))
+            update.run_ids[index] = run.id  # type: ignore[index]
+        for index in range(count, MAX_COLUMNS):
+            update.columns[index] = ColumnView("", "", "")
+        if not started:
+            update.running = False
+            yield update.outputs()
+            return
+
+        key = _key(update.run_ids or [])
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        self.context.stream_started(key)
+        try:
+            update.running = True
+            for index, column in started.items():
+                update.columns[index] = self._view(column, 0.0)
+            yield update.outputs()
+            indexes = list(started)
+            events = batches(merge([started[i].run.events() for i in indexes]), self.context.update_interval)
+            async with aclosing(events):
+                async for batch in events:
+                    for position, event in batch:
+                        started[indexes[position]].progress.apply(event)
+                    elapsed = loop.time() - begun
+                    done = all(c.progress.done for c in started.values())
+                    final = self._update(started, elapsed, final=done)
+                    if done:  # the last update is whole: an API caller's result shows every column
+                        for index, view in enumerate(update.columns[:count]):
+                            if index not in started:
+                                final.columns[index] = view
+                    yield final.outputs()
+        finally:
+            for column in started.values():
+                column.run.cancel()  # no-op once ended; otherwise closes the provider connection
+            self.context.stream_ended(key)
+
+    async def stop(self, run_ids: list[str] | None = None) -> tuple[Any, ...]:
+        """Stop every column's run: each provider connection closes, the partial answers stay."""
+        run_ids = list(run_ids or [])
+        runs = {i: self.context.service.get(r) for i, r in enumerate(run_ids) if r}
+        runs = {i: r for i, r in runs.items() if r is not None}
+        for run in runs.values():
+            run.cancel()
+        for run in runs.values():
+            await run.wait()
+        await self.context.wait_stream_ended(_key(run_ids), STOP_GRACE)
+        columns = {
+            i: Column(run, RunProgress.replay(run.model.id, run.log, buffered=_buffered(run)))
+            for i, run in runs.items()
+        }
+        return self._update(columns, 0.0, final=True).outputs()
+
+    def runner(self, specs: list[FieldSpec]) -> Callable[..., AsyncIterator[tuple[Any, ...]]]:
+        """For Run all: (columns, template_1, model_1, …, model_4, *fields) → the updates of `run`."""
+        count = len(specs)
+
+        async def run(*args: Any) -> AsyncIterator[tuple[Any, ...]]:
+            head, fields = args[: len(args) - count], args[len(args) - count:]
+            async for outputs in self.run(*head, values_of(specs, fields)):
+                yield outputs
+
+        return run
+
+    def show_columns(self, columns: float | None) -> tuple[Any, ...]:
+        count = _count(columns)
+        return tuple(gr.update(visible=i < count) for i in range(MAX_COLUMNS))
+
+    def refresh(self, revision: int | None, *names: str | None) -> tuple[Any, ...]:
+        """↻: list the templates again, rebuild the fields from the files."""
+        listed = choices(self.context, with_none=False)
+        known = {value for _, value in listed}
+        names = tuple(n if n in known or not listed else listed[0][1] for n in names)
+        return (*(gr.update(choices=listed, value=n) for n in names), (revision or 0) + 1)
+
+    # -- rendering ------------------------------------------------------------------------------
+    def _start(self, name: str | None, model: str | None, variables: dict[str, Any] | None) -> Run:
+        picked = chosen(name)
+        if picked is None:
+            raise InvalidRequestError("pick a template for this column")
+        template = self.context.registry.get(picked)  # as the file is now
+        model = None if not model or model == TEMPLATE_MODEL else model
+        request = template.to_run_request(template_values(template, variables, strict=False), model=model)
+        return self.context.service.start(request)
+
+    def _update(self, columns: dict[int, Column], elapsed: float, final: bool) -> CompareUpdate:
+        update = CompareUpdate()
+        for index, column in columns.items():
+            if column.shown_final and not final:
+                continue  # ended earlier: its last view is on the page already
+            update.columns[index] = self._view(column, elapsed)
+            column.shown_final = column.progress.done
+        if final:
+            update.running = False
+        return update
+
+    def _view(self, column: Column, elapsed: float) -> ColumnView:
+        redact, progress = self.context.redact, column.progress
+        turn = redacted(turn_from_progress("", progress), redact)
+        answer = answer_markdown(turn)
+        if turn.withheld:
+            answer += "\n\n**The withheld answer:**\n\n" + code_block(turn.withheld)
+        status = status_with_template(column.run, progress.status_line(elapsed))
+        return ColumnView(
+            status=escape_markdown(redact(status)),
+            validation=escape_markdown(redact(progress.validation_line())),
+            answer=answer,
+        )
+
+
+def build(context: UIContext, concurrency: int) -> None:
+    """Lay out the Compare tab in the current gr.Tab and wire it."""
+    handlers = CompareHandlers(context)
+    gr.Markdown("Run the same variables through 2–4 templates × models side by side.")
+    listed = choices(context, with_none=False)
+    first = listed[0][1] if listed else None
+    with gr.Row(equal_height=False):
+        count = gr.Radio([2, 3, 4], value=2, label="Columns", elem_id="compare-count", scale=3)
+        refresh = gr.Button("↻", size="sm", elem_id="compare-refresh", elem_classes=["refresh-button"])
+    revision = gr.State(0)
+    variables = gr.JSON({}, visible=False)  # API callers' variables (the page's Run reads the fields)
+    with gr.Accordion("Variables", open=True) as fields_area:
+        pass
+    with gr.Row():
+        run = gr.Button("Run all", variant="primary", elem_id="compare-run")
+        stop = gr.Button("Stop all", variant="stop", visible=False, elem_id="compare-stop")
+    run_ids = gr.State([""] * MAX_COLUMNS)
+    pickers: list[gr.components.Component] = []
+    blocks: list[gr.Column] = []
+    cells: list[gr.components.Component] = []
+    with gr.Row(equal_height=False):
+        for i in range(MAX_COLUMNS):
+            with gr.Column(visible=i < 2, min_width=240, elem_id=f"compare-col-{i + 1}") as block:
+                template = template_dropdown(context, label=f"Template {i + 1}", value=first, with_none=False,
+                                             elem_id=f"compare-template-{i + 1}")
+                # The first column starts on the template's model, the others on the default model.
+                model = gr.Dropdown(
+                    [TEMPLATE_MODEL, *context.model_ids], value=TEMPLATE_MODEL if i == 0 else context.default_model,
+                    label=f"Model {i + 1}", allow_custom_value=True, interactive=True,
+                    elem_id=f"compare-model-{i + 1}",
+                )
+                status = gr.Markdown("", elem_id=f"compare-status-{i + 1}", elem_classes=["run-status"])
+                validation = gr.Markdown("", elem_id=f"compare-validation-{i + 1}", elem_classes=["validation"])
+                answer = gr.Markdown("", elem_id=f"compare-answer-{i + 1}", elem_classes=["compare-answer"],
+                                     sanitize_html=True, container=True)
+            pickers += [template, model]
+            blocks.append(block)
+            cells += [status, validation, answer]
+    templates = pickers[0::2]
+    outputs = [*cells, run_ids, run, stop]
+    streaming = streaming_options(outputs, concurrency)
+
+    def wire(specs: list[FieldSpec], fields: list[gr.components.Component]) -> None:
+        run.click(handlers.runner(specs), inputs=[count, *pickers, *fields], api_visibility="private", **streaming)
+
+    with fields_area:
+        render_fields(context, templates, revision, prefix="cmp-var", wire=wire, count=count)
+    api = gr.on([], handlers.run, inputs=[count, *pickers, variables], api_name="compare", **streaming)
+    # Stop cancels every run itself (the page's Run is wired inside the render, out of reach of `cancels`).
+    stop.click(handlers.stop, inputs=[run_ids], outputs=outputs, api_name="compare_stop",
+               cancels=[api], queue=False, show_progress="hidden")
+    quick = dict(queue=False, show_progress="hidden", api_visibility="private")
+    count.change(handlers.show_columns, inputs=[count], outputs=blocks, **quick)
+    refresh.click(handlers.refresh, inputs=[revision, *templates], outputs=[*templates, revision], **quick)
+
+
+def _count(columns: float | None) -> int:
+    return max(2, min(MAX_COLUMNS, int(columns or 2)))
+
+
+def _error(message: str) -> ColumnView:
+    return ColumnView(status=error_markdown(message), validation="", answer="")
+
+
+def _buffered(run: Run) -> bool:
+    return run.request.validation.mode == "buffer"
+
+
+def _key(run_ids: list[str]) -> str:
+    return "compare:" + ",".join(run_ids)

@@ -1,0 +1,97 @@
+"""An evaluation as the page shows it: progress line, per-model summary, cases × models table.
+
+Pure functions over `EvalReport` (partial while it runs), so every wording is unit-tested:
+
+    progress_line(done=12, total=40, passed=10, elapsed=3.1, state="running")
+    # 'Running · 12/40 done · 2 failed · 3.1 s'
+    headers, rows = matrix(report, failures_only=False, running=True)
+    # ['case', 'demo:assistant'], [['double-charge', '✓ 0.42 s · 271→9 tok · $0.0000'], …]
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from llmtool.evaluation import CaseResult, EvalReport
+from llmtool.ui.status import escape_markdown, seconds
+from llmtool.ui.template_fields import template_label
+
+EvalState = Literal["running", "done", "stopped"]
+PENDING = "…"
+NOT_RUN = "■ not run"
+_MARK = {"passed": "✓", "failed": "✗", "error": "!", "stopped": "■"}
+
+
+def progress_line(done: int, total: int, passed: int, elapsed: float, state: EvalState) -> str:
+    """'Running · 12/40 done · 2 failed · 3.1 s', 'Done · 40/40 · 38 passed · 2 failed · 9.0 s'."""
+    failed = done - passed
+    head = {"running": "Running", "done": "Done", "stopped": "Stopped"}[state]
+    if state == "done" and done == total:
+        parts = [head, f"{done}/{total}", f"{passed} passed", f"{failed} failed"]
+    else:
+        parts = [head, f"{done}/{total} done", f"{failed} failed"]
+    return " · ".join([*parts, seconds(elapsed)])
+
+
+def cell_text(result: CaseResult | None, running: bool = False) -> str:
+    """One table cell: pass/fail mark, why it failed, latency, tokens in→out and cost."""
+    if result is None:
+        return PENDING if running else NOT_RUN
+    parts = [] if result.passed else [result.reason()]
+    if result.latency is not None:
+        parts.append(seconds(result.latency) if result.latency >= 10 else f"{result.latency:.2f} s")
+    if result.input_tokens is not None or result.output_tokens is not None:
+        parts.append(f"{result.input_tokens or 0}→{result.output_tokens or 0} tok")
+    if result.cost_usd is not None:
+        parts.append(f"${result.cost_usd:.4f}")
+    return f"{_MARK[result.status]} {' · '.join(parts)}".rstrip()
+
+
+def matrix(report: EvalReport, failures_only: bool = False, running: bool = False) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): one row per case, one column per model. `failures_only` keeps the rows with
+    a cell that finished without passing."""
+    cells = {(r.case_id, r.model): r for r in report.results}
+    rows = []
+    for case_id in report.case_ids:
+        row = [cells.get((case_id, model)) for model in report.models]
+        if failures_only and not any(c is not None and not c.passed for c in row):
+            continue
+        rows.append([case_id, *(cell_text(c, running) for c in row)])
+    return ["case", *report.models], rows
+
+
+def summary_markdown(report: EvalReport, dataset_name: str) -> str:
+    """Which template version over which dataset, then one table row per model."""
+    cases, models = len(report.case_ids), len(report.models)
+    head = (
+        f"**{escape_markdown(template_label(report.template, report.template_hash))}** · "
+        f"{escape_markdown(dataset_name)} · {cases} case{'s' if cases != 1 else ''} × "
+        f"{models} model{'s' if models != 1 else ''}"
+    )
+    lines = [head, "", "| model | passed | failed | errors | mean latency | tokens in→out | cost |",
+             "|---|---|---|---|---|---|---|"]
+    for s in report.summary():
+        latency = f"{s.mean_latency:.2f} s" if s.mean_latency is not None else "–"
+        cost = f"${s.cost_usd:.4f}" if s.cost_usd is not None else "unknown"
+        lines.append(
+            f"| {escape_markdown(s.model)} | {s.passed}/{s.cases} | {s.failed} | {s.errors} | {latency} | "
+            f"{s.input_tokens}→{s.output_tokens} | {cost} |"
+        )
+    return "\n".join(lines)
+
+
+def dataset_problems_markdown(problems: list[str], shown: str, actual: str) -> str:
+    """A dataset that does not fit its template: every problem with its file:line."""
+    count = len(problems)
+    lines = [f"⚠ The dataset {escape_markdown(shown)} cannot be used ({count} problem{'s' if count != 1 else ''}):"]
+    lines += [f"- {escape_markdown(p.replace(actual, shown))}" for p in problems]
+    return "\n".join(lines)
+
+
+def export_stem(report: EvalReport, now: datetime | None = None) -> str:
+    """'classify-3cf76e7a6320-20250301-142501', only letters, digits, - and _ (a file name of ours)."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", report.template).strip("_") or "results"
+    return f"{name}-{re.sub(r'[^0-9a-f]', '', report.template_hash)}-{stamp}"

@@ -194,6 +194,10 @@ class Settings(BaseSettings):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    validator_modules: list[str] = Field(
+        default_factory=list,
+        description="Modules whose functions `python` validation rules may call (they run server code).",
+    )
     prompts_dir: Path = Path("prompts")
     runs_dir: Path | None = Field(None, description="Where runs are kept; None keeps them in memory.")
 

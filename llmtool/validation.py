@@ -5,7 +5,9 @@
 `mode="stream"` shows deltas as they come and flags the result at the end; `mode="buffer"` holds
 the text back until it passed (structured output, where half a JSON document helps nobody).
 A `python` rule names a callable `package.module:function` taking the text and returning
-True/None (passed), False, a problem string, or a list of problem strings.
+True/None (passed), False, a problem string, or a list of problem strings. It runs server code
+on the model's answer, so it is refused unless its module is listed in the settings'
+`validator_modules` (see `check_python_rule`), and nothing is imported when rules are declared.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class ValidationRules(BaseModel):
             except jsonschema.SchemaError as exc:
                 raise ValueError(f"json_schema is not a valid JSON Schema: {exc.message}") from None
         if self.python is not None:
-            resolve_callable(self.python)
+            split_callable_path(self.python)
         return self
 
     @property
@@ -104,7 +106,9 @@ def _json_problems(text: str, schema: dict[str, Any] | None) -> list[str]:
         return [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
     if schema is None:
         return []
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    # format_checker: "format": "date" and friends are checked, not only annotations.
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
     try:
         errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
     except Exception as exc:  # e.g. a $ref that resolves nowhere: the schema's fault, say so
@@ -115,12 +119,31 @@ def _json_problems(text: str, schema: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def resolve_callable(path: str) -> Callable[[str], Any]:
+def split_callable_path(path: str) -> tuple[str, str]:
+    """'package.module:function' (or 'package.module.function') → (module, function)."""
     module_name, sep, attribute = path.partition(":")
     if not sep:
         module_name, _, attribute = path.rpartition(".")
-    if not module_name or not attribute:
+    if not module_name or not attribute or not all(
+        part.isidentifier() for part in [*module_name.split("."), attribute]
+    ):
         raise ValueError(f"python validator {path!r} must be written 'package.module:function'")
+    return module_name, attribute
+
+
+def check_python_rule(path: str, allowed_modules: list[str]) -> None:
+    """Refuse a validator outside the allowed modules, or one that cannot be loaded (ValueError)."""
+    module_name, _ = split_callable_path(path)
+    if not any(module_name == m or module_name.startswith(m + ".") for m in allowed_modules):
+        raise ValueError(
+            f"python validator {path!r} is not allowed: it would run server code, so list its "
+            f"module in validator_modules in the config file (allowed now: {allowed_modules or 'none'})"
+        )
+    resolve_callable(path)
+
+
+def resolve_callable(path: str) -> Callable[[str], Any]:
+    module_name, attribute = split_callable_path(path)
     try:
         target = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:

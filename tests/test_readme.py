@@ -31,3 +31,15 @@ def test_every_cli_command_the_readme_shows_exists():
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     shown = set(re.findall(r"^llmtool (\w+)", (REPO / "README.md").read_text(), re.MULTILINE))
     assert shown and shown <= commands
+
+
+def test_the_readme_config_example_is_valid(tmp_path):
+    from llmtool.settings import load_settings
+
+    text = (REPO / "README.md").read_text()
+    example = re.search(r"```toml\n(# llmtool.toml.+?)```", text, re.DOTALL).group(1)
+    (tmp_path / "llmtool.toml").write_text(example)
+    settings = load_settings(tmp_path / "llmtool.toml")
+    assert settings.validator_modules == ["mychecks"]
+    assert settings.endpoints["ollama"].models == ["llama3.2", "qwen2.5:7b"]
+    assert settings.timeouts.first_token == 60 and settings.demo.tokens_per_second == 60

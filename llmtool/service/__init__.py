@@ -22,6 +22,7 @@ from llmtool.service.executor import RunExecutor
 from llmtool.service.requests import RunRequest
 from llmtool.service.runs import Run
 from llmtool.settings import Settings, load_settings
+from llmtool.validation import check_python_rule
 
 __all__ = ["LLMService", "Run", "RunRequest"]
 
@@ -44,6 +45,11 @@ class LLMService:
     def start(self, request: RunRequest | dict) -> Run:
         """Validate the request and start its run in the background on the running loop."""
         request = RunRequest.parse(request)
+        if request.validation.python is not None:
+            try:
+                check_python_rule(request.validation.python, self.settings.validator_modules)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
         model = self.catalog.resolve(request.model or self.default_model())
         timeouts = request.timeouts.apply(self.settings.timeouts)
         if timeouts.first_token > timeouts.total:

@@ -88,7 +88,9 @@ class RunExecutor:
             self._fail(error)
         except Exception as error:  # a bug of ours: still end the run cleanly, keep the text
             log.exception("run %s failed unexpectedly", self.run.id)
-            self._fail(errors.LLMToolError(f"llmtool failed unexpectedly: {type(error).__name__}: {error}"))
+            self._fail(errors.LLMToolError(
+                f"llmtool failed unexpectedly ({type(error).__name__}); the server log has the details"
+            ))
 
     # -- one attempt --------------------------------------------------------------------------
     def _provider_request(self) -> ProviderRequest:

@@ -64,7 +64,7 @@ class Run:
             error = task.exception()
             self.append(Failed(
                 error_kind="internal",
-                message=f"llmtool failed unexpectedly: {type(error).__name__}: {error}",
+                message=f"llmtool failed unexpectedly ({type(error).__name__}); the server log has the details",
                 retryable=False,
                 text=self.text_so_far(),
                 metrics=Metrics(),

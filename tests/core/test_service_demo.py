@@ -163,12 +163,15 @@ def test_request_errors_are_invalid_request_errors():
         RunRequest.parse({"prompt": ""})
 
 
-async def test_python_rules_are_refused_from_request_data(fast_settings):
+async def test_python_rules_are_refused_from_request_data_and_unlisted_modules(fast_settings):
     service = LLMService(fast_settings)
     with pytest.raises(InvalidRequestError, match="runs code on the server"):
         service.start({"model": "demo:echo", "prompt": "rm -rf /", "validation": {"python": "os:system"}})
     rules = {"python": "tests.core.test_validation:passes_if_short"}
     trusted = RunRequest.parse({"model": "demo:echo", "prompt": "short", "validation": rules}, allow_python_rules=True)
+    with pytest.raises(InvalidRequestError, match="not allowed"):
+        service.start(trusted)  # even from a template: only listed modules may run
+    service = LLMService(fast_settings.model_copy(update={"validator_modules": ["tests.core"]}))
     run = service.start(trusted)
     await run.wait()
     assert next(e for e in run.log if isinstance(e, Validated)).passed

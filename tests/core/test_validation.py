@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from llmtool.validation import ValidationRules
+from llmtool.validation import ValidationRules, check_python_rule
 
 
 def passes_if_short(text: str):
@@ -40,8 +40,8 @@ def test_rules(rules, text, problems):
         ({"required_patterns": ["("]}, "not a valid regular expression"),
         ({"json_schema": {"type": 12}}, "not a valid JSON Schema"),
         ({"min_length": 10, "max_length": 2}, "more than max_length"),
-        ({"python": "no.such.module:fn"}, "cannot be loaded"),
         ({"python": "justaname"}, "package.module:function"),
+        ({"python": "os:system; rm"}, "package.module:function"),
         ({"mode": "sometimes"}, "mode"),
         ({"maxlength": 3}, "maxlength"),
     ],
@@ -50,6 +50,33 @@ def test_bad_rules_are_refused_when_declared(rules, words):
     with pytest.raises(ValidationError) as caught:
         ValidationRules.model_validate(rules)
     assert words in str(caught.value)
+
+
+def test_declaring_a_python_rule_imports_nothing():
+    ValidationRules(python="no.such.module:fn")  # checked when a run starts, against the allow-list
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed", "words"),
+    [
+        ("os:system", [], "is not allowed"),
+        ("os:system", ["tests"], "is not allowed"),
+        ("testsuite.x:f", ["tests"], "is not allowed"),  # a prefix of a name is not its package
+        ("tests.core.nope:f", ["tests"], "cannot be loaded"),
+    ],
+)
+def test_python_rules_run_only_from_allowed_modules(path, allowed, words):
+    with pytest.raises(ValueError, match=words):
+        check_python_rule(path, allowed)
+    check_python_rule("tests.core.test_validation:passes_if_short", ["tests"])
+
+
+def test_json_schema_formats_are_checked():
+    rules = ValidationRules(json_schema={"type": "object", "properties": {"d": {"type": "string", "format": "date"}}})
+    assert rules.check('{"d": "2026-01-31"}') == []
+    assert rules.check('{"d": "31 January 2026"}') == [
+        "JSON does not match the schema at d: '31 January 2026' is not a 'date'"
+    ]
 
 
 def test_rule_count_and_no_rules():

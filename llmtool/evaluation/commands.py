@@ -4,14 +4,18 @@
         --concurrency 8 --output results.csv
 
 Exit codes: 0 every cell passed, 1 some failed or errored (so it can gate a prompt change in CI),
-2 bad usage (unknown template or model, a bad dataset row, a bad output file name).
+2 bad usage (unknown template or model, a bad dataset row, a bad output file name or folder),
+130 interrupted (Ctrl-C): the results that finished are still written to --output.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from rich import box
 from rich.console import Console
@@ -22,10 +26,11 @@ from llmtool.cli import run_with_service
 from llmtool.console import EXIT_FAILED, EXIT_OK
 from llmtool.errors import InvalidRequestError
 from llmtool.evaluation.dataset import Dataset, load_dataset
-from llmtool.evaluation.results import EXPORT_SUFFIXES, EvalReport
+from llmtool.evaluation.results import EXPORT_SUFFIXES, CaseResult, EvalReport
 from llmtool.evaluation.runner import (
     DEFAULT_CONCURRENCY,
     EvalProgress,
+    build_report,
     resolve_models,
     run_evaluation,
 )
@@ -58,20 +63,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     command.add_argument("-c", "--concurrency", type=_positive, default=DEFAULT_CONCURRENCY,
                          help=f"runs at once (default {DEFAULT_CONCURRENCY})")
     command.add_argument("-o", "--output", type=Path, help="write every result to a .csv or .jsonl file")
-    command.add_argument("--failures-only", action="store_true", help="write only the cells that did not pass")
+    command.add_argument("--failures-only", action="store_true",
+                         help="write only the cells that did not pass to the --output file")
     command.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     command.set_defaults(handler=_eval)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    if args.output is not None and args.output.suffix.lower() not in EXPORT_SUFFIXES:
-        raise InvalidRequestError(f"--output {args.output} must end in .csv or .jsonl")
+    _check_output(args)
     settings = load_settings(args.config)
     template = TemplateRegistry(settings.prompts_dir).resolve(args.template)
     dataset = load_dataset(args.dataset, template)
 
     async def body(service: LLMService) -> int:
-        report = await _run_with_progress(service, template, dataset, args)
+        models = resolve_models(service, template, args.model or ())
+        finished: list[CaseResult] = []
+        try:
+            report = await _run_with_progress(service, template, dataset, models, args, finished.append)
+        except asyncio.CancelledError:  # Ctrl-C: keep what finished
+            _write_partial(build_report(template, dataset, models, finished), len(dataset.cases) * len(models), args)
+            raise
         _print_report(report)
         if args.output is not None:
             path = report.write(args.output, failures_only=args.failures_only)
@@ -81,18 +92,64 @@ def _eval(args: argparse.Namespace) -> int:
     return run_with_service(args, body)
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse a results file that cannot be written before anything runs (exit 2)."""
+    output: Path | None = args.output
+    if output is None:
+        if args.failures_only:
+            raise InvalidRequestError(
+                "--failures-only applies to the results file: give --output PATH too "
+                "(the printed list already shows only the cells that did not pass)"
+            )
+        return
+    if output.suffix.lower() not in EXPORT_SUFFIXES:
+        raise InvalidRequestError(f"--output {output} must end in .csv or .jsonl")
+    folder = output.parent
+    if not folder.is_dir():
+        raise InvalidRequestError(f"--output {output}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidRequestError(f"--output {output}: the folder {folder} is not writable")
+    if output.is_dir():
+        raise InvalidRequestError(f"--output {output} is a folder: give a file name")
+    if output.exists() and not os.access(output, os.W_OK):
+        raise InvalidRequestError(f"--output {output}: the file is not writable")
+    dataset = Path(args.dataset)
+    if output.resolve() == dataset.resolve() or (
+        output.exists() and dataset.exists() and output.samefile(dataset)
+    ):
+        raise InvalidRequestError(f"--output {output} is the dataset itself: write the results elsewhere")
+
+
+def _write_partial(report: EvalReport, total: int, args: argparse.Namespace) -> None:
+    done = len(report.results)
+    if args.output is None:
+        print(f"· interrupted after {done} of {total} results (none written: no --output)", file=sys.stderr)
+        return
+    try:
+        path = report.write(args.output, failures_only=args.failures_only)
+    except InvalidRequestError as error:
+        print(f"· interrupted after {done} of {total} results; {error.message}", file=sys.stderr)
+        return
+    print(f"· interrupted: the {done} of {total} results that finished are written to {path}", file=sys.stderr)
+
+
 async def _run_with_progress(
-    service: LLMService, template: Template, dataset: Dataset, args: argparse.Namespace
+    service: LLMService,
+    template: Template,
+    dataset: Dataset,
+    models: list[str],
+    args: argparse.Namespace,
+    collect: Callable[[CaseResult], None],
 ) -> EvalReport:
     err = Console(file=sys.stderr)
-    models = resolve_models(service, template, args.model or ())
     print(
         f"· {template.name} @ {template.content_hash} · {len(dataset.cases)} cases from {dataset.path}",
         file=sys.stderr,
     )
     if args.no_progress:
         return await run_evaluation(
-            service, template, dataset, models, concurrency=args.concurrency
+            service, template, dataset, models, concurrency=args.concurrency,
+            on_progress=lambda step: collect(step.result),
         )
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -105,6 +162,7 @@ async def _run_with_progress(
         task = progress.add_task("evaluating", total=None, status="")
 
         def on_progress(step: EvalProgress) -> None:
+            collect(step.result)
             failed = step.done - step.passed
             progress.update(
                 task, completed=step.done, total=step.total,

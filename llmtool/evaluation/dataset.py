@@ -18,6 +18,7 @@ reported as `file:line: problem`, all of them at once.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -143,7 +144,8 @@ def _known_columns(
 
 
 def _csv_rows(path: Path, text: str, problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(text.splitlines(keepends=True))
+    # csv's own line splitting: str.splitlines would also split inside cells on U+2028, U+0085, \f…
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
@@ -178,7 +180,9 @@ def _csv_rows(path: Path, text: str, problems: list[str]) -> list[tuple[int, dic
 
 def _jsonl_rows(path: Path, text: str, problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
     rows: list[tuple[int, dict[str, Any]]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # "\n" only: str.splitlines would also split on U+2028, U+0085, \f… which JSON allows in strings.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

@@ -138,7 +138,8 @@ class EvalReport(BaseModel):
                     for row in rows:
                         out.write(row.model_dump_json() + "\n")
             else:
-                with path.open("w", encoding="utf-8", newline="") as out:
+                # utf-8-sig: Excel reads a CSV without the byte-order mark as the local code page.
+                with path.open("w", encoding="utf-8-sig", newline="") as out:
                     writer = csv.DictWriter(out, fieldnames=list(CaseResult.model_fields))
                     writer.writeheader()
                     for row in rows:
@@ -148,8 +149,19 @@ class EvalReport(BaseModel):
         return path
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _flat(row: CaseResult) -> dict[str, Any]:
+    """One CSV row. Text cells that a spreadsheet would run as a formula (a model's answer starting
+    with `=HYPERLINK(…)`, say) get a leading `'`: CSV injection. Numbers are left alone."""
     data = row.model_dump()
     data["problems"] = "; ".join(row.problems)
     data["values"] = json.dumps(row.values, ensure_ascii=False)
-    return data
+    return {key: _defused(value) for key, value in data.items()}
+
+
+def _defused(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value

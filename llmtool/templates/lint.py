@@ -2,9 +2,10 @@
 
 Loading already refuses bad YAML, unknown keys, bad validation rules, Jinja syntax errors and
 undeclared variables. Linting adds what a loadable template can still get wrong: declared variables
-the text never uses, text that fails when rendered with its defaults (or sample values), a default
-model nobody knows, and example datasets (`datasets/<template>[.anything].csv|jsonl`) whose rows do
-not fit their template.
+the text never uses, text that fails when rendered with its defaults (or sample values) or with any
+of its `choice` values or either value of a boolean (the other variables at their defaults), a
+default model nobody knows, and example datasets (`datasets/<template>[.anything].csv|jsonl`) whose
+rows do not fit their template or do not render.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 
 from llmtool.catalog import Catalog
 from llmtool.errors import MissingKeyError, UnknownModelError
-from llmtool.evaluation.dataset import DATASET_SUFFIXES, DatasetError, load_dataset
+from llmtool.evaluation.dataset import DATASET_SUFFIXES, Dataset, DatasetError, load_dataset
 from llmtool.templates.errors import TemplateError
+from llmtool.templates.model import Value
 from llmtool.templates.registry import TemplateRegistry
 from llmtool.templates.template import Template
 
@@ -44,12 +46,14 @@ def lint_template(template: Template, catalog: Catalog | None = None) -> list[Te
                 f"variable {name!r} is declared but never used in the prompt or system prompt",
             ))
     samples = {name: spec.sample() for name, spec in template.variables.items()}
-    try:
-        template.to_run_request(samples, model=template.model or "demo:assistant")
-    except TemplateError as error:
-        problems.append(TemplateError(
-            error.path, error.line, f"{error.detail} (rendering with default or sample values)"
-        ))
+    seen: set[str] = set()
+    for values, about in _variants(template, samples):
+        try:
+            template.to_run_request(values, model=template.model or "demo:assistant")
+        except TemplateError as error:
+            if error.message not in seen:  # the same failure for every variant: report it once
+                seen.add(error.message)
+                problems.append(TemplateError(error.path, error.line, f"{error.detail} ({about})"))
     if catalog is not None and template.model is not None:
         try:
             catalog.resolve(template.model)
@@ -57,6 +61,35 @@ def lint_template(template: Template, catalog: Catalog | None = None) -> list[Te
             pass  # known model, just no key here: fine for CI
         except UnknownModelError as error:
             problems.append(TemplateError(template.path, template.lines.get("model"), error.message))
+    return problems
+
+
+def _variants(template: Template, samples: dict[str, Value]) -> list[tuple[dict[str, Value], str]]:
+    """The values to render with: defaults/samples, then each choice and each boolean value."""
+    variants = [(samples, "rendering with default or sample values")]
+    for name, spec in template.variables.items():
+        options: list[Value] = []
+        if spec.type == "choice":
+            options = list(spec.choices or [])
+        elif spec.type == "boolean":
+            options = [True, False]
+        for option in options:
+            if option != samples[name]:
+                shown = str(option).lower() if isinstance(option, bool) else option
+                variants.append(({**samples, name: option}, f"rendering with {name}={shown}"))
+    return variants
+
+
+def _render_cases(template: Template, dataset: Dataset) -> list[TemplateError]:
+    """A problem for each case of a (valid) dataset that does not render."""
+    problems: list[TemplateError] = []
+    for case in dataset.cases:
+        try:
+            template.to_run_request(case.values, model=template.model or "demo:assistant")
+        except TemplateError as error:
+            problems.append(TemplateError(
+                dataset.path, case.line, f"case {case.id!r} does not render: {error.message}"
+            ))
     return problems
 
 
@@ -96,11 +129,14 @@ def check_prompts(directory: Path | str, catalog: Catalog | None = None) -> Chec
                     ))
                 continue  # a broken template is reported once, above
             try:
-                load_dataset(path, template)
+                dataset = load_dataset(path, template)
             except DatasetError as error:
                 report.problems.extend(
                     TemplateError(None, None, problem) for problem in error.problems
                 )
-            else:
+                continue
+            found = _render_cases(template, dataset)
+            report.problems.extend(found)
+            if not found:
                 report.datasets.append(path)
     return report

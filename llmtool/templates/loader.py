@@ -17,6 +17,8 @@ A template is a Markdown file: YAML front matter between `---` lines, then the p
 
 The name is the file name without `.md`. Everything used in the prompt text must be declared
 under `variables`, and everything declared should be used (`llmtool prompts check` says so).
+YAML anchors and aliases (`&name`, `*name`) are refused: a few lines of them can expand into
+gigabytes ("billion laughs") or a self-referencing structure, and a template never needs them.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 
 from llmtool.settings import TimeoutOverrides
 from llmtool.templates.errors import TemplateError
-from llmtool.templates.model import NAME, TemplateMeta, VariableSpec
+from llmtool.templates.model import NAME, TemplateMeta, VariableSpec, yaml_read_as
 from llmtool.templates.render import compile_part
 from llmtool.templates.template import Template
 from llmtool.validation import ValidationRules
@@ -43,9 +45,43 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:12]
 
 
+class _NoAliasesLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing anchors and aliases."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _RefusedYAML("YAML aliases (*name) are not allowed in templates", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise _RefusedYAML("YAML anchors (&name) are not allowed in templates", event.start_mark)
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
+class _RefusedYAML(yaml.YAMLError):
+    def __init__(self, detail: str, mark: yaml.Mark) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.mark = mark
+
+
 def load_template(path: Path | str, data: bytes | None = None) -> Template:
-    """The template in `path` (its bytes already read, if `data` is given)."""
+    """The template in `path` (its bytes already read, if `data` is given).
+
+    Any failure is a TemplateError naming the file: a bug or a resource limit hit while parsing one
+    file must not break the commands that use the other templates.
+    """
     path = Path(path)
+    try:
+        return _load_template(path, data)
+    except TemplateError:
+        raise
+    except Exception as exc:  # RecursionError, OverflowError, a bug of ours…
+        raise TemplateError(
+            path, None, f"the file cannot be loaded: {type(exc).__name__}: {exc}"[:500]
+        ) from None
+
+
+def _load_template(path: Path, data: bytes | None) -> Template:
     if data is None:
         try:
             data = path.read_bytes()
@@ -116,9 +152,12 @@ def _split(path: Path, text: str) -> tuple[str, str, int]:
 
 def _parse_front_matter(path: Path, front: str) -> tuple[dict, dict[str, int]]:
     """The front matter as data, and the file line of every key path ('variables.tone' → 9)."""
+    loader = _NoAliasesLoader(front)
     try:
-        node = yaml.compose(front, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(front) if node is not None else {}
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else {}
+    except _RefusedYAML as exc:
+        raise TemplateError(path, exc.mark.line + 2, exc.detail) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 2 if mark is not None else None  # +1 for 1-based, +1 for the '---'
@@ -128,6 +167,8 @@ def _parse_front_matter(path: Path, front: str) -> tuple[dict, dict[str, int]]:
         raise TemplateError(path, line, f"front matter is not valid YAML: {detail}") from None
     except yaml.YAMLError as exc:
         raise TemplateError(path, None, f"front matter is not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
@@ -164,12 +205,18 @@ def _metadata_error(path: Path, exc: ValidationError, lines: dict[str, int]) -> 
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "string_type" and _is_yaml_scalar(error.get("input")):
+            message = "must be text, but " + yaml_read_as(error["input"])
         if error["type"] == "extra_forbidden":
             message = "unknown key (allowed: " + _allowed(error["loc"]) + ")"
         line = _line_for(error["loc"], lines)
         first_line = first_line or line
         parts.append(f"{where}: {message}" if where else message)
     return TemplateError(path, first_line, "; ".join(parts))
+
+
+def _is_yaml_scalar(value: object) -> bool:
+    return isinstance(value, (bool, int, float)) or value is None
 
 
 def _line_for(loc: tuple, lines: dict[str, int]) -> int | None:

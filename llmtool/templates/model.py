@@ -7,6 +7,9 @@
 A variable is required when it has no default (say `required: false` to make it optional: it then
 renders as an empty string). Values from the command line or a CSV cell are strings and are
 converted to the variable's type; values from JSONL or Python may already be typed.
+
+YAML 1.1 reads `no` as false and `0123` as 83: the `default` and `choices` of a text or choice
+variable must be written as text (quote them), or loading says so — nothing is silently changed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ VariableType = Literal["text", "long_text", "number", "integer", "choice", "bool
 Value = str | int | float | bool
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_TEXT_TYPES = ("text", "long_text", "choice")
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 # Jinja's own names, and the dataset's reserved columns (see llmtool.evaluation.dataset).
@@ -31,6 +35,24 @@ RESERVED_VARIABLES = frozenset(
     {"loop", "self", "super", "varargs", "kwargs", "caller", "true", "false", "none",
      "range", "dict", "lipsum", "cycler", "joiner", "namespace", "id"}
 )
+
+
+def _brief(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def yaml_read_as(value: object) -> str:
+    """Why a value meant as text is not text, with the fix: 'YAML read it as …: put it in quotes'."""
+    if isinstance(value, bool):
+        what = f"YAML read it as the boolean {str(value).lower()} (yes/no/on/off/true/false are booleans)"
+    elif isinstance(value, (int, float)):
+        what = f"YAML read it as the number {value!r}"
+    elif value is None:
+        what = "YAML read it as null (~ or null)"
+    else:
+        what = f"got {type(value).__name__}"
+    return f"{what}; put the value in quotes, e.g. \"no\" or \"0123\""
 
 
 class VariableSpec(BaseModel):
@@ -43,6 +65,13 @@ class VariableSpec(BaseModel):
     default: Value | None = None
     choices: list[str] | None = None
     required: bool | None = Field(None, description="Default: required when there is no default.")
+
+    @field_validator("default")
+    @classmethod
+    def _text_default(cls, value: Value | None, info: ValidationInfo) -> Value | None:
+        if info.data.get("type") in _TEXT_TYPES and value is not None and not isinstance(value, str):
+            raise ValueError(f"must be text, but {yaml_read_as(value)}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "VariableSpec":
@@ -74,26 +103,26 @@ class VariableSpec(BaseModel):
                 return value
             if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
                 return value.strip().lower() in _TRUE
-            raise ValueError(f"must be true or false, got {value!r}")
+            raise ValueError(f"must be true or false, got {_brief(value)}")
         if self.type == "choice":
             text = value if isinstance(value, str) else str(value)
             if text not in (self.choices or []):
                 raise ValueError(f"must be one of {', '.join(self.choices or [])}; got {text!r}")
             return text
         if isinstance(value, bool):
-            raise ValueError(f"must be a number, got {value!r}")
+            raise ValueError(f"must be a number, got {_brief(value)}")
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
             number = None
         if number is not None and not math.isfinite(number):
             number = None
         if self.type == "integer":
             if number is None or not number.is_integer():
-                raise ValueError(f"must be a whole number, got {value!r}")
+                raise ValueError(f"must be a whole number, got {_brief(value)}")
             return int(number)
         if number is None:
-            raise ValueError(f"must be a number, got {value!r}")
+            raise ValueError(f"must be a number, got {_brief(value)}")
         return number
 
     def sample(self) -> Value:

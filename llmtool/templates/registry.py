@@ -85,18 +85,23 @@ class TemplateRegistry:
 
     # -- scanning ------------------------------------------------------------------------------
     def _scan(self) -> dict[str, Entry]:
+        # Files are read and parsed outside the lock (a slow file must not block other threads);
+        # the lock only guards the swap. Two threads scanning at once parse a changed file twice,
+        # harmlessly: both results are equal.
+        now = time.time_ns()
         with self._lock:
-            now = time.time_ns()
-            fresh: dict[str, Entry] = {}
-            for dirent in self._files():
-                try:
-                    stat = dirent.stat()
-                except OSError:  # removed between listing and stat
-                    continue
-                name = dirent.name.removesuffix(SUFFIX)
-                fresh[name] = self._load(name, Path(self.directory, dirent.name), stat, now)
+            previous = self._entries
+        fresh: dict[str, Entry] = {}
+        for dirent in self._files():
+            try:
+                stat = dirent.stat()
+            except OSError:  # removed between listing and stat
+                continue
+            name = dirent.name.removesuffix(SUFFIX)
+            fresh[name] = self._load(name, Path(self.directory, dirent.name), stat, now, previous.get(name))
+        with self._lock:
             self._entries = fresh
-            return dict(fresh)
+        return dict(fresh)
 
     def _files(self) -> list[os.DirEntry[str]]:
         try:
@@ -111,9 +116,8 @@ class TemplateRegistry:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
-    def _load(self, name: str, path: Path, stat: os.stat_result, now: int) -> Entry:
+    def _load(self, name: str, path: Path, stat: os.stat_result, now: int, old: Entry | None) -> Entry:
         stamp = (stat.st_mtime_ns, stat.st_size)
-        old = self._entries.get(name)
         recently_modified = now - stat.st_mtime_ns < _RACY_SECONDS * 1e9
         if old is not None and old.stamp == stamp and not recently_modified:
             return old
@@ -128,6 +132,9 @@ class TemplateRegistry:
         try:
             return Entry(name, path, load_template(path, data), None, stamp, digest)
         except TemplateError as error:
+            return Entry(name, path, None, error, stamp, digest)
+        except Exception as exc:  # one bad file must never break the commands using the others
+            error = TemplateError(path, None, f"the file cannot be loaded: {type(exc).__name__}: {exc}"[:500])
             return Entry(name, path, None, error, stamp, digest)
 
     def _unknown(self, name: str, entries: dict[str, Entry]) -> UnknownTemplateError:

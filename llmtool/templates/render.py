@@ -8,27 +8,127 @@ so few-shot loops read naturally. `None` renders as an empty string (optional va
 
 Every part is compiled with as many leading newlines as it is deep into its file, so Jinja's own
 line numbers are file line numbers, in syntax errors and in render-time tracebacks alike.
+
+Resource limits: `**`, `*` and `%` are intercepted, and every filter is wrapped to need the
+render context, which keeps Jinja from folding them at compile time (where
+`{{ (9 ** 999999999) % 7 }}` or `{{ 'x'|center(300000000) }}` would hang the loader): a power needs
+a small exponent, repeating a string or list may not make it longer than MAX_RENDERED_CHARS, and
+neither may a `%` format width or a filter's numeric argument. A rendered part is
+cut off with a TemplateError as soon as it grows past MAX_RENDERED_CHARS.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jinja2
 from jinja2 import StrictUndefined, meta, nodes
+from jinja2.runtime import Context
+from jinja2.utils import _PassArg
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from llmtool.templates.errors import TemplateError
+
+MAX_RENDERED_CHARS = 1_000_000  # a prompt longer than this is a mistake (or an attack)
+MAX_EXPONENT = 100
+_MAX_POWER_BITS = 4096  # an integer power may not be bigger than this
+
+
+class TooLargeError(Exception):
+    """Rendering would produce (or already produced) more than MAX_RENDERED_CHARS."""
 
 
 def _none_as_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
-ENVIRONMENT = ImmutableSandboxedEnvironment(
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class LimitedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with `**` and `*` kept to sizes a prompt can need."""
+
+    intercepted_binops = frozenset({"**", "*", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters = {name: _runtime_only(name, f) for name, f in self.filters.items()}
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            return _power(left, right)
+        if operator == "*":
+            _check_repeat(left, right)
+            _check_repeat(right, left)
+        if operator == "%" and isinstance(left, str):
+            _check_format_widths(left)
+        return super().call_binop(context, operator, left, right)
+
+
+def _runtime_only(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` as a filter Jinja cannot run while compiling (it folds constant filter calls:
+    `{{ 'x'|center(300000000) }}` would build that string in the loader), and that refuses
+    numeric arguments bigger than a prompt can be."""
+    passes = _PassArg.from_obj(func)
+
+    @jinja2.pass_context
+    def filter_(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        for arg in (*args, *kwargs.values()):
+            if _is_number(arg) and abs(arg) > MAX_RENDERED_CHARS:
+                raise TooLargeError(f"a filter argument of {arg} is more than a prompt can need")
+        if name == "format" and isinstance(value, str):
+            _check_format_widths(value)
+        if passes is _PassArg.context:
+            return func(context, value, *args, **kwargs)
+        if passes is _PassArg.eval_context:
+            return func(context.eval_ctx, value, *args, **kwargs)
+        if passes is _PassArg.environment:
+            return func(context.environment, value, *args, **kwargs)
+        return func(value, *args, **kwargs)
+
+    return filter_
+
+
+_WIDTH = re.compile(r"%[-#0 +]*(\d*)(?:\.(\d+))?")
+
+
+def _check_format_widths(text: str) -> None:
+    """Refuse `'%300000000d' % 1` before it builds the string."""
+    for match in _WIDTH.finditer(text):
+        for number in match.groups():
+            if number and len(number) > 7 or (number and int(number) > MAX_RENDERED_CHARS):
+                raise TooLargeError(f"the format width {number} is more than a prompt can need")
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    if not (_is_number(base) and _is_number(exponent)):
+        raise SecurityError("'**' only works on numbers in templates")
+    if abs(exponent) > MAX_EXPONENT:
+        raise SecurityError(f"'**' with an exponent over {MAX_EXPONENT} is not allowed in templates")
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
+        if base.bit_length() * exponent > _MAX_POWER_BITS:
+            raise SecurityError("'**' would make a number too large for a template")
+    return base**exponent
+
+
+def _check_repeat(sequence: Any, count: Any) -> None:
+    if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and not isinstance(count, bool):
+        if len(sequence) * count > MAX_RENDERED_CHARS:
+            raise TooLargeError(
+                f"repeating a {type(sequence).__name__} {count} times would exceed "
+                f"{MAX_RENDERED_CHARS:,} characters"
+            )
+    elif _is_number(sequence) and isinstance(count, int) and not isinstance(count, bool):
+        if isinstance(sequence, int) and sequence.bit_length() + count.bit_length() > _MAX_POWER_BITS:
+            raise SecurityError("'*' would make a number too large for a template")
+
+
+ENVIRONMENT = LimitedSandbox(
     undefined=StrictUndefined,
     autoescape=False,
     trim_blocks=True,
@@ -52,7 +152,9 @@ class CompiledPart:
     def render(self, values: Mapping[str, Any]) -> str:
         """The text, stripped; a TemplateError naming the file and line when rendering fails."""
         try:
-            return self.template.render(dict(values)).strip()
+            return _render_capped(self.template, dict(values)).strip()
+        except TooLargeError as exc:
+            raise self._error(exc, f"the {self.label} is too long: {exc}") from None
         except SecurityError as exc:
             raise self._error(exc, f"unsafe template code refused by the sandbox: {exc}") from None
         except jinja2.UndefinedError as exc:
@@ -65,7 +167,22 @@ class CompiledPart:
             ) from None
 
     def _error(self, exc: BaseException, detail: str) -> TemplateError:
-        return TemplateError(self.path, _line_in(exc.__traceback__, str(self.path)), detail)
+        line = _line_in(exc.__traceback__, str(self.path))
+        if line is None and isinstance(exc, TooLargeError):
+            line = self.first_line  # the whole part is too long, not one line of it
+        return TemplateError(self.path, line, detail)
+
+
+def _render_capped(template: jinja2.Template, values: dict[str, Any]) -> str:
+    """`template.render(values)`, stopped as soon as the text passes MAX_RENDERED_CHARS."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in template.generate(values):
+        size += len(chunk)
+        if size > MAX_RENDERED_CHARS:
+            raise TooLargeError(f"it renders to more than {MAX_RENDERED_CHARS:,} characters")
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 def compile_part(source: str, *, path: Path, first_line: int, label: str) -> CompiledPart:

@@ -87,3 +87,95 @@ def test_concurrency_must_be_positive(echo: Path, capsys: pytest.CaptureFixture[
         main(["eval", "say", "cases.csv", "--concurrency", "0"])
     assert exited.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("nowhere/results.csv", "llmtool: --output nowhere/results.csv: the folder nowhere does not exist"),
+        ("cases.csv", "llmtool: --output cases.csv is the dataset itself"),
+        ("./sub/../cases.csv", "llmtool: --output sub/../cases.csv is the dataset itself"),
+        ("sub", "llmtool: --output sub must end in .csv or .jsonl"),
+    ],
+)
+def test_bad_output_is_refused_before_running(
+    echo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, output: str, message: str
+) -> None:
+    import llmtool.evaluation.commands as commands
+
+    monkeypatch.setattr(commands, "run_with_service", lambda *a: pytest.fail("ran before checking --output"))
+    dataset = write(echo.parent, "cases.csv", "word\ncat\n")
+    (echo.parent / "sub").mkdir()
+    assert main(["eval", "say", "cases.csv", "-o", output]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(message)
+    assert dataset.read_text() == "word\ncat\n"
+
+
+def test_unwritable_output_folder_is_refused(
+    echo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmtool.evaluation.commands as commands
+
+    write(echo.parent, "cases.csv", "word\ncat\n")
+    monkeypatch.setattr(commands.os, "access", lambda path, mode: False)
+    assert main(["eval", "say", "cases.csv", "-o", "results.csv"]) == 2
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_failures_only_needs_an_output_file(echo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(echo.parent, "cases.csv", "word\ncat\n")
+    assert main(["eval", "say", "cases.csv", "--failures-only"]) == 2
+    assert "--failures-only applies to the results file: give --output PATH" in capsys.readouterr().err
+
+
+def test_ctrl_c_writes_the_results_that_finished(
+    echo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    import llmtool.evaluation.commands as commands
+
+    real = commands.run_evaluation
+
+    async def interrupted(*args, on_progress, **kwargs):  # type: ignore[no-untyped-def]
+        def progress(step):  # type: ignore[no-untyped-def]
+            on_progress(step)
+            if step.done == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does: asyncio cancels the main task
+
+        return await real(*args, on_progress=progress, **kwargs)
+
+    monkeypatch.setattr(commands, "run_evaluation", interrupted)
+    words = [f"w{i}" for i in range(200)]
+    write(echo.parent, "many.csv", "word\n" + "\n".join(words) + "\n")
+    assert main(["eval", "say", "many.csv", "-c", "1", "--no-progress", "-o", "partial.jsonl"]) == 130
+    rows = [json.loads(line) for line in (echo.parent / "partial.jsonl").read_text().splitlines()]
+    assert 2 <= len(rows) < len(words)
+    assert all(row["status"] == "passed" for row in rows)
+    assert f"the {len(rows)} of {len(words)} results that finished are written to partial.jsonl" in capsys.readouterr().err
+
+
+def test_shipped_invoice_schema_allows_the_nulls_its_prompt_asks_for() -> None:
+    from llmtool.templates import TemplateRegistry
+
+    template = TemplateRegistry(SHIPPED_PROMPTS).get("extract-invoice")
+    nothing_stated = {
+        "vendor": None, "invoice_number": None, "issue_date": None, "due_date": None,
+        "currency": None, "total": None, "line_items": [{"description": "x", "quantity": None, "amount": None}],
+    }
+    assert template.rules.check(json.dumps(nothing_stated)) == []
+    assert template.rules.check(json.dumps({**nothing_stated, "currency": "GBP", "issue_date": "2026-01-01"})) == []
+    assert template.rules.check(json.dumps({**nothing_stated, "currency": "JPY"})) != []
+
+
+def test_shipped_invoice_dataset_passes_on_the_demo(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LLMTOOL_PROMPTS_DIR", str(SHIPPED_PROMPTS))
+    monkeypatch.setenv("LLMTOOL_DEMO__FIRST_TOKEN_DELAY", "0")
+    monkeypatch.setenv("LLMTOOL_DEMO__TOKENS_PER_SECOND", "100000")
+    dataset = SHIPPED_PROMPTS / "datasets" / "extract-invoice.jsonl"
+    assert main(["eval", "extract-invoice", str(dataset), "--no-progress"]) == 0
+    assert "2/2" in capsys.readouterr().out

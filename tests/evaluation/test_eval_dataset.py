@@ -118,3 +118,17 @@ def test_missing_file(tmp_path: Path, template: Template) -> None:
 )
 def test_expectations(expect: Expectations, text: str, problems: list[str]) -> None:
     assert expect.check(text) == problems
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c"])
+def test_unicode_line_separators_do_not_split_rows(tmp_path: Path, template: Template, separator: str) -> None:
+    csv_path = write(tmp_path, "cases.csv", f'text,count\n"a{separator}b",1\nplain{separator}cell,2\n')
+    assert [(c.line, c.values["text"]) for c in load_dataset(csv_path, template).cases] == [
+        (2, f"a{separator}b"), (3, f"plain{separator}cell"),
+    ]
+    if ord(separator) < 0x20:
+        return  # JSON refuses raw control characters in strings anyway
+    jsonl_path = write(tmp_path, "cases.jsonl", f'{{"text": "a{separator}b"}}\r\n{{"text": "c"}}\n')
+    assert [(c.line, c.values["text"]) for c in load_dataset(jsonl_path, template).cases] == [
+        (1, f"a{separator}b"), (2, "c"),
+    ]

@@ -71,3 +71,25 @@ def test_jsonl_export_of_failures_only(tmp_path: Path, report: EvalReport) -> No
 def test_export_refuses_other_formats(tmp_path: Path, report: EvalReport) -> None:
     with pytest.raises(InvalidRequestError, match=r"must end in \.csv or \.jsonl"):
         report.write(tmp_path / "out.xlsx")
+
+
+def test_csv_export_defuses_formulas_and_has_a_bom(tmp_path: Path) -> None:
+    hostile = ["=HYPERLINK(\"http://x\")", "+1+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", "a=b"]
+    report = EvalReport(
+        template="t", template_hash="abc123def456", dataset="cases.csv", models=["a:x"],
+        case_ids=[f"c{i}" for i in range(len(hostile))],
+        results=[
+            result(f"c{i}", "a:x", "failed", output=text, problems=[text]) for i, text in enumerate(hostile)
+        ] ,
+    )
+    report.results[0] = report.results[0].model_copy(update={"case_id": "=cmd", "latency": -1.5})
+    path = report.write(tmp_path / "out.csv")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["output"] for r in rows] == ["'" + h if h[0] in "=+-@\t\r" else h for h in hostile]
+    assert rows[1]["problems"] == "'+1+1"
+    assert rows[0]["case_id"] == "'=cmd"
+    assert rows[0]["latency"] == "-1.5"  # numbers are not text: left alone
+    jsonl = report.write(tmp_path / "out.jsonl")
+    assert [json.loads(line)["output"] for line in jsonl.read_text().splitlines()] == hostile

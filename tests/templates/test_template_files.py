@@ -134,3 +134,30 @@ def test_metadata_is_exposed(tmp_path: Path) -> None:
     assert template.variables["topic"].description == "What about"
     assert template.rules.mode == "buffer" and template.rules.must_be_json
     assert template.render({}).system == "Be brief about cats."
+
+
+@pytest.mark.parametrize(
+    "variable, line, found",
+    [
+        ("v: {default: no}", 3, "variables.v.default: must be text, but YAML read it as the boolean false"),
+        ("v:\n    description: code\n    default: 0123", 5, "variables.v.default: must be text, but YAML read it as the number 83"),
+        ("v:\n    type: choice\n    choices: [a, b]\n    default: 1.5", 6, "variables.v.default: must be text, but YAML read it as the number 1.5"),
+        ("v:\n    type: choice\n    choices:\n      - maybe\n      - yes", 7, "variables.v.choices.1: must be text, but YAML read it as the boolean true"),
+        ("v: {type: long_text, default: on}", 3, "variables.v.default: must be text"),
+    ],
+)
+def test_yaml_non_text_defaults_and_choices_are_refused(tmp_path: Path, variable: str, line: int, found: str) -> None:
+    path = write_template(tmp_path, "t", f"---\nvariables:\n  {variable}\n---\n{{{{ v }}}}\n")
+    with pytest.raises(TemplateError) as caught:
+        load_template(path)
+    assert caught.value.line == line
+    assert found in caught.value.message
+    assert "put the value in quotes" in caught.value.message
+
+
+def test_quoted_yaml_values_stay_text(tmp_path: Path) -> None:
+    path = write_template(
+        tmp_path, "t", "---\nvariables:\n  v: {type: choice, choices: ['yes', 'no'], default: 'no'}\n"
+        "  code: {default: '0123'}\n---\n{{ v }} {{ code }}\n"
+    )
+    assert load_template(path).render({}).prompt == "no 0123"

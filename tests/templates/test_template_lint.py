@@ -67,3 +67,32 @@ def test_broken_file_and_bad_dataset_are_both_reported(tmp_path: Path) -> None:
     assert found[0].startswith(f"{tmp_path / 'broken.md'}:1: variable 'x' is used but not declared")
     assert found[1].startswith(f"{tmp_path / 'datasets' / 'greet.csv'}:1: unknown column 'whom'")
     assert found[2].startswith(f"{tmp_path / 'datasets' / 'orphan.jsonl'}: no template 'orphan'")
+
+
+def test_every_choice_and_boolean_value_is_rendered(tmp_path: Path) -> None:
+    path = write_template(tmp_path, "t", (
+        "---\nvariables:\n"
+        "  tone: {type: choice, choices: [calm, loud], default: calm}\n"
+        "  short: {type: boolean, default: false}\n"
+        "---\n"
+        "{{ tone }}\n"
+        "{% if tone == 'loud' %}{{ 1 / 0 }}{% endif %}\n"
+        "{% if short %}{{ tone.x }}{% endif %}\n"
+    ))
+    found = messages(tmp_path)
+    assert len(found) == 2
+    assert found[0].startswith(f"{path}:7: the prompt cannot be rendered: ZeroDivisionError")
+    assert found[0].endswith("(rendering with tone=loud)")
+    assert found[1].startswith(f"{path}:8: ") and found[1].endswith("(rendering with short=true)")
+
+
+def test_every_dataset_row_is_rendered(tmp_path: Path) -> None:
+    write_template(tmp_path, "t", "---\nvariables:\n  n: {type: integer, default: 1}\n---\n{{ 10 // n }}\n")
+    (tmp_path / "datasets").mkdir()
+    dataset = tmp_path / "datasets" / "t.csv"
+    dataset.write_text("id,n\none,1\nzero,0\n")
+    report = check_prompts(tmp_path)
+    assert report.datasets == []
+    [message] = [p.message for p in report.problems]
+    assert message.startswith(f"{dataset}:3: case 'zero' does not render: {tmp_path / 't.md'}:5: ")
+    assert "ZeroDivisionError" in message

@@ -103,3 +103,61 @@ def test_resolve_accepts_a_path(tmp_path: Path) -> None:
     assert registry.resolve(str(path)).name == "draft"
     with pytest.raises(UnknownTemplateError, match="no template file"):
         registry.resolve(str(elsewhere / "missing.md"))
+
+
+ALIAS_BOMB = (
+    "---\n"
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+    "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+    "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+    "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+    "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+    "h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+    "description: *h\n"
+    "---\nHi\n"
+)
+
+
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("---\ndescription: &a [*a]\n---\nHi\n", 2, "YAML anchors (&name) are not allowed in templates"),
+        ("---\nmodel: demo:assistant\ndescription: *nowhere\n---\nHi\n", 3, "YAML aliases (*name) are not allowed in templates"),
+        (ALIAS_BOMB, 2, "YAML anchors (&name) are not allowed"),
+        ("---\nvariables:\n  n: {type: number, default: " + "9" * 400 + "}\n---\n{{ n }}\n", 3, "must be a number"),
+    ],
+    ids=["self-reference", "alias", "billion laughs", "400-digit number"],
+)
+def test_hostile_file_is_one_problem_and_others_keep_working(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    write_template(tmp_path, "good", GREETING)
+    bad = write_template(tmp_path, "bad", text)
+    registry = TemplateRegistry(tmp_path)
+    assert registry.get("good").render({}).prompt == "Hello world"
+    [problem] = registry.problems()
+    assert (problem.path, problem.line) == (bad, line)
+    assert message in problem.message
+
+
+def test_unexpected_exception_while_loading_is_a_problem_of_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmtool.templates.loader as loader
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    write_template(tmp_path, "good", GREETING)
+    bad = write_template(tmp_path, "bad", "---\ndescription: deep\n---\nHi\n")
+    real = loader._parse_front_matter
+    monkeypatch.setattr(
+        loader, "_parse_front_matter", lambda path, front: explode() if "deep" in front else real(path, front)
+    )
+    registry = TemplateRegistry(tmp_path)
+    assert registry.get("good").render({}).prompt == "Hello world"
+    [problem] = registry.problems()
+    assert problem.path == bad
+    assert "RecursionError: maximum recursion depth exceeded" in problem.message

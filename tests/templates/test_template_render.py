@@ -20,6 +20,8 @@ SANDBOX_ESCAPES = [
     "{{ '{0.__class__}'.format(who) }}",
     "{% set items = [1] %}{{ items.append(2) }}",
     "{{ who|attr('__class__') }}",
+    # CVE-2025-27516: |attr('format') reaching str.format around the sandbox's format check.
+    "{{ ('{0.__class__.__mro__[1].__subclasses__}')|attr('format')('x') }}",
 ]
 
 
@@ -96,3 +98,45 @@ def test_check_values_lists_every_problem_without_raising(tmp_path: Path) -> Non
         "variable 'b' must be true or false, got 'nah'",
     ]
     assert template.check_values({"a": "7"}) == ({"a": 7, "b": True}, [])
+
+
+
+def test_huge_power_is_refused_without_hanging_at_load(tmp_path: Path) -> None:
+    # Jinja would fold this constant while compiling: the loader itself would hang.
+    template = template_with(tmp_path, "{{ (9 ** 999999999) % 7 }}")
+    with pytest.raises(TemplateError, match=r"exponent over 100") as caught:
+        template.render({})
+    assert caught.value.line == 6
+
+
+@pytest.mark.parametrize(
+    "code, text",
+    [("{{ 2 ** 10 }} {{ 2.0 ** 0.5 }}", "1024 1.4142135623730951"), ("{{ 'ab' * 3 }} {{ 3 * 4 }}", "ababab 12")],
+)
+def test_small_powers_and_repeats_still_work(tmp_path: Path, code: str, text: str) -> None:
+    assert template_with(tmp_path, code).render({}).prompt == f"line one\n{text}"
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["{{ 'x' * 50000000 }}", "{{ [1, 2] * 10000000 }}", "{% for i in range(10000) %}{{ 'y' * 200 }}{% endfor %}"],
+)
+def test_rendered_text_is_capped(tmp_path: Path, code: str) -> None:
+    template = template_with(tmp_path, code)
+    with pytest.raises(TemplateError, match=r"the prompt is too long: .*1,000,000 characters"):
+        template.render({})
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["{{ 'x'|center(300000000) }}", "{{ '%300000000d' % 1 }}", "{{ '%300000000d'|format(1) }}", "{{ 'a'|indent(10**8, true) }}"],
+)
+def test_huge_widths_are_refused_at_render_not_built_at_load(tmp_path: Path, code: str) -> None:
+    template = template_with(tmp_path, code)  # Jinja used to fold these while compiling
+    with pytest.raises(TemplateError, match="the prompt is too long: .* more than a prompt can need"):
+        template.render({})
+
+
+def test_filters_and_formats_still_work(tmp_path: Path) -> None:
+    code = "{{ who|upper }} {{ '%5.1f'|format(2.25) }} {{ '%s!' % who }} {{ [3, 1]|sort|join(',') }} {{ who|attr('upper')() }}"
+    assert template_with(tmp_path, code).render({}).prompt == "line one\nADA   2.2 Ada! 1,3 ADA"

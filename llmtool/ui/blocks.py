@@ -205,6 +205,9 @@ def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency:
         if fields:
             gr.on([f.change for f in fields], handlers.fields_changed(specs), inputs=[c.template, *fields],
                   outputs=[c.preview], api_visibility="private", **quick)
+        # Out of reach of the `cancels` of Stop and Clear (wired once, outside the render; a
+        # listener on them wired in here replaces theirs in the browser): they cancel its run
+        # by id instead, and wait for this handler to end before they answer.
         c.run_template.click(handlers.template_runner(specs), inputs=[c.template, *c.options, c.turns, *fields],
                              api_visibility="private", **streaming_options(c.outputs, concurrency))
 

@@ -10,6 +10,9 @@ re-renders the whole answer), so a handler should update the page at a steady pa
 - After a batch, new items wait until `interval` has passed since it, then go out together.
 - When the source ends, whatever is pending goes out at once, without waiting for the interval.
 - `tick` lets the caller refresh a clock ("waiting for first token · 3 s") while nothing happens.
+  It is never shorter than `interval`, and once the first batch went out a tick counts as an
+  update: at most one update per `interval`, ticks included. (Ticks before the first item do not
+  hold it back: time to first token.)
 
 The source is read by a helper task, so a slow consumer never blocks the producer and a consumer
 that stops iterating (or is cancelled) stops the reading too.
@@ -59,6 +62,8 @@ async def coalesce(
 ) -> AsyncIterator[list[T]]:
     """Batches of `source`'s items, at most one per `interval` seconds; see the module docstring."""
     clock = clock or LoopClock()
+    if tick is not None:
+        tick = max(tick, interval)
     pending: list[T] = []
     arrived = asyncio.Event()
     ended = asyncio.Event()
@@ -94,7 +99,9 @@ async def coalesce(
             finished = ended.is_set() and not pending
             if batch or not finished:
                 yield batch
-                if batch:  # a tick does not delay the next item (often the first token)
+                # A tick before the first item does not delay it (time to first token); after
+                # that, a tick is an update like any other.
+                if batch or last_flush is not None:
                     last_flush = clock.now()
             if failure and not pending:
                 raise failure[0]

@@ -24,7 +24,7 @@ import gradio as gr
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.service import Run
 from llmtool.ui.context import UIContext
-from llmtool.ui.handlers import STOP_GRACE, status_with_template
+from llmtool.ui.handlers import STOP_GRACE, status_with_template, wait_ended
 from llmtool.ui.status import RunProgress, escape_markdown
 from llmtool.ui.streams import batches, merge, streaming_options
 from llmtool.ui.template_fields import FieldSpec, chosen, code_block, error_markdown, template_values
@@ -142,8 +142,7 @@ class CompareHandlers:
         runs = {i: r for i, r in runs.items() if r is not None}
         for run in runs.values():
             run.cancel()
-        for run in runs.values():
-            await run.wait()
+        await wait_ended(*runs.values())
         await self.context.wait_stream_ended(_key(run_ids), STOP_GRACE)
         columns = {
             i: Column(run, RunProgress.replay(run.model.id, run.log, buffered=_buffered(run)))

@@ -90,8 +90,10 @@ def dataset_problems_markdown(problems: list[str], shown: str, actual: str) -> s
     return "\n".join(lines)
 
 
-def export_stem(report: EvalReport, now: datetime | None = None) -> str:
-    """'classify-3cf76e7a6320-20250301-142501', only letters, digits, - and _ (a file name of ours)."""
+def export_stem(report: EvalReport, now: datetime | None = None, unique: str = "") -> str:
+    """'classify-3cf76e7a6320-20250301-142501-<unique>', only letters, digits, - and _ (a file name
+    of ours); `unique` (the evaluation's id) keeps two evaluations in the same second apart."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", report.template).strip("_") or "results"
-    return f"{name}-{re.sub(r'[^0-9a-f]', '', report.template_hash)}-{stamp}"
+    tail = re.sub(r"[^A-Za-z0-9_-]+", "", unique)
+    return "-".join(p for p in (name, re.sub(r"[^0-9a-f]", "", report.template_hash), stamp, tail) if p)

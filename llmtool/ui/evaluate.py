@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.evaluation import CaseResult, Dataset, DatasetError, EvalReport, build_report, evaluate, load_dataset
@@ -36,7 +37,7 @@ from llmtool.ui.eval_table import (
     progress_line,
     summary_markdown,
 )
-from llmtool.ui.handlers import STOP_GRACE
+from llmtool.ui import handlers as chat_handlers
 from llmtool.ui.streams import batches, streaming_options
 from llmtool.ui.template_fields import chosen, error_markdown
 from llmtool.ui.template_panel import choices, template_dropdown
@@ -44,6 +45,7 @@ from llmtool.ui.template_panel import choices, template_dropdown
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 16
+UPLOAD_REFUSED = "upload the dataset file through the page (or gradio_client's handle_file)"
 _KEPT_JOBS = 32  # finished evaluations kept for Stop and the failures filter to read
 
 
@@ -52,6 +54,7 @@ class EvalJob:
 
     def __init__(self, service: LLMService, template: Template, dataset: Dataset, models: list[str],
                  concurrency: int, dataset_name: str, failures_only: bool) -> None:
+        self.id = uuid.uuid4().hex[:12]
         self.template, self.dataset, self.models = template, dataset, models
         self.dataset_name, self.failures_only = dataset_name, failures_only
         self.total = len(dataset.cases) * len(models)
@@ -95,10 +98,17 @@ class EvalJob:
     def elapsed(self) -> float:
         return (self.ended or self._loop.time()) - self.started
 
-    async def cancel(self) -> None:
-        """Stop the evaluation; returns once every run in flight has closed its connection."""
+    async def cancel(self, timeout: float | None = None) -> None:
+        """Stop the evaluation; returns once every run in flight has closed its connection, or after
+        `timeout` seconds (STOP_GRACE: Stop must answer even if a provider client ignores the
+        cancellation)."""
+        timeout = chat_handlers.STOP_GRACE if timeout is None else timeout
         self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.wait([self.task])
+        except TimeoutError:
+            log.warning("an evaluation still ending %.1f s after it was stopped", timeout)
 
 
 @dataclass
@@ -155,7 +165,7 @@ class EvalHandlers:
             yield EvalUpdate(progress=error_markdown("llmtool failed unexpectedly; the server log has the details."),
                              running=False).outputs()
             return
-        eval_id = uuid.uuid4().hex[:12]
+        eval_id = job.id
         self._keep(eval_id, job)
         self.context.stream_started(eval_id)
         try:
@@ -177,7 +187,7 @@ class EvalHandlers:
         if job is None:
             return EvalUpdate(running=False).outputs()
         await job.cancel()
-        await self.context.wait_stream_ended(eval_id or "", STOP_GRACE)
+        await self.context.wait_stream_ended(eval_id or "", chat_handlers.STOP_GRACE)
         return self._render(job, final=True).outputs()
 
     def filter(self, report: EvalReport | None, failures_only: bool, eval_id: str | None = None) -> Any:
@@ -235,7 +245,7 @@ class EvalHandlers:
 
     def _dataset_path(self, dataset: str | None, upload: str | None) -> Path:
         if upload:
-            return Path(upload)  # a file Gradio received into its upload folder
+            return uploaded_file(upload)
         if not dataset:
             raise InvalidRequestError("pick a dataset, or upload a .csv or .jsonl file")
         if dataset not in self.datasets():  # a name from the listing, never a path
@@ -246,7 +256,7 @@ class EvalHandlers:
     def _dataset_names(self, dataset: str | None, upload: str | None) -> tuple[str, str]:
         """(how the page names the dataset, its real path)."""
         if upload:
-            return Path(upload).name, str(upload)
+            return Path(upload).name, str(uploaded_file(upload))  # reached only once it was accepted
         directory = self.context.datasets_dir
         path = directory / (dataset or "")
         return f"{directory.parent.name}/{directory.name}/{dataset}", str(path)  # no absolute path shown
@@ -264,6 +274,8 @@ class EvalHandlers:
     def _render(self, job: EvalJob, final: bool) -> EvalUpdate:
         report = self._report(job)
         state = job.state if final else "running"
+        if final and state == "running":  # stopped, but a run has not closed yet: the page is idle
+            state = "stopped"
         progress = progress_line(len(job.results), job.total, job.passed, job.elapsed, state)  # type: ignore[arg-type]
         if job.error:
             progress += f" · {job.error}"
@@ -281,7 +293,7 @@ class EvalHandlers:
 
     def _export(self, job: EvalJob, report: EvalReport) -> tuple[Path, Path]:
         if job.exports is None:
-            stem = self.context.export_dir() / export_stem(report)
+            stem = self.context.export_dir() / export_stem(report, unique=job.id)  # two at once never collide
             job.exports = (report.write(stem.with_suffix(".csv")), report.write(stem.with_suffix(".jsonl")))
         return job.exports
 
@@ -292,6 +304,47 @@ class EvalHandlers:
             if oldest is None:
                 break
             del self._jobs[oldest]
+
+
+def in_upload_folder(path: str | Path) -> bool:
+    """Whether `path` is a file in Gradio's upload folder, once resolved (no symlink out of it)."""
+    try:
+        folder = Path(get_upload_folder()).resolve()
+        resolved = Path(path).resolve()
+        return resolved != folder and resolved.is_relative_to(folder)
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+        return False
+
+
+def uploaded_file(upload: str) -> Path:
+    """The file Gradio received into its upload folder; anything else (a server path or URL an API
+    caller sent, a symlink out of the folder) is refused with the same message, whether it exists
+    or not."""
+    if not in_upload_folder(upload):
+        raise InvalidRequestError(UPLOAD_REFUSED)
+    return Path(upload).resolve()
+
+
+class UploadBox(gr.File):
+    """A gr.File that never copies a file it was not sent into the upload folder.
+
+    Gradio "moves to cache" every input file before the handler sees it, and checks that an input
+    was uploaded only once `launch()` ran — never under `mount_gradio_app`. So a raw API call with
+    `{"path": "/any/server/file.csv"}` would get a copy of that file in the upload folder, which
+    looks like an upload. Here such a path (or a URL) stays as it is, and `uploaded_file` refuses it.
+    """
+
+    is_template = True  # the page shows Gradio's own File component
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        if url_or_file_path is None or in_upload_folder(url_or_file_path):
+            return await super().async_move_resource_to_block_cache(url_or_file_path)
+        return str(url_or_file_path)  # not copied; refused by the handler
+
+    def move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        if url_or_file_path is None or in_upload_folder(url_or_file_path):
+            return super().move_resource_to_block_cache(url_or_file_path)
+        return str(url_or_file_path)
 
 
 def _table(report: EvalReport, failures_only: bool, running: bool) -> dict:
@@ -313,7 +366,7 @@ def build(context: UIContext, concurrency: int) -> None:
         refresh = gr.Button("↻", size="sm", elem_id="eval-refresh", elem_classes=["refresh-button"])
         dataset = gr.Dropdown(shipped, value=mine[0] if mine else None, label="Dataset (prompts/datasets)",
                               interactive=True, allow_custom_value=True, elem_id="eval-dataset")
-        upload = gr.File(label="…or upload a .csv / .jsonl", file_types=list(DATASET_SUFFIXES), file_count="single",
+        upload = UploadBox(label="…or upload a .csv / .jsonl", file_types=list(DATASET_SUFFIXES), file_count="single",
                          type="filepath", height=120, elem_id="eval-upload")
     with gr.Row(equal_height=False):
         models = gr.Dropdown(context.model_ids, value=[], multiselect=True, allow_custom_value=True,

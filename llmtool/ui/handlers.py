@@ -39,6 +39,21 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 2.0  # how long Stop waits for the streaming handler to finish its last update
 
 
+async def wait_ended(*runs: Run, timeout: float | None = None) -> bool:
+    """Wait for cancelled runs to end (their connections closed), at most `timeout` seconds
+    (STOP_GRACE): Stop and Clear must answer even if a provider client ignores the cancellation.
+    False on timeout."""
+    timeout = STOP_GRACE if timeout is None else timeout
+    try:
+        async with asyncio.timeout(timeout):
+            for run in runs:
+                await run.wait()
+    except TimeoutError:
+        log.warning("runs still ending %.1f s after they were cancelled", timeout)
+        return False
+    return True
+
+
 @dataclass
 class Update:
     """One page update; None leaves that output as it is."""
@@ -199,7 +214,7 @@ class ChatHandlers:
         if run is None:
             return Update(run_id="", running=False).outputs()
         run.cancel()
-        await run.wait()
+        await wait_ended(run)
         # Let the streaming handler (stopped by Gradio or ending on its own) send its last update
         # first, so this final one is not overwritten by an older one.
         await self.context.wait_stream_ended(run.id, STOP_GRACE)
@@ -214,8 +229,12 @@ class ChatHandlers:
     async def clear(self, run_id: str | None = None) -> tuple[Any, ...]:
         """Forget the conversation (stopping a run still streaming)."""
         run = self.context.service.get(run_id) if run_id else None
-        if run is not None and run.cancel():
-            await run.wait()
+        if run is not None:
+            run.cancel()
+            await wait_ended(run)
+            # As in `stop`: the streaming handler's last update (the stopped turn) must come
+            # before this one, or it would put the turn back on the page and in `turns`.
+            await self.context.wait_stream_ended(run.id, STOP_GRACE)
         return Update(chat=[], turns=[], run_id="", status="", validation="", running=False).outputs()
 
     # -- the template picker --------------------------------------------------------------------

@@ -5,11 +5,17 @@ could still carry one, or a base URL with `user:password@` or `?api-key=` in it.
 
     redact = Redactor.from_settings(settings)
     redact("could not connect to http://bob:hunter2@host/v1")   # '… http://***@host/v1'
+    redact("/srv/app/prompts/classify.md:35: unknown variable")  # 'classify.md:35: unknown variable'
+
+It also keeps the server's layout off the page: a path inside the prompts directory is shown
+relative to it (as a template's file:line), the directory itself by its name.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,15 +26,26 @@ _SHORTEST_SECRET = 4  # shorter strings would mask ordinary words
 
 
 class Redactor:
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str], directories: Iterable[Path] = ()) -> None:
         unique = {s for s in secrets if s and len(s) >= _SHORTEST_SECRET}
         # Longest first, so a secret containing another is masked whole.
         self.secrets = sorted(unique, key=len, reverse=True)
+        self._directories: list[tuple[str, re.Pattern[str], re.Pattern[str], str]] = []
+        for directory in directories:
+            forms = {str(directory.absolute()), str(directory.resolve())} - {"", os.sep}
+            for form in sorted(forms, key=len, reverse=True):
+                start = rf"(?<![\w.~/-]){re.escape(form.rstrip(os.sep))}"
+                inside = re.compile(start + rf"{re.escape(os.sep)}(?=[\w.-])")  # …/prompts/x.md → x.md
+                itself = re.compile(start + r"(?![\w.-])")  # …/prompts → prompts
+                self._directories.append((form.rstrip(os.sep), inside, itself, directory.resolve().name or form))
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        for form, inside, itself, name in self._directories:
+            if form in text:
+                text = itself.sub(name, inside.sub("", text))
         return text
 
     @classmethod
@@ -46,7 +63,7 @@ class Redactor:
                 secrets.append(os.environ.get(endpoint.api_key_env, ""))
         for url in urls:
             secrets.extend(url_secrets(url))
-        return cls(secrets)
+        return cls(secrets, directories=[Path(settings.prompts_dir)])
 
 
 def url_secrets(url: str | None) -> list[str]:

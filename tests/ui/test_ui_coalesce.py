@@ -72,11 +72,12 @@ class Source:
 
 
 class Consumer:
-    def __init__(self, source: Source, clock: FakeClock, tick: float | None = None) -> None:
+    def __init__(self, source: Source, clock: FakeClock, tick: float | None = None,
+                 interval: float = INTERVAL) -> None:
         self.batches: list[list[object]] = []
         self.times: list[float] = []
         self.clock = clock
-        self.iterator = coalesce(source, INTERVAL, tick=tick, clock=clock)
+        self.iterator = coalesce(source, interval, tick=tick, clock=clock)
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -151,6 +152,33 @@ async def test_a_tick_reports_that_nothing_happened(clock: FakeClock) -> None:
     source.put("a")
     await settle()
     assert consumer.batches == [[], ["a"]]
+    consumer.task.cancel()
+
+
+async def test_ticks_never_come_faster_than_a_long_interval(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock, tick=0.5, interval=2.0)
+    for _ in range(100):  # 10 s of nothing
+        await clock.advance(0.1)
+    assert consumer.batches and all(batch == [] for batch in consumer.batches)
+    gaps = [b - a for a, b in zip(consumer.times, consumer.times[1:])]
+    assert consumer.times[0] >= 2.0 - 1e-9 and all(gap >= 2.0 - 1e-9 for gap in gaps), consumer.times
+    consumer.task.cancel()
+
+
+async def test_ticks_and_items_together_keep_to_a_long_interval(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock, tick=0.5, interval=2.0)
+    source.put("first")
+    await settle()
+    assert consumer.batches == [["first"]]  # at once
+    for step in range(100):  # an item now and then over 10 s, ticks in the gaps
+        if step % 23 == 0:
+            source.put(step)
+        await clock.advance(0.1)
+    gaps = [b - a for a, b in zip(consumer.times, consumer.times[1:])]
+    assert gaps and all(gap >= 2.0 - 1e-9 for gap in gaps), consumer.times
+    assert [i for batch in consumer.batches for i in batch] == ["first", 0, 23, 46, 69, 92]
     consumer.task.cancel()
 
 

@@ -109,3 +109,10 @@ def test_export_names_are_safe_and_carry_the_version() -> None:
     assert export_stem(report(), when) == "classify-3cf76e7a6320-20250301-142501"
     odd = report().model_copy(update={"template": "../my prompt", "template_hash": "../x1"})
     assert export_stem(odd, when) == "my_prompt-1-20250301-142501"
+
+
+def test_export_names_of_two_evaluations_in_the_same_second_differ() -> None:
+    when = datetime(2025, 3, 1, 14, 25, 1)
+    first, second = export_stem(report(), when, unique="a1b2"), export_stem(report(), when, unique="c3d4")
+    assert first == "classify-3cf76e7a6320-20250301-142501-a1b2" and first != second
+    assert export_stem(report(), when, unique="../x y") == "classify-3cf76e7a6320-20250301-142501-xy"

@@ -40,3 +40,13 @@ def test_url_secrets() -> None:
     assert url_secrets("http://u:p4ss@h/v1") == ["p4ss", "u:p4ss"]
     assert url_secrets("http://token123@h/v1") == ["token123"]
     assert url_secrets("http://h/v1?key=abc&x=y") == ["abc", "y"]
+
+
+def test_paths_in_the_prompts_directory_are_shown_relative_to_it(tmp_path) -> None:
+    prompts = tmp_path / "prompts"
+    redact = Redactor.from_settings(load_settings(prompts_dir=prompts))
+    assert redact(f"⚠ {prompts / 'classify.md'}:35: unknown variable") == "⚠ classify.md:35: unknown variable"
+    assert redact(f"unknown template 'x' in {prompts}/ (available: a)") == "unknown template 'x' in prompts/ (available: a)"
+    assert str(tmp_path) not in redact(f"{prompts.resolve() / 'sub' / 'a.md'}:1: x")
+    # Only that directory, only as a whole path: other paths and ordinary text stay as they are.
+    assert redact(f"{tmp_path}/promptsx/a.md and prompts/a.md") == f"{tmp_path}/promptsx/a.md and prompts/a.md"

@@ -121,10 +121,9 @@ def test_empty_fields_mean_the_default(app, lb, connect) -> None:
 
 def test_a_missing_required_variable_is_a_clear_message_and_no_run(app, lb, connect) -> None:
     result = connect(app.url).predict(template="ask", variables={"question": "  "}, api_name="/run_template")
-    assert result[STATUS] == (
-        f"⚠ {app.prompts / 'ask.md'}:4: missing required variable 'question'"
-    )
+    assert result[STATUS] == "⚠ ask.md:4: missing required variable 'question'"  # relative to prompts/
     assert lb.requests == [] and "Traceback" not in str(result)
+    assert str(app.prompts) not in str(result)
 
 
 def test_the_preview_is_the_exact_prompt_or_the_error(app, connect) -> None:
@@ -133,7 +132,7 @@ def test_the_preview_is_the_exact_prompt_or_the_error(app, connect) -> None:
     assert "```text\nYou greet Ada warmly.\n```" in preview
     assert "```text\nSay hello to Ada 1 time(s).\n```" in preview
     bad = client.predict(template="greet", variables={"times": "many"}, api_name="/preview")
-    assert bad.startswith(f"⚠ {app.prompts / 'greet.md'}:7: variable 'times' must be a whole number")
+    assert bad.startswith("⚠ greet.md:7: variable 'times' must be a whole number")
 
 
 def test_an_edited_template_is_used_by_the_next_run_without_a_restart(app, lb, connect) -> None:
@@ -153,9 +152,9 @@ def test_a_broken_template_is_listed_as_a_problem_and_the_others_still_run(app, 
     client = connect(app.url)
     info = client.predict("greet", api_name="/pick_template")[0]
     assert "⚠ 1 template file could not be loaded (the others work):" in info
-    assert f"{app.prompts / 'broken.md'}:" in info
+    assert "- broken.md:" in info and str(app.prompts) not in info
     refused = client.predict(template="broken", api_name="/run_template")
-    assert refused[STATUS].startswith(f"⚠ {app.prompts / 'broken.md'}:") and lb.requests == []
+    assert refused[STATUS].startswith("⚠ broken.md:") and lb.requests == []
     assert client.predict(template="greet", api_name="/run_template")[STATUS].startswith("Done")
 
 
@@ -257,7 +256,7 @@ def test_evaluate_shows_mixed_results_and_exports_matching_rows(app, lb, connect
     assert all("tok · $" in mark for mark in marks.values())
 
     with httpx.Client(timeout=10) as http:
-        exported = list(csv.DictReader(io.StringIO(http.get(result[E_CSV]["value"]["url"]).text)))
+        exported = list(csv.DictReader(io.StringIO(http.get(result[E_CSV]["value"]["url"]).content.decode("utf-8-sig"))))
         lines = http.get(result[E_JSONL]["value"]["url"]).text.splitlines()
     assert [(r["case_id"], r["status"]) for r in exported] == [
         ("mentions-loopback", "passed"), ("mentions-zebras", "failed"), ("mentions-streaming", "passed")
@@ -316,3 +315,61 @@ def test_evaluate_stop_cancels_the_runs_in_flight(app, lb, connect) -> None:
     assert result[E_PROGRESS].startswith("Stopped · 0/3 done")
     assert [row[1] for row in result[E_TABLE]["data"]] == ["■ not run"] * 3
     wait_for(job.done, timeout=5, what="the evaluation job to end")
+
+
+def test_a_compare_column_shows_template_errors_relative_to_the_prompts_directory(app, lb, connect) -> None:
+    result = connect(app.url).predict(**compare_args(variables={"who": "Ada"}), api_name="/compare")
+    assert result[C2_STATUS] == "⚠ ask.md:4: missing required variable 'question'"
+    assert str(app.prompts) not in str(result)
+
+
+# -- files from the client ----------------------------------------------------------------------
+def call_raw(url: str, api: str, data: list[Any]) -> str:
+    """A raw Gradio API call (what any HTTP client can send, no upload first): the whole event stream."""
+    with httpx.Client(base_url=url, timeout=20) as http:
+        event = http.post(f"/gradio_api/call/{api}", json={"data": data}).json()["event_id"]
+        return http.get(f"/gradio_api/call/{api}/{event}").text
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_evaluate_refuses_a_server_path_that_was_not_uploaded(app, lb, tmp_path, exists) -> None:
+    secret = tmp_path / "private" / "secret.csv"
+    secret.parent.mkdir()
+    if exists:
+        secret.write_text("id,who\nTOPSECRET-ROW,TOPSECRET-NAME\n", encoding="utf-8")
+    payload = {"path": str(secret), "meta": {"_type": "gradio.FileData"}, "orig_name": "secret.csv"}
+    stream = call_raw(app.url, "evaluate", ["greet", None, payload, ["local:m"], 1, False])
+    last = json.loads(stream.strip().split("data: ")[-1])
+    assert last[E_PROGRESS] == "⚠ upload the dataset file through the page (or gradio_client's handle_file)"
+    assert "TOPSECRET" not in stream and "secret.csv" not in stream and str(tmp_path) not in stream
+    assert lb.requests == []  # nothing ran
+
+
+def test_evaluate_refuses_a_symlink_out_of_the_upload_folder(app, lb, tmp_path) -> None:
+    from gradio.utils import get_upload_folder
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("id,who\nTOPSECRET-ROW,TOPSECRET-NAME\n", encoding="utf-8")
+    folder = Path(get_upload_folder()) / f"llmtool-test-{tmp_path.name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "innocent.csv"
+    link.unlink(missing_ok=True)
+    link.symlink_to(secret)
+    try:
+        payload = {"path": str(link), "meta": {"_type": "gradio.FileData"}}
+        stream = call_raw(app.url, "evaluate", ["greet", None, payload, ["local:m"], 1, False])
+    finally:
+        link.unlink()
+        folder.rmdir()
+    assert "TOPSECRET" not in stream and "upload the dataset file through the page" in stream
+    assert lb.requests == []
+
+
+def test_two_evaluations_at_once_export_files_of_their_own(app, lb, connect) -> None:
+    lb.enqueue(*(Scenario(text=DEFAULT_TEXT) for _ in range(6)))
+    jobs = [connect(app.url).submit(template="greet", dataset="greet.jsonl", models=["local:m"], concurrency=3,
+                                    api_name="/evaluate") for _ in range(2)]
+    results = [job.result(timeout=30) for job in jobs]
+    assert all(r[E_PROGRESS].startswith("Done · 3/3") for r in results)
+    exported = sorted(p.name for p in app.context.export_dir().iterdir())
+    assert len(exported) == 4, exported  # same template, version and second: still a file each

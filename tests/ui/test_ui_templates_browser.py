@@ -130,3 +130,27 @@ def test_stop_all_stops_every_column(ui_server, lb: LoopbackServer, open_page) -
     ui.wait_text("#compare-status-2", "Stopped after", start=True)
     ui.page.wait_for_selector("#compare-run", state="visible")
     assert "Stopped — partial answer." in ui.text_of("#compare-answer-1")
+
+
+def test_clear_during_a_template_run_forgets_it(ui_server, lb: LoopbackServer, open_page) -> None:
+    lb.enqueue(Scenario(tokens_per_second=25, text="word " * 300), Scenario(text="Fresh."))
+    ui = open_page(ui_server.url)
+    ui.choose("template", "summarise")
+    ui.page.wait_for_selector("#run-template", state="visible")
+    ui.pick_model("local:m")
+    ui.page.click("#run-template")
+    ui.page.wait_for_selector("#stop", state="visible")
+    ui.page.wait_for_function(f"() => ({LAST_BOT})().length > 20")
+
+    # Clear is hidden while a run streams: the Chatbot's own trash icon clears then.
+    ui.page.locator("#chat button[aria-label='Clear']").first.click()
+    ui.page.wait_for_selector("#stop", state="hidden")
+    assert lb.wait_closed(0, timeout=5).closed_by_client
+    ui.page.wait_for_timeout(500)  # any late update of the stopped run would land now
+    assert ui.page.locator("[data-testid=bot]").count() == 0
+
+    ui.page.click("#run-template")
+    ui.wait_status("Done")
+    roles = [m["role"] for m in lb.requests[1].body["messages"]]
+    assert roles == ["system", "user"]  # nothing of the cleared run is sent again
+    assert ui.page.locator("[data-testid=bot]").count() == 1

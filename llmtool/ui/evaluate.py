@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import gradio as gr
-from gradio.utils import get_upload_folder
 
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.evaluation import CaseResult, Dataset, DatasetError, EvalReport, build_report, evaluate, load_dataset
@@ -41,11 +40,11 @@ from llmtool.ui import handlers as chat_handlers
 from llmtool.ui.streams import batches, streaming_options
 from llmtool.ui.template_fields import chosen, error_markdown
 from llmtool.ui.template_panel import choices, template_dropdown
+from llmtool.ui.uploads import UploadBox, uploaded_file
 
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 16
-UPLOAD_REFUSED = "upload the dataset file through the page (or gradio_client's handle_file)"
 _KEPT_JOBS = 32  # finished evaluations kept for Stop and the failures filter to read
 
 
@@ -304,47 +303,6 @@ class EvalHandlers:
             if oldest is None:
                 break
             del self._jobs[oldest]
-
-
-def in_upload_folder(path: str | Path) -> bool:
-    """Whether `path` is a file in Gradio's upload folder, once resolved (no symlink out of it)."""
-    try:
-        folder = Path(get_upload_folder()).resolve()
-        resolved = Path(path).resolve()
-        return resolved != folder and resolved.is_relative_to(folder)
-    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
-        return False
-
-
-def uploaded_file(upload: str) -> Path:
-    """The file Gradio received into its upload folder; anything else (a server path or URL an API
-    caller sent, a symlink out of the folder) is refused with the same message, whether it exists
-    or not."""
-    if not in_upload_folder(upload):
-        raise InvalidRequestError(UPLOAD_REFUSED)
-    return Path(upload).resolve()
-
-
-class UploadBox(gr.File):
-    """A gr.File that never copies a file it was not sent into the upload folder.
-
-    Gradio "moves to cache" every input file before the handler sees it, and checks that an input
-    was uploaded only once `launch()` ran — never under `mount_gradio_app`. So a raw API call with
-    `{"path": "/any/server/file.csv"}` would get a copy of that file in the upload folder, which
-    looks like an upload. Here such a path (or a URL) stays as it is, and `uploaded_file` refuses it.
-    """
-
-    is_template = True  # the page shows Gradio's own File component
-
-    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
-        if url_or_file_path is None or in_upload_folder(url_or_file_path):
-            return await super().async_move_resource_to_block_cache(url_or_file_path)
-        return str(url_or_file_path)  # not copied; refused by the handler
-
-    def move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
-        if url_or_file_path is None or in_upload_folder(url_or_file_path):
-            return super().move_resource_to_block_cache(url_or_file_path)
-        return str(url_or_file_path)
 
 
 def _table(report: EvalReport, failures_only: bool, running: bool) -> dict:

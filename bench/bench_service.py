@@ -63,6 +63,7 @@ async def direct(protocol: str, client) -> tuple[float, float, int]:
                 if chunk.choices and chunk.choices[0].delta.content:
                     deltas += 1
                     first = first or time.perf_counter()
+    assert first is not None, "no text arrived"
     return first - start, time.perf_counter() - first, deltas
 
 
@@ -76,6 +77,7 @@ async def through_service(protocol: str, service: LLMService) -> tuple[float, fl
             deltas += 1
             first = first or time.perf_counter()
     assert run.status == "completed", run.terminal
+    assert first is not None, "no text arrived"
     return first - start, time.perf_counter() - first, deltas
 
 

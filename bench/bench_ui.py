@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\n1. One {args.tokens}-token answer at {args.rate:g} tok/s "
           f"(the provider streams for {args.tokens / args.rate:.0f} s)")
-    print(f"   {'mode':<15} {'API client lag':>15} {'app CPU':>9}" + (f" {'browser lag':>12} {'app CPU':>9}" if args.browser else ""))
+    browser_columns = f" {'browser lag':>12} {'app CPU':>9}" if args.browser else ""
+    print(f"   {'mode':<15} {'API client lag':>15} {'app CPU':>9}" + browser_columns)
     for name, row in results.items():
         if "api" not in row:
             continue

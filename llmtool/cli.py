@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from llmtool.console import EXIT_USAGE, stream_to_console
 from llmtool.errors import UsageError
@@ -68,13 +68,13 @@ def _loopback_main(argv: list[str]) -> int:
     return main(argv)
 
 
-def run_with_service(args: argparse.Namespace, body: Callable[[LLMService], object]) -> int:
+def run_with_service(args: argparse.Namespace, body: Callable[[LLMService], Awaitable[int]]) -> int:
     """Build the service from --config, run `body(service)` on a fresh loop, close everything."""
 
     async def main() -> int:
         service = LLMService(load_settings(args.config))
         try:
-            return await body(service)  # type: ignore[misc]
+            return await body(service)
         finally:
             await service.aclose()
 
@@ -87,7 +87,7 @@ COMMANDS: list[Register] = [_add_chat, _add_models, _add_loopback]
 def register_optional_commands() -> None:
     """Commands of modules that may not be present in every build (templates, evaluation)."""
     try:
-        from llmtool.templates.commands import register  # noqa: PLC0415
+        from llmtool.templates.commands import register
     except ImportError:
         return
     if register not in COMMANDS:

@@ -7,6 +7,7 @@ by Ctrl-C (the run is cancelled, so the provider connection closes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from typing import TextIO
@@ -41,10 +42,8 @@ async def stream_to_console(
         interrupted = True
         run.cancel()
 
-    try:
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals here
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
-        pass
     code = EXIT_OK
     ended_with_newline = True
     try:
@@ -76,8 +75,6 @@ async def stream_to_console(
         await run.wait()
         return EXIT_OK
     finally:
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
-        except (NotImplementedError, RuntimeError):
-            pass
     return code

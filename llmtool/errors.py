@@ -31,7 +31,7 @@ Whether a failure is *actually* retried is the service's call: never once text r
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 ErrorKind = Literal[
     "usage",
@@ -197,7 +197,7 @@ class DeadlineExceededError(LLMTimeoutError):
     retryable = False
 
 
-def error_for_status(status: int, message: str, **extra: object) -> ProviderError:
+def error_for_status(status: int, message: str, **extra: Any) -> ProviderError:
     """The most specific ProviderError for an HTTP status (used by every adapter)."""
     cls: type[ProviderError]
     if status == 429:
@@ -210,4 +210,4 @@ def error_for_status(status: int, message: str, **extra: object) -> ProviderErro
         cls = ServerError
     else:
         cls = RequestRejectedError
-    return cls(message, status=status, **extra)  # type: ignore[arg-type]
+    return cls(message, status=status, **extra)

@@ -11,7 +11,7 @@ the text arrives as one `text` event after validation passed. Consumers never se
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -125,10 +125,10 @@ class Failed(_Event):
 
 
 RunEvent = Annotated[
-    Union[Started, Retrying, TextDelta, Usage, Validated, Completed, Stopped, Failed],
+    Started | Retrying | TextDelta | Usage | Validated | Completed | Stopped | Failed,
     Field(discriminator="kind"),
 ]
-TerminalEvent = Union[Completed, Stopped, Failed]
+TerminalEvent = Completed | Stopped | Failed
 TERMINAL_KINDS = frozenset({"completed", "stopped", "failed"})
 
 run_event_adapter: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)

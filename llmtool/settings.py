@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-
 from pydantic import (
     AliasChoices,
     BaseModel,

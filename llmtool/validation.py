@@ -15,7 +15,8 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,10 +39,9 @@ class ValidationRules(BaseModel):
     python: str | None = Field(None, description="'package.module:function' taking the text.")
 
     @model_validator(mode="after")
-    def _check(self) -> "ValidationRules":
-        if self.min_length is not None and self.max_length is not None:
-            if self.min_length > self.max_length:
-                raise ValueError(f"min_length {self.min_length} is more than max_length {self.max_length}")
+    def _check(self) -> ValidationRules:
+        if self.min_length is not None and self.max_length is not None and self.min_length > self.max_length:
+            raise ValueError(f"min_length {self.min_length} is more than max_length {self.max_length}")
         for pattern in (*self.required_patterns, *self.forbidden_patterns):
             try:
                 re.compile(pattern)

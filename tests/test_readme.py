@@ -17,6 +17,7 @@ def test_the_readme_names_a_run_and_a_test_command():
     run, test = two_commands()
     assert run.startswith("pip install -e . && python app.py")
     assert "python -m pytest" in test and "apt-get install -y chromium" in test
+    assert "ruff check . && mypy && python -m pytest" in test, "lint and types are checked before the tests"
 
 
 def test_ci_runs_the_readme_test_command_verbatim():

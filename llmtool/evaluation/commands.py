@@ -14,8 +14,8 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rich import box
 from rich.console import Console

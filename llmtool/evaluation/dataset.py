@@ -172,7 +172,7 @@ def _csv_rows(path: Path, text: str, problems: list[str]) -> list[tuple[int, dic
                 continue
             # An empty cell means "not given": CSV cannot tell it from an empty string.
             padded = cells + [""] * (len(header) - len(cells))
-            rows.append((start, {h: (c if c != "" else None) for h, c in zip(header, padded) if h}))
+            rows.append((start, {h: (c if c != "" else None) for h, c in zip(header, padded, strict=True) if h}))
     except csv.Error as exc:
         problems.append(f"{location(path, reader.line_num)}: not valid CSV: {exc}")
     return rows

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Sequence
 
 from llmtool.errors import UsageError
 from llmtool.evaluation.dataset import Case, Dataset
@@ -55,7 +55,7 @@ async def evaluate(
     models: Sequence[str] = (),
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
-) -> AsyncIterator[EvalProgress]:
+) -> AsyncGenerator[EvalProgress, None]:
     """Every cell's result as it finishes, with counts for a progress bar."""
     if concurrency < 1:
         raise UsageError(f"concurrency must be at least 1, got {concurrency}")

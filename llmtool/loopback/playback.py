@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .error_bodies import error_body
 from .http11 import LAST_CHUNK, Connection, response_head
@@ -135,9 +136,8 @@ async def _stream(
         if not await conn.send_chunk(encoder.delta(token, last=last)):
             return False
         report(deltas_sent=i + 1)
-    if kind == "stall_mid_stream" and fault_at == len(tokens):
-        if not await conn.pause(scenario.stall_seconds):
-            return False
+    if kind == "stall_mid_stream" and fault_at == len(tokens) and not await conn.pause(scenario.stall_seconds):
+        return False
 
     if kind == "reset_mid_stream":
         if not await conn.pause(_RESET_GRACE_SECONDS):

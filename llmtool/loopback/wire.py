@@ -180,7 +180,7 @@ class ResponsesEncoder(StreamEncoder):
     def error_event(self) -> bytes:
         s = self.scenario
         if s.error_type == "response.failed":
-            error = {
+            error: dict[str, Any] = {
                 "code": "server_error",
                 "message": s.error_message or "The model failed to generate a response.",
             }
@@ -273,7 +273,7 @@ class ChatEncoder(StreamEncoder):
         ).encode()
 
     def final_object(self) -> dict[str, Any]:
-        message = {"role": "assistant", "content": self.text, "refusal": None, "annotations": []}
+        message: dict[str, Any] = {"role": "assistant", "content": self.text, "refusal": None, "annotations": []}
         return {
             "id": self.completion_id,
             "object": "chat.completion",

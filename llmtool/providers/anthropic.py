@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import anthropic
 
@@ -45,7 +46,7 @@ class AnthropicProvider:
         # No temperature: the Messages API as of SDK 2.x has no sampling parameters.
         return arguments
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderChunk]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
         input_tokens: int | None = None
         cached: int | None = None
         output_tokens: int | None = None

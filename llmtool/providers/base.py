@@ -11,8 +11,9 @@ close at once.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import AsyncIterator, Literal, Protocol, Union
+from typing import Literal, Protocol
 
 import httpx2
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,12 +69,12 @@ class FinishChunk:
     reason: FinishReason
 
 
-ProviderChunk = Union[TextChunk, UsageChunk, FinishChunk]
+ProviderChunk = TextChunk | UsageChunk | FinishChunk
 
 
 class Provider(Protocol):
     name: str
 
-    def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderChunk]: ...
+    def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]: ...
 
     async def aclose(self) -> None: ...

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import AsyncIterator
+from collections.abc import AsyncGenerator
 
+from llmtool.events import FinishReason
 from llmtool.providers.base import (
     FinishChunk,
     ProviderChunk,
@@ -25,10 +26,10 @@ class DemoProvider:
         self.name = name
         self.pacing = pacing or DemoSettings()
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderChunk]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
         tokens = _TOKEN.findall(answer(request.model, request))
         limit = request.max_output_tokens
-        finish = "stop"
+        finish: FinishReason = "stop"
         if limit is not None and len(tokens) > limit:
             tokens, finish = tokens[:limit], "max_tokens"
         await asyncio.sleep(self.pacing.first_token_delay)
@@ -43,7 +44,7 @@ class DemoProvider:
             yield TextChunk(token)
         prompt_text = (request.system or "") + "".join(m.content for m in request.messages)
         yield UsageChunk(input_tokens=estimate_tokens(prompt_text), output_tokens=len(tokens))
-        yield FinishChunk(finish)  # type: ignore[arg-type]
+        yield FinishChunk(finish)
 
     async def aclose(self) -> None:
         return None

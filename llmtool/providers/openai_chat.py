@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import openai
 
@@ -44,7 +45,7 @@ class OpenAIChatProvider:
             arguments["max_tokens"] = request.max_output_tokens
         return arguments
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderChunk]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
         finish: str | None = None
         usage = UsageChunk()
         with map_sdk_errors(openai, self.name):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 import openai
 
@@ -40,7 +41,7 @@ class OpenAIResponsesProvider:
             arguments["max_output_tokens"] = request.max_output_tokens
         return arguments
 
-    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderChunk]:
+    async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
         with map_sdk_errors(openai, self.name):
             stream = await self.client.responses.create(**self._arguments(request))
             try:

@@ -13,9 +13,10 @@ import email.utils
 import json
 import math
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import httpx2
 

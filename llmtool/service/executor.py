@@ -32,8 +32,8 @@ from llmtool.providers.base import (
 )
 from llmtool.service.retry import build_retrying, retry_after_too_long, short_reason
 from llmtool.service.runs import Run
-from llmtool.tokens import estimate_tokens
 from llmtool.settings import RetryPolicy, Timeouts
+from llmtool.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,9 @@ class RunExecutor:
 
     def _fail(self, error: errors.LLMToolError) -> None:
         message = error.message
-        if retry_after_too_long(error, self.policy):
+        if isinstance(error, errors.ProviderError) and retry_after_too_long(error, self.policy):
             message += (
-                f" — the provider asks to wait {error.retry_after:.0f} s, longer than the "  # type: ignore[attr-defined]
+                f" — the provider asks to wait {error.retry_after:.0f} s, longer than the "
                 f"{self.policy.max_retry_after:.0f} s llmtool waits; try again later"
             )
         elif self.attempts > 1:

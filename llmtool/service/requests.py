@@ -30,7 +30,7 @@ class RunRequest(BaseModel):
     template_hash: str | None = None
 
     @model_validator(mode="after")
-    def _conversation(self) -> "RunRequest":
+    def _conversation(self) -> RunRequest:
         if self.prompt is not None:
             if not self.prompt.strip():
                 raise ValueError("the prompt is empty: write what you want the model to do")
@@ -46,7 +46,7 @@ class RunRequest(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, data: dict | "RunRequest", *, allow_python_rules: bool = False) -> "RunRequest":
+    def parse(cls, data: dict | RunRequest, *, allow_python_rules: bool = False) -> RunRequest:
         """A RunRequest from untrusted data, or an InvalidRequestError saying what is wrong.
 
         A `python` validation rule calls server code with the model's answer, so untrusted data may

@@ -9,7 +9,7 @@ honoured when it is no longer than `max_retry_after`; a longer one ends the run 
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from tenacity import (
     AsyncRetrying,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import AsyncIterator, Literal
+from collections.abc import AsyncGenerator
+from typing import Literal
 
 from llmtool.catalog import ModelInfo
 from llmtool.events import (
@@ -88,7 +89,7 @@ class Run:
         terminal = self.terminal
         return terminal.kind if terminal else "running"
 
-    async def events(self, after: int = 0) -> AsyncIterator[RunEvent]:
+    async def events(self, after: int = 0) -> AsyncGenerator[RunEvent, None]:
         """Every event from index `after` on, waiting for new ones until the run ends."""
         position = max(after, 0)
         while True:

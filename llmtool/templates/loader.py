@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Protocol
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from llmtool.settings import TimeoutOverrides
 from llmtool.templates.errors import TemplateError
@@ -48,17 +49,23 @@ def content_hash(data: bytes) -> str:
 class _NoAliasesLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing anchors and aliases."""
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             raise _RefusedYAML("YAML aliases (*name) are not allowed in templates", event.start_mark)
         if getattr(event, "anchor", None) is not None:
             raise _RefusedYAML("YAML anchors (&name) are not allowed in templates", event.start_mark)
-        return super().compose_node(parent, index)  # type: ignore[arg-type]
+        return super().compose_node(parent, index)
+
+
+class _Mark(Protocol):
+    """Where in the text: PyYAML's own Mark, or its C loader's."""
+
+    line: int
 
 
 class _RefusedYAML(yaml.YAMLError):
-    def __init__(self, detail: str, mark: yaml.Mark) -> None:
+    def __init__(self, detail: str, mark: _Mark | None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.mark = mark
@@ -157,7 +164,7 @@ def _parse_front_matter(path: Path, front: str) -> tuple[dict, dict[str, int]]:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else {}
     except _RefusedYAML as exc:
-        raise TemplateError(path, exc.mark.line + 2, exc.detail) from None
+        raise TemplateError(path, exc.mark.line + 2 if exc.mark is not None else None, exc.detail) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 2 if mark is not None else None  # +1 for 1-based, +1 for the '---'
@@ -174,7 +181,8 @@ def _parse_front_matter(path: Path, front: str) -> tuple[dict, dict[str, int]]:
     if not isinstance(data, dict):
         raise TemplateError(path, 2, "the front matter must be a mapping of keys (name: value)")
     lines: dict[str, int] = {}
-    _index(path, node, "", lines)
+    if node is not None:  # None only for an empty document, whose data is None
+        _index(path, node, "", lines)
     return data, lines
 
 
@@ -231,7 +239,7 @@ def _line_for(loc: tuple, lines: dict[str, int]) -> int | None:
 
 
 def _allowed(loc: tuple) -> str:
-    model: type = TemplateMeta
+    model: type[BaseModel] = TemplateMeta
     if len(loc) >= 3 and loc[0] == "variables":
         model = VariableSpec
     elif len(loc) >= 2 and loc[0] == "validation":

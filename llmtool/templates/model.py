@@ -74,7 +74,7 @@ class VariableSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "VariableSpec":
+    def _consistent(self) -> VariableSpec:
         if self.type == "choice":
             if not self.choices:
                 raise ValueError("a choice variable needs a non-empty 'choices' list")
@@ -129,13 +129,14 @@ class VariableSpec(BaseModel):
         """A plausible value for linting: the default, else the first choice or a placeholder."""
         if self.default is not None:
             return self.default
-        return {
+        placeholders: dict[str, Value] = {
             "text": "example",
             "long_text": "An example paragraph.\nWith a second line.",
             "number": 1.5,
             "integer": 3,
             "boolean": True,
-        }.get(self.type, (self.choices or ["example"])[0])
+        }
+        return placeholders.get(self.type, (self.choices or ["example"])[0])
 
 
 class TemplateMeta(BaseModel):

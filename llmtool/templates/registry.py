@@ -14,6 +14,7 @@ Thread-safe: the UI may call it from several worker threads.
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 import time
@@ -61,15 +62,15 @@ class TemplateRegistry:
         """Every template that loads, sorted by name."""
         return [e.template for e in self.entries() if e.template is not None]
 
-    def problems(self) -> list[TemplateError]:
+    def problems(self) -> builtins.list[TemplateError]:
         """One error per file that does not load."""
         return [e.error for e in self.entries() if e.error is not None]
 
-    def entries(self) -> list[Entry]:
+    def entries(self) -> builtins.list[Entry]:
         """Every template file, loaded or not, sorted by name."""
         return sorted(self._scan().values(), key=lambda e: e.name)
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return [e.name for e in self.entries()]
 
     def resolve(self, name_or_path: str) -> Template:
@@ -103,7 +104,7 @@ class TemplateRegistry:
             self._entries = fresh
         return dict(fresh)
 
-    def _files(self) -> list[os.DirEntry[str]]:
+    def _files(self) -> builtins.list[os.DirEntry[str]]:
         try:
             with os.scandir(self.directory) as listing:
                 return [
@@ -134,8 +135,8 @@ class TemplateRegistry:
         except TemplateError as error:
             return Entry(name, path, None, error, stamp, digest)
         except Exception as exc:  # one bad file must never break the commands using the others
-            error = TemplateError(path, None, f"the file cannot be loaded: {type(exc).__name__}: {exc}"[:500])
-            return Entry(name, path, None, error, stamp, digest)
+            broken = TemplateError(path, None, f"the file cannot be loaded: {type(exc).__name__}: {exc}"[:500])
+            return Entry(name, path, None, broken, stamp, digest)
 
     def _unknown(self, name: str, entries: dict[str, Entry]) -> UnknownTemplateError:
         if not self.directory.is_dir():

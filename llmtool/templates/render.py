@@ -20,16 +20,17 @@ cut off with a TemplateError as soon as it grows past MAX_RENDERED_CHARS.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jinja2
 from jinja2 import StrictUndefined, meta, nodes
 from jinja2.runtime import Context
-from jinja2.utils import _PassArg
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import _PassArg
 
 from llmtool.templates.errors import TemplateError
 
@@ -101,7 +102,7 @@ def _check_format_widths(text: str) -> None:
     """Refuse `'%300000000d' % 1` before it builds the string."""
     for match in _WIDTH.finditer(text):
         for number in match.groups():
-            if number and len(number) > 7 or (number and int(number) > MAX_RENDERED_CHARS):
+            if (number and len(number) > 7) or (number and int(number) > MAX_RENDERED_CHARS):
                 raise TooLargeError(f"the format width {number} is more than a prompt can need")
 
 
@@ -110,9 +111,11 @@ def _power(base: Any, exponent: Any) -> Any:
         raise SecurityError("'**' only works on numbers in templates")
     if abs(exponent) > MAX_EXPONENT:
         raise SecurityError(f"'**' with an exponent over {MAX_EXPONENT} is not allowed in templates")
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
-        if base.bit_length() * exponent > _MAX_POWER_BITS:
-            raise SecurityError("'**' would make a number too large for a template")
+    if (
+        isinstance(base, int) and isinstance(exponent, int) and exponent > 0
+        and base.bit_length() * exponent > _MAX_POWER_BITS
+    ):
+        raise SecurityError("'**' would make a number too large for a template")
     return base**exponent
 
 
@@ -123,9 +126,11 @@ def _check_repeat(sequence: Any, count: Any) -> None:
                 f"repeating a {type(sequence).__name__} {count} times would exceed "
                 f"{MAX_RENDERED_CHARS:,} characters"
             )
-    elif _is_number(sequence) and isinstance(count, int) and not isinstance(count, bool):
-        if isinstance(sequence, int) and sequence.bit_length() + count.bit_length() > _MAX_POWER_BITS:
-            raise SecurityError("'*' would make a number too large for a template")
+    elif (
+        _is_number(sequence) and isinstance(count, int) and not isinstance(count, bool)
+        and isinstance(sequence, int) and sequence.bit_length() + count.bit_length() > _MAX_POWER_BITS
+    ):
+        raise SecurityError("'*' would make a number too large for a template")
 
 
 ENVIRONMENT = LimitedSandbox(

@@ -11,6 +11,7 @@ rendered as sanitized Markdown with custom tags stripped; the copy buttons are t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
@@ -19,7 +20,7 @@ from llmtool.ui.context import UIContext
 from llmtool.ui.handlers import ChatHandlers
 from llmtool.ui.streams import streaming_options
 from llmtool.ui.template_fields import FieldSpec, problems_markdown
-from llmtool.ui.template_panel import render_fields, template_dropdown
+from llmtool.ui.template_panel import Field, render_fields, template_dropdown
 
 TITLE = "llmtool"
 CSS = """
@@ -91,14 +92,13 @@ def build_components(context: UIContext) -> ChatComponents:
                 elem_id="chat",
             )
             status = gr.Markdown("", label="Status", elem_id="run-status")
-            with gr.Group(visible=False) as template_area:
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=1, min_width=280, elem_id="template-fields") as fields_column:
-                        template_values = gr.JSON({}, visible=False)  # API callers' variables
-                        template_revision = gr.State(0)
-                    with gr.Column(scale=1, min_width=280):
-                        preview = gr.Markdown("", label="Preview", elem_id="template-preview",
-                                              sanitize_html=True)
+            with gr.Group(visible=False) as template_area, gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=280, elem_id="template-fields") as fields_column:
+                    template_values = gr.JSON({}, visible=False)  # API callers' variables
+                    template_revision = gr.State(0)
+                with gr.Column(scale=1, min_width=280):
+                    preview = gr.Markdown("", label="Preview", elem_id="template-preview",
+                                          sanitize_html=True)
             prompt = gr.Textbox(
                 placeholder="Ask something… (Enter sends, Shift+Enter for a new line)",
                 lines=1,  # one line: Enter sends (a multi-line textbox takes Enter as a newline)
@@ -199,9 +199,9 @@ def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency:
     """The picker: a pick shows the template's fields, info and preview; ↻ re-reads the files;
     Run template runs it with the fields' values, read straight from them (`/run_template` with a
     `variables` object for API callers)."""
-    quick = dict(queue=False, show_progress="hidden")
+    quick: dict[str, Any] = dict(queue=False, show_progress="hidden")
 
-    def wire(specs: list[FieldSpec], fields: list[gr.components.Component]) -> None:
+    def wire(specs: list[FieldSpec], fields: list[Field]) -> None:
         if fields:
             gr.on([f.change for f in fields], handlers.fields_changed(specs), inputs=[c.template, *fields],
                   outputs=[c.preview], api_visibility="private", **quick)
@@ -246,7 +246,7 @@ def build_demo(context: UIContext | None = None) -> gr.Blocks:
                 evaluate.build(context, ui.concurrency)
     demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
-    demo.llmtool_context = context  # type: ignore[attr-defined]
+    demo.llmtool_context = context
     return demo
 
 
@@ -255,4 +255,4 @@ def _problems(context: UIContext) -> str:
 
 
 def context_of(demo: gr.Blocks) -> UIContext:
-    return demo.llmtool_context  # type: ignore[attr-defined,no-any-return]
+    return demo.llmtool_context  # type: ignore[attr-defined]  # set by build_demo

@@ -21,7 +21,8 @@ that stops iterating (or is cancelled) stops the reading too.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterable, AsyncIterator, Awaitable, Protocol, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ async def coalesce(
     *,
     tick: float | None = None,
     clock: Clock | None = None,
-) -> AsyncIterator[list[T]]:
+) -> AsyncGenerator[list[T], None]:
     """Batches of `source`'s items, at most one per `interval` seconds; see the module docstring."""
     clock = clock or LoopClock()
     if tick is not None:

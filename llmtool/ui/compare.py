@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import gradio as gr
 
@@ -28,7 +29,7 @@ from llmtool.ui.handlers import STOP_GRACE, status_with_template, wait_ended
 from llmtool.ui.status import RunProgress, escape_markdown
 from llmtool.ui.streams import batches, merge, streaming_options
 from llmtool.ui.template_fields import FieldSpec, chosen, code_block, error_markdown, template_values
-from llmtool.ui.template_panel import choices, render_fields, template_dropdown, values_of
+from llmtool.ui.template_panel import Field, choices, render_fields, template_dropdown, values_of
 from llmtool.ui.transcript import answer_markdown, redacted, turn_from_progress
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class CompareHandlers:
         (a JSON object; each template takes the ones it declares, empty values mean its default)."""
         picks = [template_1, model_1, template_2, model_2, template_3, model_3, template_4, model_4]
         count = _count(columns)
-        update = CompareUpdate(run_ids=[""] * MAX_COLUMNS)
+        run_ids = [""] * MAX_COLUMNS
+        update = CompareUpdate(run_ids=run_ids)
         started: dict[int, Column] = {}
         for index in range(count):
             try:
@@ -99,7 +101,7 @@ class CompareHandlers:
                 update.columns[index] = _error("llmtool failed unexpectedly; the server log has the details.")
                 continue
             started[index] = Column(run, RunProgress(model=run.model.id, buffered=_buffered(run)))
-            update.run_ids[index] = run.id  # type: ignore[index]
+            run_ids[index] = run.id
         for index in range(count, MAX_COLUMNS):
             update.columns[index] = ColumnView("", "", "")
         if not started:
@@ -138,8 +140,7 @@ class CompareHandlers:
     async def stop(self, run_ids: list[str] | None = None) -> tuple[Any, ...]:
         """Stop every column's run: each provider connection closes, the partial answers stay."""
         run_ids = list(run_ids or [])
-        runs = {i: self.context.service.get(r) for i, r in enumerate(run_ids) if r}
-        runs = {i: r for i, r in runs.items() if r is not None}
+        runs = {i: run for i, r in enumerate(run_ids) if r and (run := self.context.service.get(r)) is not None}
         for run in runs.values():
             run.cancel()
         await wait_ended(*runs.values())
@@ -156,7 +157,9 @@ class CompareHandlers:
 
         async def run(*args: Any) -> AsyncIterator[tuple[Any, ...]]:
             head, fields = args[: len(args) - count], args[len(args) - count:]
-            async for outputs in self.run(*head, values_of(specs, fields)):
+            variables = values_of(specs, fields)
+            # head is exactly (columns, template_1, model_1, …, model_4); mypy cannot count a *args
+            async for outputs in self.run(*head, variables=variables):  # type: ignore[misc]
                 yield outputs
 
         return run
@@ -224,7 +227,7 @@ def build(context: UIContext, concurrency: int) -> None:
         run = gr.Button("Run all", variant="primary", elem_id="compare-run")
         stop = gr.Button("Stop all", variant="stop", visible=False, elem_id="compare-stop")
     run_ids = gr.State([""] * MAX_COLUMNS)
-    pickers: list[gr.components.Component] = []
+    pickers: list[gr.Dropdown] = []
     blocks: list[gr.Column] = []
     cells: list[gr.components.Component] = []
     with gr.Row(equal_height=False):
@@ -249,7 +252,7 @@ def build(context: UIContext, concurrency: int) -> None:
     outputs = [*cells, run_ids, run, stop]
     streaming = streaming_options(outputs, concurrency)
 
-    def wire(specs: list[FieldSpec], fields: list[gr.components.Component]) -> None:
+    def wire(specs: list[FieldSpec], fields: list[Field]) -> None:
         run.click(handlers.runner(specs), inputs=[count, *pickers, *fields], api_visibility="private", **streaming)
 
     with fields_area:
@@ -258,7 +261,7 @@ def build(context: UIContext, concurrency: int) -> None:
     # Stop cancels every run itself (the page's Run is wired inside the render, out of reach of `cancels`).
     stop.click(handlers.stop, inputs=[run_ids], outputs=outputs, api_name="compare_stop",
                cancels=[api], queue=False, show_progress="hidden")
-    quick = dict(queue=False, show_progress="hidden", api_visibility="private")
+    quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
     count.change(handlers.show_columns, inputs=[count], outputs=blocks, **quick)
     refresh.click(handlers.refresh, inputs=[revision, *templates], outputs=[*templates, revision], **quick)
 

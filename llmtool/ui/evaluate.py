@@ -15,10 +15,11 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import gradio as gr
 
@@ -28,15 +29,16 @@ from llmtool.evaluation.dataset import DATASET_SUFFIXES
 from llmtool.evaluation.runner import resolve_models
 from llmtool.service import LLMService
 from llmtool.templates import Template
+from llmtool.ui import handlers as chat_handlers
 from llmtool.ui.context import UIContext
 from llmtool.ui.eval_table import (
+    EvalState,
     dataset_problems_markdown,
     export_stem,
     matrix,
     progress_line,
     summary_markdown,
 )
-from llmtool.ui import handlers as chat_handlers
 from llmtool.ui.streams import batches, streaming_options
 from llmtool.ui.template_fields import chosen, error_markdown
 from llmtool.ui.template_panel import choices, template_dropdown
@@ -62,7 +64,8 @@ class EvalJob:
         self.error = ""
         self.exports: tuple[Path, Path] | None = None
         self._loop = asyncio.get_running_loop()
-        self.started, self.ended = self._loop.time(), None
+        self.started = self._loop.time()
+        self.ended: float | None = None
         self._queue: asyncio.Queue[CaseResult | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._consume(service, concurrency), name="evaluation")
         self.task.add_done_callback(self._done)
@@ -88,7 +91,7 @@ class EvalJob:
             yield result
 
     @property
-    def state(self) -> str:
+    def state(self) -> EvalState:
         if not self.task.done():
             return "running"
         return "stopped" if self.task.cancelled() or self.error else "done"
@@ -129,7 +132,8 @@ class EvalUpdate:
 
         downloads: tuple[Any, Any] = (gr.skip(), gr.skip())
         if self.exports is not None:
-            downloads = tuple(gr.update(value=str(p), visible=True) for p in self.exports)  # type: ignore[assignment]
+            csv_file, jsonl_file = self.exports
+            downloads = (gr.update(value=str(csv_file), visible=True), gr.update(value=str(jsonl_file), visible=True))
         elif self.hide_exports:
             downloads = (gr.update(visible=False), gr.update(visible=False))
         controls: tuple[Any, Any] = (gr.skip(), gr.skip())
@@ -272,10 +276,10 @@ class EvalHandlers:
 
     def _render(self, job: EvalJob, final: bool) -> EvalUpdate:
         report = self._report(job)
-        state = job.state if final else "running"
+        state: EvalState = job.state if final else "running"
         if final and state == "running":  # stopped, but a run has not closed yet: the page is idle
             state = "stopped"
-        progress = progress_line(len(job.results), job.total, job.passed, job.elapsed, state)  # type: ignore[arg-type]
+        progress = progress_line(len(job.results), job.total, job.passed, job.elapsed, state)
         if job.error:
             progress += f" · {job.error}"
         update = EvalUpdate(
@@ -317,7 +321,7 @@ def build(context: UIContext, concurrency: int) -> None:
     listed = [name for _, name in choices(context, with_none=False)]
     shipped = handlers.datasets()
     with_data = [name for name in listed if any(d.split(".")[0] == name for d in shipped)]
-    first = (with_data or listed or [None])[0]
+    first = next(iter(with_data or listed), None)
     mine = [d for d in shipped if first and d.split(".")[0] == first]
     with gr.Row(equal_height=False):
         template = template_dropdown(context, value=first, with_none=False, elem_id="eval-template")
@@ -349,7 +353,7 @@ def build(context: UIContext, concurrency: int) -> None:
                         api_name="evaluate", **streaming_options(outputs, concurrency))
     stop.click(handlers.stop, inputs=[eval_id], outputs=outputs, api_name="evaluate_stop",
                cancels=[running], queue=False, show_progress="hidden")
-    quick = dict(queue=False, show_progress="hidden")
+    quick: dict[str, Any] = dict(queue=False, show_progress="hidden")
     failures_only.change(handlers.filter, inputs=[report, failures_only, eval_id], outputs=[table],
                          api_name="evaluate_filter", **quick)
     template.change(handlers.pick_template, inputs=[template, upload], outputs=[dataset],

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import gradio as gr
 
@@ -337,7 +338,7 @@ class ChatHandlers:
             run.cancel()  # no-op once the run ended; otherwise closes the provider connection
             self.context.stream_ended(run.id)
 
-    def _batches(self, run: Run) -> AsyncIterator[list[RunEvent]]:
+    def _batches(self, run: Run) -> AsyncGenerator[list[RunEvent], None]:
         # update_interval 0: one page update per event, the slow baseline the benchmark compares to
         return batches(run.events(), self.context.update_interval)
 

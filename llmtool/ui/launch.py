@@ -18,8 +18,8 @@ import os
 import secrets
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import gradio as gr
 import uvicorn

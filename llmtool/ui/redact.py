@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from llmtool.settings import Settings
@@ -49,7 +49,7 @@ class Redactor:
         return text
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Redactor":
+    def from_settings(cls, settings: Settings) -> Redactor:
         secrets: list[str] = []
         for key in (settings.openai_api_key, settings.anthropic_api_key):
             if key is not None:

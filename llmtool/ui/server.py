@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import gradio as gr
 import uvicorn
@@ -119,7 +120,7 @@ class BackgroundServer:
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=0.5
+            app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=0.5,  # type: ignore[arg-type]  # typed int, used as asyncio.wait_for's float timeout
         )
         self.server = uvicorn.Server(config)
         self.host = host
@@ -133,7 +134,7 @@ class BackgroundServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> "BackgroundServer":
+    def start(self, timeout: float = 20.0) -> BackgroundServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
@@ -150,7 +151,7 @@ class BackgroundServer:
         self.server.should_exit = True
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -15,8 +15,9 @@ The phases a run goes through:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Literal
 
 from llmtool.events import (
     Completed,
@@ -65,7 +66,7 @@ class RunProgress:
     events: int = field(default=0, repr=False)
 
     @classmethod
-    def replay(cls, model: str, log: Iterable[RunEvent], buffered: bool = False) -> "RunProgress":
+    def replay(cls, model: str, log: Iterable[RunEvent], buffered: bool = False) -> RunProgress:
         progress = cls(model=model, buffered=buffered)
         for event in log:
             progress.apply(event)

@@ -10,8 +10,9 @@ when all of them have; closing it (or cancelling its reader) stops every source.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
-from typing import Any, AsyncIterator, Sequence, TypeVar
+from typing import Any, TypeVar, cast
 
 from llmtool.ui.coalesce import coalesce
 
@@ -33,19 +34,19 @@ def streaming_options(outputs: Sequence[Any], concurrency: int) -> dict[str, Any
     )
 
 
-def batches(source: AsyncIterator[T], interval: float) -> AsyncIterator[list[T]]:
+def batches(source: AsyncIterator[T], interval: float) -> AsyncGenerator[list[T], None]:
     """At most one batch per `interval` (the last never held back); interval 0: one per item."""
     if interval <= 0:
         return _one_by_one(source)
     return coalesce(source, interval, tick=TICK)
 
 
-async def _one_by_one(source: AsyncIterator[T]) -> AsyncIterator[list[T]]:
+async def _one_by_one(source: AsyncIterator[T]) -> AsyncGenerator[list[T], None]:
     async for item in source:
         yield [item]
 
 
-async def merge(sources: Sequence[AsyncIterator[T]]) -> AsyncIterator[tuple[int, T]]:
+async def merge(sources: Sequence[AsyncIterator[T]]) -> AsyncGenerator[tuple[int, T], None]:
     """Every item of every source as it arrives, with the index of its source.
 
     An exception in a source is raised here once the items before it were yielded; the other
@@ -55,8 +56,8 @@ async def merge(sources: Sequence[AsyncIterator[T]]) -> AsyncIterator[tuple[int,
 
     async def pump(index: int, source: AsyncIterator[T]) -> None:
         try:
-            if hasattr(source, "aclose"):
-                async with aclosing(source):  # type: ignore[type-var]
+            if isinstance(source, AsyncGenerator):
+                async with aclosing(source):
                     async for item in source:
                         queue.put_nowait((index, item, None))
             else:
@@ -77,7 +78,7 @@ async def merge(sources: Sequence[AsyncIterator[T]]) -> AsyncIterator[tuple[int,
                 if error is not None:
                     raise error
                 continue
-            yield index, item  # type: ignore[misc]
+            yield index, cast(T, item)  # not _END, so one of a source's items
     finally:
         for task in tasks:
             task.cancel()

@@ -12,8 +12,9 @@ variables, each with the spec (and default) of the first template that declares 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 from llmtool.errors import InvalidRequestError
 from llmtool.templates import RenderedPrompt, Template, TemplateError, VariableSpec

@@ -16,8 +16,9 @@ once; ↻ rebuilds the fields when its variables changed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, cast
 
 import gradio as gr
 
@@ -40,19 +41,23 @@ from llmtool.ui.template_fields import (
 
 log = logging.getLogger(__name__)
 
+Field = gr.Textbox | gr.Number | gr.Dropdown | gr.Checkbox  # the input of one template variable
 
-def make_field(spec: FieldSpec, prefix: str) -> gr.components.Component:
+
+def make_field(spec: FieldSpec, prefix: str) -> Field:
     """The input component for one variable, showing its default."""
     common: dict[str, Any] = dict(
         label=spec.label, info=spec.info or None, interactive=True, elem_id=f"{prefix}-{spec.name}",
         elem_classes=["template-field"],
     )
     if spec.kind == "long_text":
-        return gr.Textbox(value=spec.value or "", lines=4, max_lines=14, **common)
+        return gr.Textbox(value=str(spec.value or ""), lines=4, max_lines=14, **common)
     if spec.kind == "text":
-        return gr.Textbox(value=spec.value or "", lines=1, max_lines=3, **common)
+        return gr.Textbox(value=str(spec.value or ""), lines=1, max_lines=3, **common)
     if spec.kind in ("number", "integer"):
-        return gr.Number(value=spec.value, precision=0 if spec.kind == "integer" else None, **common)
+        # VariableSpec checked that a number variable's default is a number
+        precision = 0 if spec.kind == "integer" else None
+        return gr.Number(value=cast("float | None", spec.value), precision=precision, **common)
     if spec.kind == "choice":
         return gr.Dropdown(choices=list(spec.choices), value=spec.value, **common)
     return gr.Checkbox(value=bool(spec.value), **common)
@@ -86,7 +91,7 @@ def load_templates(registry: TemplateRegistry, names: Sequence[str | None]) -> l
     return templates
 
 
-Wire = Callable[[list[FieldSpec], list[gr.components.Component]], None]
+Wire = Callable[[list[FieldSpec], list[Field]], None]
 
 
 def render_fields(

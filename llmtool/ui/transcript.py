@@ -7,9 +7,11 @@ never our marks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
+from llmtool.events import Failed
 from llmtool.providers.base import ChatMessage
 from llmtool.ui.status import RunProgress, escape_markdown
 
@@ -40,7 +42,7 @@ def turn_from_progress(user: str, progress: RunProgress) -> Turn:
     if progress.phase == "stopped":
         return Turn(user, progress.text, "stopped")
     if progress.phase == "failed":
-        message = progress.terminal.message if progress.terminal is not None else ""  # type: ignore[union-attr]
+        message = progress.terminal.message if isinstance(progress.terminal, Failed) else ""
         return Turn(user, progress.text, "failed", message)
     if progress.buffered:
         return Turn(user, "", "validating")

@@ -58,7 +58,7 @@ def test_missing_or_broken_config_file(tmp_path):
         load_settings(tmp_path / "nope.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("[timeouts\n")
-    with pytest.raises(InvalidRequestError, match="broken.toml"):
+    with pytest.raises(InvalidRequestError, match=r"broken\.toml"):
         load_settings(broken)
 
 

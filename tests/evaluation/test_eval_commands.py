@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHIPPED_PROMPTS, write_template
 from llmtool.cli import main
+from tests.helpers import SHIPPED_PROMPTS, write_template
 
 ECHO = """---
 model: demo:echo

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_template
 from llmtool.evaluation import DatasetError, Expectations, load_dataset
 from llmtool.templates import Template, load_template
+from tests.helpers import write_template
 
 TEMPLATE = """---
 variables:
@@ -95,7 +95,7 @@ def test_bad_rows_are_named_by_file_and_line(
         load_dataset(path, template)
     problems = caught.value.problems
     assert len(problems) == len(expected)
-    for problem, fragment in zip(problems, expected):
+    for problem, fragment in zip(problems, expected, strict=True):
         assert problem.startswith(f"{tmp_path}/{fragment}")
 
 

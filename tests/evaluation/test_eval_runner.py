@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_template
 from llmtool.errors import UsageError
 from llmtool.evaluation import EvalReport, build_report, evaluate, load_dataset, run_evaluation
 from llmtool.service import LLMService, Run, RunRequest
 from llmtool.settings import Settings
 from llmtool.templates import Template, load_template
+from tests.helpers import write_template
 
 # demo:echo answers with the prompt itself, which makes every verdict predictable.
 ECHO = """---

@@ -107,7 +107,6 @@ async def test_a_retry_after_past_the_deadline_fails_at_once_with_the_real_cause
     ],
 )
 def test_raw_httpx2_errors_leaked_while_iterating_are_classified(raised, kind, retryable):
-    with pytest.raises(errors.ProviderError) as caught:
-        with map_sdk_errors(anthropic, "anthropic"):
-            raise raised
+    with pytest.raises(errors.ProviderError) as caught, map_sdk_errors(anthropic, "anthropic"):
+        raise raised
     assert caught.value.kind == kind and caught.value.wants_retry is retryable

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHIPPED_PROMPTS, write_template
 from llmtool.cli import main
 from llmtool.templates import TemplateRegistry
 from llmtool.templates.commands import parse_assignments
+from tests.helpers import SHIPPED_PROMPTS, write_template
 
 GREET = """---
 description: Greet someone

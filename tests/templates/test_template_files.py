@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_template
 from llmtool.templates import TemplateError, content_hash, load_template
+from tests.helpers import write_template
 
 VALID_CASES = {
     "no front matter": ("Just a prompt.\n", {}, "Just a prompt."),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import SHIPPED_PROMPTS, write_template
 from llmtool.catalog import Catalog
 from llmtool.settings import Settings
 from llmtool.templates.lint import check_prompts
+from tests.helpers import SHIPPED_PROMPTS, write_template
 
 GOOD = "---\nvariables:\n  who: {default: world}\n---\nHello {{ who }}\n"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_template
 from llmtool.templates import TemplateError, TemplateRegistry, UnknownTemplateError
+from tests.helpers import write_template
 
 GREETING = "---\nvariables:\n  who: {default: world}\n---\nHello {{ who }}\n"
 
@@ -91,7 +91,7 @@ def test_only_markdown_templates_are_listed(tmp_path: Path) -> None:
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     registry = TemplateRegistry(tmp_path / "nope")
     assert registry.list() == []
-    with pytest.raises(UnknownTemplateError, match="templates directory .*nope does not exist"):
+    with pytest.raises(UnknownTemplateError, match=r"templates directory .*nope does not exist"):
         registry.get("greet")
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_template
 from llmtool.templates import Template, TemplateError, load_template
+from tests.helpers import write_template
 
 SANDBOX_ESCAPES = [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
@@ -91,7 +91,7 @@ def test_values_are_checked_against_their_type(tmp_path: Path, spec: str, raw: o
 def test_check_values_lists_every_problem_without_raising(tmp_path: Path) -> None:
     front = "variables:\n  a: {type: integer}\n  b: {type: boolean, default: true}\n"
     template = template_with(tmp_path, "{{ a }}{{ b }}", front=front)
-    bound, problems = template.check_values({"b": "nah", "c": 1})
+    _bound, problems = template.check_values({"b": "nah", "c": 1})
     assert problems == [
         "unknown variable 'c': template 't' declares a, b",
         "missing required variable 'a'",
@@ -133,7 +133,7 @@ def test_rendered_text_is_capped(tmp_path: Path, code: str) -> None:
 )
 def test_huge_widths_are_refused_at_render_not_built_at_load(tmp_path: Path, code: str) -> None:
     template = template_with(tmp_path, code)  # Jinja used to fold these while compiling
-    with pytest.raises(TemplateError, match="the prompt is too long: .* more than a prompt can need"):
+    with pytest.raises(TemplateError, match=r"the prompt is too long: .* more than a prompt can need"):
         template.render({})
 
 

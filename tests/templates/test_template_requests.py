@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_template
 from llmtool.events import Completed, Validated
 from llmtool.service import LLMService
 from llmtool.settings import Settings
 from llmtool.templates import TemplateError, load_template
+from tests.helpers import write_template
 
 JSON_TEMPLATE = """---
 description: Extract a person

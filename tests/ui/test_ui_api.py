@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import httpx
 import pytest
 from gradio_client.utils import QueueError, Status
@@ -27,7 +29,7 @@ def test_streamed_answer_grows_and_finishes(ui_server, lb, connect) -> None:
 
     answers = [a for a in (answer_text(o[CHAT]) for o in outputs) if a not in (None, "", "…")]
     assert len(set(answers)) >= 3, "the answer should arrive in several steps"
-    assert all(later.startswith(earlier) for earlier, later in zip(answers, answers[1:]))
+    assert all(later.startswith(earlier) for earlier, later in pairwise(answers))
     assert answer_text(result[CHAT]) == DEFAULT_TEXT
     assert result[STATUS].startswith("Done · TTFT")
     assert "12→" in result[STATUS]  # tokens in → out from the provider's usage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 
@@ -136,7 +137,7 @@ async def test_updates_never_come_faster_than_the_interval(clock: FakeClock) -> 
     source.end()
     await settle()
     assert [i for batch in consumer.batches for i in batch] == list(range(200))
-    gaps = [b - a for a, b in zip(consumer.times, consumer.times[1:-1])]
+    gaps = [b - a for a, b in pairwise(consumer.times[:-1])]
     assert all(gap >= INTERVAL - 1e-9 for gap in gaps)
     assert len(consumer.batches) <= 200 * 0.003 / INTERVAL + 2
 
@@ -161,7 +162,7 @@ async def test_ticks_never_come_faster_than_a_long_interval(clock: FakeClock) ->
     for _ in range(100):  # 10 s of nothing
         await clock.advance(0.1)
     assert consumer.batches and all(batch == [] for batch in consumer.batches)
-    gaps = [b - a for a, b in zip(consumer.times, consumer.times[1:])]
+    gaps = [b - a for a, b in pairwise(consumer.times)]
     assert consumer.times[0] >= 2.0 - 1e-9 and all(gap >= 2.0 - 1e-9 for gap in gaps), consumer.times
     consumer.task.cancel()
 
@@ -176,7 +177,7 @@ async def test_ticks_and_items_together_keep_to_a_long_interval(clock: FakeClock
         if step % 23 == 0:
             source.put(step)
         await clock.advance(0.1)
-    gaps = [b - a for a, b in zip(consumer.times, consumer.times[1:])]
+    gaps = [b - a for a, b in pairwise(consumer.times)]
     assert gaps and all(gap >= 2.0 - 1e-9 for gap in gaps), consumer.times
     assert [i for batch in consumer.batches for i in batch] == ["first", 0, 23, 46, 69, 92]
     consumer.task.cancel()

@@ -36,7 +36,7 @@ def test_users_from_file_and_environment(tmp_path: Path) -> None:
 def test_a_malformed_users_line_names_its_line(tmp_path: Path, line: str) -> None:
     users_file = tmp_path / "users.txt"
     users_file.write_text(f"ok:pw\n{line}\n")
-    with pytest.raises(InvalidRequestError, match="users.txt line 2: expected user:password"):
+    with pytest.raises(InvalidRequestError, match=r"users\.txt line 2: expected user:password"):
         load_users(users_file, {})
 
 

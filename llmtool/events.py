@@ -5,6 +5,8 @@ Every run's log reads:
     started → retrying* → text* → usage? → validated → completed
                                         └─────────────→ stopped | failed
 
+A stored run whose process died while it streamed ends with `interrupted` (written by the store).
+
 Exactly one terminal event (completed, stopped or failed) ends the log. In `buffer` output mode
 the text arrives as one `text` event after validation passed. Consumers never see SDK objects.
 """
@@ -124,12 +126,21 @@ class Failed(_Event):
     metrics: Metrics
 
 
+class Interrupted(_Event):
+    """Written by the store, never by a live run: the process running it stopped (crash, kill)."""
+
+    kind: Literal["interrupted"] = "interrupted"
+    message: str
+    text: str = Field("", description="The text stored before the process stopped.")
+    metrics: Metrics
+
+
 RunEvent = Annotated[
-    Started | Retrying | TextDelta | Usage | Validated | Completed | Stopped | Failed,
+    Started | Retrying | TextDelta | Usage | Validated | Completed | Stopped | Failed | Interrupted,
     Field(discriminator="kind"),
 ]
-TerminalEvent = Completed | Stopped | Failed
-TERMINAL_KINDS = frozenset({"completed", "stopped", "failed"})
+TerminalEvent = Completed | Stopped | Failed | Interrupted
+TERMINAL_KINDS = frozenset({"completed", "stopped", "failed", "interrupted"})
 
 run_event_adapter: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
 

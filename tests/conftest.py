@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterator
 
 import pytest
 
 from llmtool.settings import Settings, load_settings
+from tests.servers.postgres import PostgresServer
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -49,6 +51,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
         if name.startswith(("OPENAI_", "ANTHROPIC_", "LLMTOOL_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    # The default run store lives in the user's data folder: a fresh one for every test.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture
@@ -70,3 +74,19 @@ def prompts_dir(tmp_path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LLMTOOL_DEMO__FIRST_TOKEN_DELAY", "0")
     monkeypatch.setenv("LLMTOOL_DEMO__TOKENS_PER_SECOND", "100000")
     return directory
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole test session (started on first use)."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """Each backend of the run store in turn: a SQLite file, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()

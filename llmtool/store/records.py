@@ -1,0 +1,145 @@
+"""What the run store keeps and how it is asked: typed records, filters, pages.
+
+A `RunRecord` is one run as history shows it: who ran what (the full request, the template and its
+variables), how it ended (status, text, validation, error, metrics) and where it sits (conversation
+and position; a regenerated answer is a sibling at the same position). Its event log is kept beside
+it, in order, for replay (`RunStore.events`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmtool.events import Metrics
+
+RunStatus = Literal["running", "completed", "stopped", "failed", "interrupted"]
+ENDED_STATUSES: frozenset[str] = frozenset({"completed", "stopped", "failed", "interrupted"})
+RunSource = Literal["chat", "template", "compare", "evaluation", "cli", "api", "lite", "history"]
+
+
+class RunOrigin(BaseModel):
+    """Where a run comes from: the login, the surface, and its place in a conversation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str | None = Field(None, description="The login name; None without logins.")
+    source: RunSource = "api"
+    conversation_id: str | None = None
+    position: int | None = Field(None, ge=0, description="The turn's index in its conversation.")
+    evaluation_id: str | None = None
+
+
+class ValidationOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    passed: bool
+    problems: list[str] = Field(default_factory=list)
+    rules_checked: int = 0
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user: str | None = None
+    source: RunSource = "api"
+    conversation_id: str | None = None
+    position: int | None = None
+    evaluation_id: str | None = None
+    model: str
+    request: dict[str, Any] = Field(description="The RunRequest as JSON: messages, system, parameters, rules.")
+    prompt: str = Field("", description="The last user message (what history lists and searches).")
+    system: str | None = None
+    template: str | None = None
+    template_hash: str | None = None
+    variables: dict[str, Any] | None = None
+    status: RunStatus = "running"
+    text: str = Field("", description="The answer, or the partial text of a run that did not complete.")
+    validation: ValidationOutcome | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    metrics: Metrics | None = None
+    created_at: float = Field(default_factory=time.time, description="Unix time.")
+    ended_at: float | None = None
+    owner: str | None = Field(None, description="The process that runs (or ran) it: host:pid:tag.")
+    event_count: int = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED_STATUSES
+
+
+class RunQuery(BaseModel):
+    """History's filters. Text search: case-insensitive whole words, all of them required."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str | None = None
+    status: RunStatus | None = None
+    model: str | None = None
+    template: str | None = None
+    conversation_id: str | None = None
+    evaluation_id: str | None = None
+    since: float | None = Field(None, description="Created at or after (Unix time).")
+    until: float | None = Field(None, description="Created before (Unix time).")
+    text: str | None = Field(None, description="Words to find in the prompt or the answer.")
+    limit: int = Field(50, ge=1, le=1000)
+    before: int | None = Field(None, description="Cursor: the `next_cursor` of the previous page.")
+
+
+class RunPage(BaseModel):
+    runs: list[RunRecord]
+    next_cursor: int | None = Field(None, description="Pass as `before` for the next (older) page.")
+
+
+class TemplateVersion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    hash: str
+    name: str
+    content: str
+    created_at: float = Field(default_factory=time.time)
+
+
+class EvaluationCell(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    model: str
+    run_id: str | None = None
+    passed: bool
+    reason: str = ""
+
+
+class EvaluationRecord(BaseModel):
+    """One evaluation as a unit: a template version × a dataset version × models, and each cell."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user: str | None = None
+    template: str
+    template_hash: str
+    dataset: str
+    dataset_hash: str
+    models: list[str]
+    status: Literal["running", "completed", "stopped", "failed"] = "running"
+    created_at: float = Field(default_factory=time.time)
+    ended_at: float | None = None
+    cells: list[EvaluationCell] = Field(default_factory=list)
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_words(text: str | None) -> list[str]:
+    """The words of a search, lower-cased, without operators: letters and digits, nothing else.
+
+    The same split the databases index by (SQLite FTS5 `unicode61`, PostgreSQL `simple` over text
+    with everything but letters and digits turned to spaces), so both find the same runs.
+    """
+    return list(dict.fromkeys(word.lower() for word in _WORD.findall(text or "")))

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The real servers the test suite starts itself: Debian's Chromium (browser tests) and PostgreSQL
+# (the run store's second backend). Installed only when missing; apt-get needs root (CI is root).
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+if ((${#missing[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -164,6 +164,28 @@ class UISettings(_Strict):
     users_file: Path | None = None
 
 
+class StoreSettings(_Strict):
+    """The run store's writer: how often it writes, beats and forgets. Seconds unless named."""
+
+    flush_interval: float = Field(
+        1.0, gt=0, le=60, description="Write streamed text at least this often (a crash loses at most this)."
+    )
+    heartbeat_interval: float = Field(5.0, gt=0, le=300)
+    stale_after: float = Field(
+        30.0, gt=0, le=3600, description="A process silent this long is gone: its running runs are interrupted."
+    )
+    retention_days: float | None = Field(
+        None, gt=0, description="Delete runs older than this many days; unset keeps them forever."
+    )
+
+
+class RunSettings(_Strict):
+    stop_unwatched_after: float | None = Field(
+        None, gt=0, le=86400,
+        description="Stop a run nobody has watched for this many seconds (saves credit); unset: runs finish.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LLMTOOL_",
@@ -198,7 +220,13 @@ class Settings(BaseSettings):
         description="Modules whose functions `python` validation rules may call (they run server code).",
     )
     prompts_dir: Path = Path("prompts")
-    runs_dir: Path | None = Field(None, description="Where runs are kept; None keeps them in memory.")
+    database_url: str | None = Field(
+        None,
+        description="Where runs are kept: sqlite+aiosqlite:///path or postgresql+asyncpg://…; "
+        "unset: llmtool.db in the user's data folder.",
+    )
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    runs: RunSettings = Field(default_factory=RunSettings)
 
     @field_validator("openai_base_url", "anthropic_base_url")
     @classmethod

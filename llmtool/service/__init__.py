@@ -1,30 +1,42 @@
-"""The service: start runs, read their events, stop them. Knows nothing about any UI.
+"""The service: start runs, read their events, stop them, keep them. Knows nothing about any UI.
 
-    service = LLMService()                      # settings from env + config file
-    run = service.start(RunRequest(model="demo:assistant", prompt="Hello"))
+    service = await LLMService.open()           # settings from env + config file, runs kept in the store
+    run = service.start(RunRequest(model="demo:assistant", prompt="Hello"), RunOrigin(user="ann"))
     async for event in run.events():            # any number of readers, from any position
         ...
     run.cancel()                                # closes the provider connection, ends with `stopped`
+    async for event in service.replay(run_id):  # a run of any age: live from memory, else from the store
 
 `start` raises a `UsageError` (clear message) for a bad request before anything is sent.
-Runs live in memory, the newest `max_runs` kept.
+
+With a store (`open`, or `attach_store`) only running runs stay in memory: a run leaves it once its
+terminal event is written, and the store answers for it from then on. Without one (`LLMService()`,
+for library use and tests) the newest `max_runs` stay in memory and nothing is kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 
 from llmtool.catalog import Catalog, ModelInfo
 from llmtool.errors import InvalidRequestError
+from llmtool.events import RunEvent
 from llmtool.providers import ProviderPool
 from llmtool.service.executor import RunExecutor
+from llmtool.service.recorder import RunRecorder
 from llmtool.service.requests import RunRequest
 from llmtool.service.runs import Run
 from llmtool.settings import Settings, load_settings
+from llmtool.store import RunOrigin, RunRecord, RunStore, open_store
 from llmtool.validation import check_python_rule
 
-__all__ = ["LLMService", "Run", "RunRequest"]
+__all__ = ["LLMService", "Run", "RunOrigin", "RunRequest"]
+log = logging.getLogger(__name__)
 
 
 class LLMService:
@@ -33,7 +45,31 @@ class LLMService:
         self.catalog = Catalog(self.settings)
         self.providers = ProviderPool(self.settings, self.catalog)
         self.max_runs = max_runs
+        self.store: RunStore | None = None
+        self.recorder: RunRecorder | None = None
         self._runs: OrderedDict[str, Run] = OrderedDict()
+        self._watchdogs: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def open(cls, settings: Settings | None = None) -> LLMService:
+        """The service with its run store (`settings.database_url`) opened, migrated and recording.
+        Raises `StoreError` (a clear message) when the store cannot be opened."""
+        service = cls(settings)
+        await service.attach_store(await open_store(service.settings.database_url))
+        return service
+
+    async def attach_store(self, store: RunStore) -> list[str]:
+        """Keep every run from now on in `store`; runs of processes that died are marked interrupted
+        (their ids are returned)."""
+        self.store = store
+        self.recorder = RunRecorder(store, self.settings.store, self.settings.store.retention_days,
+                                    on_saved=self._forget)
+        return await self.recorder.start()
+
+    @property
+    def store_problem(self) -> str | None:
+        """A sentence for the UI while the store fails to save runs; None when all is well."""
+        return self.recorder.problem if self.recorder is not None else None
 
     def models(self) -> list[ModelInfo]:
         """Usable models: those of configured providers, plus the offline demo."""
@@ -42,8 +78,9 @@ class LLMService:
     def default_model(self) -> str:
         return self.catalog.default_model()
 
-    def start(self, request: RunRequest | dict) -> Run:
-        """Validate the request and start its run in the background on the running loop."""
+    def start(self, request: RunRequest | dict, origin: RunOrigin | None = None) -> Run:
+        """Validate the request and start its run in the background on the running loop; `origin`
+        says who started it from where (kept with the run)."""
         request = RunRequest.parse(request)
         if request.validation.python is not None:
             try:
@@ -59,18 +96,55 @@ class LLMService:
             )
         run = Run(request, model)
         executor = RunExecutor(run, self.providers.for_model(model), timeouts, self.settings.retry)
-        run.attach(asyncio.get_running_loop().create_task(executor.execute(), name=f"run-{run.id}"))
+        if self.recorder is not None:
+            self.recorder.track(run, origin or RunOrigin())
+        loop = asyncio.get_running_loop()
+        run.attach(loop.create_task(executor.execute(), name=f"run-{run.id}"))
         self._remember(run)
+        limit = self.settings.runs.stop_unwatched_after
+        if limit is not None:
+            watchdog = loop.create_task(_stop_when_unwatched(run, limit), name=f"watch-{run.id}")
+            self._watchdogs.add(watchdog)
+            watchdog.add_done_callback(self._watchdogs.discard)
         return run
 
     def get(self, run_id: str) -> Run | None:
+        """The run if it is in this process's memory (running, or just ended and not yet stored)."""
         return self._runs.get(run_id)
 
     def runs(self) -> list[Run]:
         return list(self._runs.values())
 
+    def running(self) -> list[Run]:
+        return [run for run in self._runs.values() if not run.done]
+
+    async def record(self, run_id: str) -> RunRecord | None:
+        """The stored record of a run (running ones included, as of the last write)."""
+        return await self.store.get_run(run_id) if self.store is not None else None
+
+    async def replay(self, run_id: str, start: int = 0) -> AsyncIterator[RunEvent]:
+        """A run's events from position `start` on: live (waiting for more) while this process runs
+        it, else as stored. Nothing is yielded for an unknown run."""
+        run = self.get(run_id)
+        if run is not None:
+            async with contextlib.aclosing(run.events(after=start)) as events:
+                async for event in events:
+                    yield event
+            return
+        if self.store is not None:
+            for event in await self.store.events(run_id, start):
+                yield event
+
+    def _forget(self, run_id: str) -> None:
+        """The run's end is stored: the store answers for it from now on."""
+        run = self._runs.get(run_id)
+        if run is not None and run.done:
+            del self._runs[run_id]
+
     def _remember(self, run: Run) -> None:
         self._runs[run.id] = run
+        if self.recorder is not None:
+            return  # runs leave memory once stored (_forget)
         while len(self._runs) > self.max_runs:
             oldest = next((r for r in self._runs.values() if r.done), None)
             if oldest is None:
@@ -78,8 +152,26 @@ class LLMService:
             del self._runs[oldest.id]
 
     async def aclose(self) -> None:
-        """Stop every running run and close the provider clients."""
+        """Stop every running run, write what the store lacks, close the store and the provider clients."""
         running = [run for run in self._runs.values() if run.cancel()]
         for run in running:
             await run.wait()
+        for watchdog in list(self._watchdogs):
+            watchdog.cancel()
+        if self.recorder is not None:
+            await self.recorder.aclose()
+            self.recorder = None
+        if self.store is not None:
+            await self.store.aclose()
+            self.store = None
         await self.providers.aclose()
+
+
+async def _stop_when_unwatched(run: Run, limit: float) -> None:
+    """Stop `run` once nobody has read its events for `limit` seconds."""
+    while not run.done:
+        await asyncio.sleep(min(1.0, limit / 4))
+        since = run.unwatched_since
+        if since is not None and time.monotonic() - since >= limit and run.cancel():
+            log.info("run %s stopped: nobody watched it for %g s", run.id, limit)
+            return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from llmtool.errors import InvalidRequestError
 from llmtool.providers.base import ChatMessage
@@ -28,6 +30,13 @@ class RunRequest(BaseModel):
     validation: ValidationRules = Field(default_factory=ValidationRules)
     template: str | None = Field(None, description="Template name, recorded with the run.")
     template_hash: str | None = None
+    variables: dict[str, Any] | None = Field(None, description="The template's variables, recorded with the run.")
+    # The template file's text, kept once per hash in the store; set by code, never from request data.
+    _template_source: str | None = PrivateAttr(None)
+
+    @property
+    def template_source(self) -> str | None:
+        return self._template_source
 
     @model_validator(mode="after")
     def _conversation(self) -> RunRequest:

@@ -8,15 +8,17 @@ the event loop that started it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Literal
 
 from llmtool.catalog import ModelInfo
 from llmtool.events import (
     Completed,
     Failed,
+    Interrupted,
     Metrics,
     RunEvent,
     Stopped,
@@ -26,7 +28,9 @@ from llmtool.events import (
 )
 from llmtool.service.requests import RunRequest
 
-RunStatus = Literal["running", "completed", "stopped", "failed"]
+RunStatus = Literal["running", "completed", "stopped", "failed", "interrupted"]
+Listener = Callable[["Run", RunEvent], None]
+log = logging.getLogger(__name__)
 
 
 def new_run_id() -> str:
@@ -40,6 +44,11 @@ class Run:
         self.model = model
         self.created_at = time.time()
         self.log: list[RunEvent] = []
+        # Told of every event as it is appended, synchronously (the store's recorder): they must
+        # only collect, never wait.
+        self.listeners: list[Listener] = []
+        self.readers = 0  # consumers inside events() now
+        self.unwatched_since: float | None = time.monotonic()  # None while someone reads
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -50,6 +59,11 @@ class Run:
         self.log.append(event)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        for listener in list(self.listeners):
+            try:
+                listener(self, event)
+            except Exception:  # a listener's bug must not end the run
+                log.exception("a listener of run %s failed", self.id)
 
     def attach(self, task: asyncio.Task[None]) -> None:
         self._task = task
@@ -82,7 +96,7 @@ class Run:
     @property
     def terminal(self) -> TerminalEvent | None:
         last = self.log[-1] if self.log else None
-        return last if isinstance(last, (Completed, Stopped, Failed)) else None
+        return last if isinstance(last, (Completed, Stopped, Failed, Interrupted)) else None
 
     @property
     def status(self) -> RunStatus:
@@ -90,22 +104,30 @@ class Run:
         return terminal.kind if terminal else "running"
 
     async def events(self, after: int = 0) -> AsyncGenerator[RunEvent, None]:
-        """Every event from index `after` on, waiting for new ones until the run ends."""
+        """Every event from index `after` on, waiting for new ones until the run ends. While it is
+        being read the run counts as watched (see `settings.runs.stop_unwatched_after`)."""
         position = max(after, 0)
-        while True:
-            changed = self._changed
-            while position < len(self.log):
-                event = self.log[position]
-                position += 1
-                yield event
-            if self.done:
-                return
-            await changed.wait()
+        self._watched(+1)
+        try:
+            while True:
+                changed = self._changed
+                while position < len(self.log):
+                    event = self.log[position]
+                    position += 1
+                    yield event
+                if self.done:
+                    return
+                await changed.wait()
+        finally:
+            self._watched(-1)
+
+    def _watched(self, change: int) -> None:
+        self.readers += change
+        self.unwatched_since = None if self.readers else time.monotonic()
 
     async def wait(self) -> TerminalEvent:
-        async for _ in self.events(after=len(self.log)):
-            pass
-        assert self.terminal is not None
+        while self.terminal is None:
+            await self._changed.wait()
         return self.terminal
 
     def cancel(self) -> bool:

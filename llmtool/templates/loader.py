@@ -131,6 +131,7 @@ def _load_template(path: Path, data: bytes | None) -> Template:
         path=path,
         meta=meta,
         content_hash=content_hash(data),
+        source=text,
         prompt_part=prompt_part,
         system_part=system_part,
         lines=lines,

@@ -35,6 +35,7 @@ class Template:
     prompt_part: CompiledPart = field(repr=False)
     system_part: CompiledPart | None = field(default=None, repr=False)
     lines: dict[str, int] = field(default_factory=dict, repr=False)  # front-matter key path → line
+    source: str = field(default="", repr=False)  # the file's text, stored once per hash with its runs
 
     # -- what it declares ----------------------------------------------------------------------
     @property
@@ -128,7 +129,7 @@ class Template:
             raise TemplateError(self.path, self.prompt_part.first_line, "the rendered prompt is empty")
         meta = self.meta
         try:
-            return RunRequest.parse({
+            request = RunRequest.parse({
                 "model": model or meta.model,
                 "prompt": rendered.prompt,
                 "system": rendered.system,
@@ -138,6 +139,9 @@ class Template:
                 "validation": self.rules,
                 "template": self.name,
                 "template_hash": self.content_hash,
+                "variables": self.bind(values),
             }, allow_python_rules=True)  # the template file is the server's own
         except InvalidRequestError as exc:
             raise TemplateError(self.path, None, exc.message) from None
+        request._template_source = self.source
+        return request

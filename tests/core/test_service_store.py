@@ -1,0 +1,237 @@
+"""Every run kept: the service records runs in the store as they stream, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from llmtool.events import Completed, TextDelta
+from llmtool.service import LLMService, RunRequest
+from llmtool.settings import load_settings
+from llmtool.store import RunOrigin, RunQuery, open_store
+from llmtool.store.sql import SqlRunStore
+
+
+def settings(store_url: str, **overrides: object):  # type: ignore[no-untyped-def]
+    values: dict[str, object] = {
+        "database_url": store_url,
+        "demo": {"first_token_delay": 0.0, "tokens_per_second": 100_000},
+        "store": {"flush_interval": 0.2},
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+async def service(store_url: str) -> AsyncIterator[LLMService]:
+    opened = await LLMService.open(settings(store_url))
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+async def stored_when_ended(service: LLMService, run_id: str, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+    assert service.store is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = await service.store.get_run(run_id)
+        if record is not None and record.ended:
+            return record
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"run {run_id} was not stored as ended within {timeout} s")
+
+
+async def test_a_completed_run_is_stored_with_its_request_metrics_and_events(service: LLMService) -> None:
+    run = service.start(
+        RunRequest(model="demo:echo", prompt="one two three", system="Be terse.", temperature=0.3,
+                   validation={"max_length": 100}),
+        RunOrigin(user="ann", source="chat", conversation_id="c1", position=0),
+    )
+    terminal = await run.wait()
+    assert isinstance(terminal, Completed)
+    record = await stored_when_ended(service, run.id)
+    assert (record.status, record.text, record.model, record.prompt) == (
+        "completed", "one two three", "demo:echo", "one two three")
+    assert (record.user, record.source, record.conversation_id, record.position) == ("ann", "chat", "c1", 0)
+    assert record.system == "Be terse." and record.request["temperature"] == 0.3
+    assert record.request["validation"]["max_length"] == 100
+    assert record.validation is not None and record.validation.passed
+    assert record.metrics == terminal.metrics
+    assert record.ended_at is not None and record.ended_at >= record.created_at
+    assert await service.store.events(run.id) == run.log  # type: ignore[union-attr]
+    # Finished runs leave memory once stored; the store answers for them.
+    assert service.get(run.id) is None
+    assert [e.kind async for e in service.replay(run.id, start=len(run.log) - 1)] == ["completed"]
+
+
+async def test_stopped_and_failed_runs_are_stored_with_their_partial_text(store_url: str) -> None:
+    slow = settings(store_url, demo={"first_token_delay": 0.0, "tokens_per_second": 40})
+    service = await LLMService.open(slow)
+    try:
+        run = service.start(RunRequest(model="demo:assistant", prompt="Tell me a long story."))
+        async for event in run.events():
+            if isinstance(event, TextDelta) and len(run.text_so_far()) > 10:
+                break
+        run.cancel()
+        await run.wait()
+        record = await stored_when_ended(service, run.id)
+        assert record.status == "stopped" and record.text == run.text_so_far() and record.text
+
+        failing = service.start(RunRequest(model="demo:assistant", prompt="x", timeouts={"first_token": 0.2, "total": 0.3}))
+        await failing.wait()
+        record = await stored_when_ended(service, failing.id)
+        assert (record.status, record.error_kind) == ("failed", "deadline_exceeded")
+        assert "0.3 s" in (record.error_message or "")
+    finally:
+        await service.aclose()
+
+
+async def test_text_reaches_the_store_while_the_run_still_streams(store_url: str) -> None:
+    service = await LLMService.open(settings(store_url, demo={"first_token_delay": 0.0, "tokens_per_second": 30}))
+    try:
+        run = service.start(RunRequest(model="demo:assistant", prompt="Explain streams at length."))
+        await asyncio.sleep(1.0)
+        assert not run.done
+        record = await service.store.get_run(run.id)  # type: ignore[union-attr]
+        assert record is not None and record.status == "running"
+        assert record.text and run.text_so_far().startswith(record.text)
+        assert record.event_count >= 2
+        run.cancel()
+        await run.wait()
+    finally:
+        await service.aclose()
+
+
+async def test_a_template_version_is_stored_once_by_its_hash(service: LLMService, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from llmtool.templates import TemplateRegistry
+
+    (tmp_path / "greet.md").write_text("---\nmodel: demo:echo\nvariables:\n  name: {}\n---\nHello {{ name }}\n")
+    template = TemplateRegistry(tmp_path).get("greet")
+    for name in ("Ann", "Bob"):
+        run = service.start(template.to_run_request({"name": name}), RunOrigin(source="template"))
+        await run.wait()
+        record = await stored_when_ended(service, run.id)
+        assert (record.template, record.template_hash, record.variables) == ("greet", template.content_hash,
+                                                                             {"name": name})
+    version = await service.store.template(template.content_hash)  # type: ignore[union-attr]
+    assert version is not None and "Hello {{ name }}" in version.content
+
+
+async def test_only_running_runs_stay_in_memory(service: LLMService) -> None:
+    runs = [service.start(RunRequest(model="demo:echo", prompt=f"run {i}")) for i in range(50)]
+    await asyncio.gather(*(run.wait() for run in runs))
+    for run in runs:
+        await stored_when_ended(service, run.id)
+    assert service.running() == []
+    assert await service.store.count_runs(RunQuery()) == 50  # type: ignore[union-attr]
+
+
+class FlakyStore:
+    """The real store, whose writes fail while `down` is set (a database that went away)."""
+
+    def __init__(self, store: SqlRunStore) -> None:
+        self.store = store
+        self.down = True
+        self.failed = 0
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.store, name)
+
+    async def save(self, new, updates):  # type: ignore[no-untyped-def]
+        if self.down:
+            self.failed += 1
+            raise OSError("connection refused")
+        await self.store.save(new, updates)
+
+
+async def test_a_store_that_fails_mid_run_does_not_fail_the_run(store_url: str) -> None:
+    real = await open_store(store_url)
+    flaky = FlakyStore(real)
+    service = LLMService(settings(store_url))
+    await service.attach_store(flaky)  # type: ignore[arg-type]
+    try:
+        run = service.start(RunRequest(model="demo:echo", prompt="still answered"))
+        terminal = await run.wait()
+        assert isinstance(terminal, Completed) and terminal.text == "still answered"
+        await asyncio.sleep(0.5)
+        assert flaky.failed >= 1
+        assert service.store_problem is not None and "not being saved" in service.store_problem
+        assert service.get(run.id) is run  # kept until it is stored
+        flaky.down = False
+        record = await stored_when_ended(service, run.id)
+        assert record.text == "still answered"
+        assert await real.events(run.id) == run.log
+        assert service.store_problem is None
+    finally:
+        await service.aclose()
+
+
+CRASHING_SERVER = textwrap.dedent("""
+    import asyncio, sys
+    from llmtool.service import LLMService, RunRequest
+    from llmtool.settings import load_settings
+
+    async def main():
+        settings = load_settings(database_url=sys.argv[1], store={"flush_interval": 0.2},
+                                 demo={"first_token_delay": 0, "tokens_per_second": 20})
+        service = await LLMService.open(settings)
+        run = service.start(RunRequest(model="demo:assistant", prompt="A long answer, please."))
+        print(run.id, flush=True)
+        await run.wait()
+
+    asyncio.run(main())
+""")
+
+
+async def test_runs_of_a_killed_process_are_interrupted_with_their_text_at_the_next_start(store_url: str) -> None:
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", CRASHING_SERVER, store_url,
+                                                   stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    run_id = (await process.stdout.readline()).decode().strip()
+    store = await open_store(store_url)
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # wait until some text is stored, then kill -9 mid-answer
+            record = await store.get_run(run_id)
+            if record is not None and len(record.text) > 5:
+                break
+            assert time.monotonic() < deadline, "no text was stored"
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        assert (await store.get_run(run_id)).status == "running"  # type: ignore[union-attr]
+    finally:
+        await store.aclose()
+
+    service = await LLMService.open(settings(store_url))  # the next start finds it
+    try:
+        record = await service.store.get_run(run_id)  # type: ignore[union-attr]
+        assert record is not None and record.status == "interrupted"
+        assert len(record.text) > 5
+        events = [e async for e in service.replay(run_id)]
+        assert events[-1].kind == "interrupted" and events[-1].text == record.text  # type: ignore[union-attr]
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)).startswith(record.text)
+    finally:
+        await service.aclose()
+
+
+async def test_a_live_process_keeps_its_running_runs(store_url: str) -> None:
+    first = await LLMService.open(settings(store_url, demo={"first_token_delay": 0, "tokens_per_second": 20}))
+    try:
+        run = first.start(RunRequest(model="demo:assistant", prompt="Keep going."))
+        await asyncio.sleep(0.5)
+        second = await LLMService.open(settings(store_url))  # another process of the deployment starts
+        await second.aclose()
+        record = await first.store.get_run(run.id)  # type: ignore[union-attr]
+        assert record is not None and record.status == "running"
+        run.cancel()
+        await run.wait()
+    finally:
+        await first.aclose()

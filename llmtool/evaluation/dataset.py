@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmtool.errors import InvalidRequestError
 from llmtool.templates.errors import location
+from llmtool.templates.loader import content_hash
 from llmtool.templates.template import Template
 from llmtool.validation import parse_json_answer
 
@@ -90,6 +91,7 @@ class Dataset:
     path: Path
     template: str
     cases: list[Case]
+    content_hash: str = ""  # of the file's bytes, like a template's: an evaluation names its version
 
 
 def load_dataset(path: Path | str, template: Template) -> Dataset:
@@ -99,7 +101,8 @@ def load_dataset(path: Path | str, template: Template) -> Dataset:
     if suffix not in DATASET_SUFFIXES:
         raise DatasetError([f"{path}: a dataset must be a .csv or .jsonl file"])
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
+        text = data.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise DatasetError([f"{path}: cannot read the dataset: {reason}"]) from None
@@ -122,7 +125,7 @@ def load_dataset(path: Path | str, template: Template) -> Dataset:
         problems.append(f"{path}: the dataset has no cases")
     if problems:
         raise DatasetError(problems)
-    return Dataset(path=path, template=template.name, cases=cases)
+    return Dataset(path=path, template=template.name, cases=cases, content_hash=content_hash(data))
 
 
 def _known_columns(

@@ -85,6 +85,7 @@ class EvalReport(BaseModel):
     models: list[str]
     case_ids: list[str]
     results: list[CaseResult]
+    evaluation_id: str | None = None  # where the run store keeps it, if it does
 
     @property
     def ok(self) -> bool:

@@ -24,7 +24,8 @@ from llmtool.evaluation.dataset import Case, Dataset
 from llmtool.evaluation.results import CaseResult, EvalReport
 from llmtool.events import Completed, Failed, Validated
 from llmtool.service import LLMService
-from llmtool.service.runs import Run
+from llmtool.service.runs import Run, new_run_id
+from llmtool.store import EvaluationCell, EvaluationRecord, RunOrigin
 from llmtool.templates.template import Template
 
 DEFAULT_CONCURRENCY = 4
@@ -55,21 +56,32 @@ async def evaluate(
     models: Sequence[str] = (),
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
+    origin: RunOrigin | None = None,
+    evaluation_id: str | None = None,
 ) -> AsyncGenerator[EvalProgress, None]:
-    """Every cell's result as it finishes, with counts for a progress bar."""
+    """Every cell's result as it finishes, with counts for a progress bar.
+
+    With a run store the evaluation is kept as a unit (template and dataset versions, models, each
+    cell's run) under `evaluation_id` (made up when not given); `origin` says who runs it."""
     if concurrency < 1:
         raise UsageError(f"concurrency must be at least 1, got {concurrency}")
     model_ids = resolve_models(service, template, models)
+    origin = (origin or RunOrigin()).model_copy(
+        update={"source": "evaluation", "evaluation_id": evaluation_id or new_run_id()}
+    )
+    stored = await _store_start(service, template, dataset, model_ids, origin)
     limit = asyncio.Semaphore(concurrency)
     tasks = [
-        asyncio.create_task(_cell(service, template, case, model, limit), name=f"eval-{case.id}-{model}")
+        asyncio.create_task(_cell(service, template, case, model, limit, origin), name=f"eval-{case.id}-{model}")
         for case in dataset.cases
         for model in model_ids
     ]
     done = passed = 0
+    results: list[CaseResult] = []
     try:
         for next_done in asyncio.as_completed(tasks):
             result = await next_done
+            results.append(result)
             done += 1
             passed += result.passed
             yield EvalProgress(done=done, total=len(tasks), result=result, passed=passed)
@@ -77,6 +89,36 @@ async def evaluate(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if stored:
+            await _store_end(service, origin, results, finished=done == len(tasks))
+
+
+async def _store_start(service: LLMService, template: Template, dataset: Dataset, models: list[str],
+                       origin: RunOrigin) -> bool:
+    if service.store is None or origin.evaluation_id is None:
+        return False
+    try:
+        await service.store.add_evaluation(EvaluationRecord(
+            id=origin.evaluation_id, user=origin.user, template=template.name,
+            template_hash=template.content_hash, dataset=dataset.path.name, dataset_hash=dataset.content_hash,
+            models=models,
+        ))
+    except Exception:  # the evaluation still runs; its runs are kept one by one
+        log.warning("could not store evaluation %s", origin.evaluation_id, exc_info=True)
+        return False
+    return True
+
+
+async def _store_end(service: LLMService, origin: RunOrigin, results: list[CaseResult], finished: bool) -> None:
+    assert service.store is not None and origin.evaluation_id is not None
+    cells = [
+        EvaluationCell(case_id=r.case_id, model=r.model, run_id=r.run_id, passed=r.passed, reason=r.reason())
+        for r in results
+    ]
+    try:
+        await service.store.finish_evaluation(origin.evaluation_id, "completed" if finished else "stopped", cells)
+    except Exception:
+        log.warning("could not store the results of evaluation %s", origin.evaluation_id, exc_info=True)
 
 
 async def run_evaluation(
@@ -87,11 +129,14 @@ async def run_evaluation(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_progress: Callable[[EvalProgress], None] | None = None,
+    origin: RunOrigin | None = None,
 ) -> EvalReport:
     """The whole matrix as a report; `on_progress` is called after each cell."""
     model_ids = resolve_models(service, template, models)
     results: list[CaseResult] = []
-    steps = evaluate(service, template, dataset, model_ids, concurrency=concurrency)
+    evaluation_id = new_run_id()
+    steps = evaluate(service, template, dataset, model_ids, concurrency=concurrency, origin=origin,
+                     evaluation_id=evaluation_id)
     try:
         async for step in steps:
             results.append(step.result)
@@ -99,7 +144,8 @@ async def run_evaluation(
                 on_progress(step)
     finally:
         await steps.aclose()
-    return build_report(template, dataset, model_ids, results)
+    report = build_report(template, dataset, model_ids, results)
+    return report.model_copy(update={"evaluation_id": evaluation_id if service.store is not None else None})
 
 
 def build_report(
@@ -121,11 +167,11 @@ def build_report(
 
 
 async def _cell(
-    service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore
+    service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore, origin: RunOrigin
 ) -> CaseResult:
     base = _base(template, case, model)
     try:
-        return await _run_cell(service, template, case, model, limit, base)
+        return await _run_cell(service, template, case, model, limit, base, origin)
     except Exception as error:  # a bug of ours must not take the other cells down with it
         log.exception("evaluation cell %s × %s failed unexpectedly", case.id, model)
         return CaseResult(
@@ -146,11 +192,12 @@ def _base(template: Template, case: Case, model: str) -> dict:
 
 
 async def _run_cell(
-    service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore, base: dict
+    service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore, base: dict,
+    origin: RunOrigin,
 ) -> CaseResult:
     async with limit:
         try:
-            run = service.start(template.to_run_request(case.values, model=model))
+            run = service.start(template.to_run_request(case.values, model=model), origin)
         except UsageError as error:
             return CaseResult(**base, status="error", error=error.message, error_kind=error.kind)
         try:

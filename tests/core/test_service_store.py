@@ -235,3 +235,25 @@ async def test_a_live_process_keeps_its_running_runs(store_url: str) -> None:
         await run.wait()
     finally:
         await first.aclose()
+
+
+async def test_an_evaluation_is_stored_as_a_unit_with_each_cells_run(service: LLMService, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from llmtool.evaluation import load_dataset, run_evaluation
+    from llmtool.templates import TemplateRegistry
+
+    (tmp_path / "echo.md").write_text("---\nmodel: demo:echo\nvariables:\n  text: {}\n---\n{{ text }}\n")
+    (tmp_path / "cases.csv").write_text("id,text,expect_contains\none,hello,hello\ntwo,bye,hello\n")
+    template = TemplateRegistry(tmp_path).get("echo")
+    dataset = load_dataset(tmp_path / "cases.csv", template)
+    report = await run_evaluation(service, template, dataset, ["demo:echo"], origin=RunOrigin(user="ann"))
+    assert report.evaluation_id is not None
+    stored = await service.store.get_evaluation(report.evaluation_id)  # type: ignore[union-attr]
+    assert stored is not None
+    assert (stored.template, stored.template_hash, stored.dataset, stored.models, stored.user, stored.status) == (
+        "echo", template.content_hash, "cases.csv", ["demo:echo"], "ann", "completed")
+    assert len(stored.dataset_hash) == 12
+    cells = {c.case_id: c for c in stored.cells}
+    assert cells["one"].passed and not cells["two"].passed and "hello" in cells["two"].reason
+    for cell in cells.values():
+        record = await stored_when_ended(service, cell.run_id)  # type: ignore[arg-type]
+        assert (record.source, record.evaluation_id, record.user) == ("evaluation", report.evaluation_id, "ann")

@@ -9,7 +9,7 @@ import pytest
 
 from llmtool.errors import UsageError
 from llmtool.evaluation import EvalReport, build_report, evaluate, load_dataset, run_evaluation
-from llmtool.service import LLMService, Run, RunRequest
+from llmtool.service import LLMService, Run, RunOrigin, RunRequest
 from llmtool.settings import Settings
 from llmtool.templates import Template, load_template
 from tests.helpers import write_template
@@ -98,8 +98,8 @@ class CountingService(LLMService):
 
     in_flight: list[int]
 
-    def start(self, request: RunRequest | dict) -> Run:
-        run = super().start(request)
+    def start(self, request: RunRequest | dict, origin: RunOrigin | None = None) -> Run:
+        run = super().start(request, origin)
         self.in_flight = [*getattr(self, "in_flight", []), sum(not r.done for r in self.runs())]
         return run
 

@@ -62,7 +62,8 @@ MODES = {
 # -- the app under test, in its own process ------------------------------------------------------
 def serve(args: argparse.Namespace) -> None:
     from llmtool.settings import load_settings
-    from llmtool.ui import BackgroundServer, create_app
+    from llmtool.web.app import create_app
+    from llmtool.web.serve import BackgroundServer
 
     settings = load_settings(
         endpoints={"local": {"base_url": args.provider, "models": ["m"]}},

@@ -1,6 +1,6 @@
-"""The browser tool: Chat, Compare and Evaluate tabs over LLMService, served from one FastAPI app.
+"""The browser tool: Chat, Compare and Evaluate tabs over LLMService, built on the app's context.
 
-    blocks.py    the tabs; lay out the chat tab's components, wire them to the handlers
+    blocks.py    the tabs; lay out the chat tab's components, wire them to the handlers; page options
     handlers.py  thin async generator handlers: start a run, read its events, yield page updates
     template_panel.py  the template picker and its variable fields (@gr.render)
     template_fields.py variables → fields, fields → values, preview, template list (pure)
@@ -11,16 +11,13 @@
     coalesce.py  at most one page update per interval, the last never held back
     status.py    events → status line and validation line (pure)
     transcript.py turns → Chatbot messages and provider messages (pure)
-    redact.py    keep keys and credentialed URLs out of everything shown
-    context.py   what the handlers share: settings, the one LLMService, the template registry
-    server.py    FastAPI + Gradio + security headers; a background server for tests
     launch.py    `python app.py`: flags, logins, --share
 
-Only this package (and app.py) imports gradio.
+Every tab receives the `llmtool.web.context.AppContext` that `llmtool.web.app.create_app` built
+(or, under `gradio app.py`, `launch.module_demo`); nothing here creates the service. Only this
+package, `llmtool/web/app.py` (which mounts it) and app.py import gradio.
 """
 
 from llmtool.ui.blocks import build_demo
-from llmtool.ui.context import UIContext
-from llmtool.ui.server import BackgroundServer, create_app
 
-__all__ = ["BackgroundServer", "UIContext", "build_demo", "create_app"]
+__all__ = ["build_demo"]

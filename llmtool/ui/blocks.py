@@ -1,7 +1,7 @@
 """The app: three tabs. Chat (`build_components` lays it out, `wire_events` connects it to the
 handlers), Compare (`compare.py`) and Evaluate (`evaluate.py`).
 
-    demo = build_demo(UIContext(settings))   # a gr.Blocks with its queue configured from settings
+    demo = build_demo(AppContext(settings))   # a gr.Blocks with its queue configured from settings
 
 Gradio's defaults are wrong for an I/O-bound tool (one run at a time per event, a 40-job cap), so
 `build_demo` sets the queue's concurrency, size and thread cap from `settings.ui`. Model output is
@@ -16,11 +16,12 @@ from typing import Any
 import gradio as gr
 
 from llmtool.ui import compare, evaluate
-from llmtool.ui.context import UIContext
 from llmtool.ui.handlers import ChatHandlers
 from llmtool.ui.streams import streaming_options
 from llmtool.ui.template_fields import FieldSpec, problems_markdown
 from llmtool.ui.template_panel import Field, render_fields, template_dropdown
+from llmtool.web.context import AppContext
+from llmtool.web.security import META_POLICY
 
 TITLE = "llmtool"
 CSS = """
@@ -75,7 +76,7 @@ class ChatComponents:
                 self.idle_controls, self.stop]
 
 
-def build_components(context: UIContext) -> ChatComponents:
+def build_components(context: AppContext) -> ChatComponents:
     """Lay out the chat tab inside the current gr.Blocks."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -230,9 +231,8 @@ def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency:
           api_name="preview", **quick)
 
 
-def build_demo(context: UIContext | None = None) -> gr.Blocks:
+def build_demo(context: AppContext) -> gr.Blocks:
     """The whole app as a gr.Blocks, its queue sized from `context.settings.ui`."""
-    context = context or UIContext()
     ui = context.settings.ui
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
         gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.")
@@ -246,13 +246,23 @@ def build_demo(context: UIContext | None = None) -> gr.Blocks:
                 evaluate.build(context, ui.concurrency)
     demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
-    demo.llmtool_context = context
     return demo
 
 
-def _problems(context: UIContext) -> str:
+def _problems(context: AppContext) -> str:
     return context.redact(problems_markdown(context.registry.problems()))
 
 
-def context_of(demo: gr.Blocks) -> UIContext:
-    return demo.llmtool_context  # type: ignore[attr-defined]  # set by build_demo
+def page_options() -> dict[str, Any]:
+    """What both `mount_gradio_app` (web/app.py) and `Blocks.launch` (reload mode) get."""
+    return dict(
+        css=CSS,
+        # Also as a meta tag, for `gradio app.py` reload mode where our middleware is not in place.
+        head=f'<meta http-equiv="Content-Security-Policy" content="{META_POLICY}">',
+        footer_links=["api"],
+        run_history=False,
+        show_error=False,  # never show exception text in the page; handlers say what went wrong
+        ssr_mode=False,
+        mcp_server=False,
+        max_file_size="10mb",  # Evaluate's dataset upload; larger files are refused before they land
+    )

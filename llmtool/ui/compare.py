@@ -24,13 +24,13 @@ import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.service import Run
-from llmtool.ui.context import UIContext
 from llmtool.ui.handlers import STOP_GRACE, status_with_template, wait_ended
 from llmtool.ui.status import RunProgress, escape_markdown
 from llmtool.ui.streams import batches, merge, streaming_options
 from llmtool.ui.template_fields import FieldSpec, chosen, code_block, error_markdown, template_values
 from llmtool.ui.template_panel import Field, choices, render_fields, template_dropdown, values_of
 from llmtool.ui.transcript import answer_markdown, redacted, turn_from_progress
+from llmtool.web.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Column:
 
 
 class CompareHandlers:
-    def __init__(self, context: UIContext) -> None:
+    def __init__(self, context: AppContext) -> None:
         self.context = context
 
     async def run(
@@ -210,7 +210,7 @@ class CompareHandlers:
         )
 
 
-def build(context: UIContext, concurrency: int) -> None:
+def build(context: AppContext, concurrency: int) -> None:
     """Lay out the Compare tab in the current gr.Tab and wire it."""
     handlers = CompareHandlers(context)
     gr.Markdown("Run the same variables through 2–4 templates × models side by side.")

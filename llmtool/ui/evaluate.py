@@ -30,7 +30,6 @@ from llmtool.evaluation.runner import resolve_models
 from llmtool.service import LLMService
 from llmtool.templates import Template
 from llmtool.ui import handlers as chat_handlers
-from llmtool.ui.context import UIContext
 from llmtool.ui.eval_table import (
     EvalState,
     dataset_problems_markdown,
@@ -43,6 +42,7 @@ from llmtool.ui.streams import batches, streaming_options
 from llmtool.ui.template_fields import chosen, error_markdown
 from llmtool.ui.template_panel import choices, template_dropdown
 from llmtool.ui.uploads import UploadBox, uploaded_file
+from llmtool.web.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class EvalUpdate:
 
 
 class EvalHandlers:
-    def __init__(self, context: UIContext) -> None:
+    def __init__(self, context: AppContext) -> None:
         self.context = context
         self._jobs: OrderedDict[str, EvalJob] = OrderedDict()
 
@@ -314,7 +314,7 @@ def _table(report: EvalReport, failures_only: bool, running: bool) -> dict:
     return {"headers": headers, "data": rows}
 
 
-def build(context: UIContext, concurrency: int) -> None:
+def build(context: AppContext, concurrency: int) -> None:
     """Lay out the Evaluate tab in the current gr.Tab and wire it."""
     handlers = EvalHandlers(context)
     gr.Markdown("Run a template over a dataset of cases × models; each cell passes or fails.")

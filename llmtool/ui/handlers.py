@@ -28,12 +28,12 @@ from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.events import RunEvent
 from llmtool.service import Run, RunRequest
 from llmtool.templates import Template
-from llmtool.ui.context import UIContext
 from llmtool.ui.status import RunProgress, escape_markdown
 from llmtool.ui.streams import batches
 from llmtool.ui.template_fields import FieldSpec, chosen, template_label, template_values
 from llmtool.ui.template_panel import choices, describe, values_of
 from llmtool.ui.transcript import Turn, chat_messages, provider_messages, redacted, turn_from_progress
+from llmtool.web.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def status_with_template(run: Run, line: str) -> str:
 
 
 class ChatHandlers:
-    def __init__(self, context: UIContext) -> None:
+    def __init__(self, context: AppContext) -> None:
         self.context = context
 
     # -- events ---------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ import uvicorn
 
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.settings import Settings, load_settings
-from llmtool.ui.blocks import build_demo
-from llmtool.ui.context import UIContext
-from llmtool.ui.server import create_app, page_options
+from llmtool.ui.blocks import build_demo, page_options
+from llmtool.web.app import create_app
+from llmtool.web.context import AppContext
 
 USERS_ENV = "LLMTOOL_USERS"
 EXIT_USAGE = 2
@@ -113,7 +113,7 @@ def module_demo() -> gr.Blocks:
     everything else in the settings comes from the environment and the config file.
     """
     try:
-        return build_demo(UIContext(load_settings(_config_flag(sys.argv[1:]))))
+        return build_demo(AppContext(load_settings(_config_flag(sys.argv[1:]))))
     except UsageError as error:
         print(f"llmtool: {error.message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
@@ -127,15 +127,14 @@ def _config_flag(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> int:
-    """Serve the app (Gradio's own server under `gradio app.py`, so its reload works)."""
+    """Serve the app (Gradio's own server, on `demo`, under `gradio app.py`, so its reload works;
+    the service is then created on first use, as no lifespan of ours runs)."""
     args = parse_args(argv)
     try:
         settings = settings_from_args(args)
         users = load_users(settings.ui.users_file)
         if args.share and not users:
             raise InvalidRequestError(SHARE_NEEDS_LOGIN)
-        if demo is None:  # app.py passes its module-level demo, built with the same --config
-            demo = build_demo(UIContext(settings))
     except UsageError as error:
         print(f"llmtool: {error.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -145,11 +144,13 @@ def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> in
         print(f"llmtool: warning: listening on {ui.host} without a login; anyone who can reach it "
               "can use your API keys' credit", file=sys.stderr)
     if reload_mode():
+        if demo is None:  # app.py passes its module-level demo, built with the same --config
+            demo = build_demo(AppContext(settings))
         demo.launch(server_name=ui.host, server_port=ui.port, max_threads=ui.max_threads, auth=auth,
                     share=False, **page_options())
         return 0
     server = uvicorn.Server(uvicorn.Config(
-        create_app(demo=demo, auth=auth), host=ui.host, port=ui.port, log_level="warning",
+        create_app(settings, auth=auth), host=ui.host, port=ui.port, log_level="warning",
         timeout_graceful_shutdown=3,
     ))
     threading.Thread(target=_announce, args=(server, ui.host, args.share), daemon=True).start()

@@ -24,7 +24,6 @@ import gradio as gr
 
 from llmtool.errors import UsageError
 from llmtool.templates import Template, TemplateRegistry
-from llmtool.ui.context import UIContext
 from llmtool.ui.template_fields import (
     NONE,
     FieldSpec,
@@ -38,6 +37,7 @@ from llmtool.ui.template_fields import (
     template_info,
     template_values,
 )
+from llmtool.web.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ def make_field(spec: FieldSpec, prefix: str) -> Field:
     return gr.Checkbox(value=bool(spec.value), **common)
 
 
-def choices(context: UIContext, *, with_none: bool = True) -> list[tuple[str, str]]:
+def choices(context: AppContext, *, with_none: bool = True) -> list[tuple[str, str]]:
     listed = template_choices(context.registry.entries())
     return listed if with_none else listed[1:]
 
 
 def template_dropdown(
-    context: UIContext, *, label: str = "Template", value: str | None = None, with_none: bool = True,
+    context: AppContext, *, label: str = "Template", value: str | None = None, with_none: bool = True,
     elem_id: str | None = None,
 ) -> gr.Dropdown:
     options = choices(context, with_none=with_none)
@@ -95,7 +95,7 @@ Wire = Callable[[list[FieldSpec], list[Field]], None]
 
 
 def render_fields(
-    context: UIContext,
+    context: AppContext,
     dropdowns: Sequence[gr.Dropdown],
     revision: gr.State,
     *,
@@ -130,7 +130,7 @@ class TemplateView:
     preview: str
 
 
-def describe(context: UIContext, name: str | None, fields: dict[str, Any] | None = None) -> TemplateView:
+def describe(context: AppContext, name: str | None, fields: dict[str, Any] | None = None) -> TemplateView:
     """Read the template as its file is now; `fields` None: preview it with its defaults."""
     problems = problems_markdown(context.registry.problems())
     name = chosen(name)

@@ -18,7 +18,8 @@ from gradio_client import Client
 
 from llmtool.loopback import LoopbackServer
 from llmtool.settings import Settings, load_settings
-from llmtool.ui import BackgroundServer, create_app
+from llmtool.web.app import create_app
+from llmtool.web.serve import BackgroundServer
 from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, Page
 
 LOCAL_MODEL = "local:m"

@@ -9,8 +9,8 @@ import pytest
 from gradio_client.utils import QueueError, Status
 
 from llmtool.loopback import DEFAULT_TEXT, Scenario, split_tokens
-from llmtool.ui.server import CONTENT_SECURITY_POLICY
 from llmtool.ui.transcript import VALIDATING
+from llmtool.web.security import CONTENT_SECURITY_POLICY
 from tests.ui.ui_support import STOPPED_MARK, answer_text, strings, wait_for
 
 CHAT, STATUS, VALIDATION, PROMPT = range(4)

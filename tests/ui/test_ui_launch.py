@@ -83,10 +83,11 @@ def test_app_py_keeps_a_module_level_demo_for_reload_mode() -> None:
 
 def test_the_queue_is_sized_for_an_io_bound_tool() -> None:
     from llmtool.settings import load_settings
-    from llmtool.ui import UIContext, build_demo
+    from llmtool.ui import build_demo
+    from llmtool.web.context import AppContext
 
     settings = load_settings(ui={"concurrency": 7, "max_threads": 9, "queue_size": 5})
-    demo = build_demo(UIContext(settings))
+    demo = build_demo(AppContext(settings))
     assert demo._queue.default_concurrency_limit == 7  # Gradio's default is 1
     assert demo._queue.max_thread_count == 9  # and 40
     assert demo._queue.max_size == 5

@@ -16,7 +16,9 @@ from gradio_client import handle_file
 
 from llmtool.loopback import DEFAULT_TEXT, LoopbackServer, Scenario
 from llmtool.templates import content_hash
-from llmtool.ui import BackgroundServer, UIContext, build_demo, create_app
+from llmtool.web.app import create_app
+from llmtool.web.context import AppContext
+from llmtool.web.serve import BackgroundServer
 from tests.helpers import write_template
 from tests.ui.conftest import ui_settings
 from tests.ui.ui_support import answer_text, strings, wait_for
@@ -56,7 +58,7 @@ DATASET = "\n".join(json.dumps(row) for row in [
 @dataclass
 class App:
     server: BackgroundServer
-    context: UIContext
+    context: AppContext
     prompts: Path
 
     @property
@@ -80,8 +82,8 @@ def make_app(loopback: LoopbackServer, tmp_path: Path) -> Iterator[Callable[...,
     servers: list[BackgroundServer] = []
 
     def make(**overrides: Any) -> App:
-        context = UIContext(ui_settings(loopback, prompts_dir=prompts, **overrides))
-        servers.append(BackgroundServer(create_app(demo=build_demo(context))).start())
+        context = AppContext(ui_settings(loopback, prompts_dir=prompts, **overrides))
+        servers.append(BackgroundServer(create_app(context=context)).start())
         return App(servers[-1], context, prompts)
 
     yield make

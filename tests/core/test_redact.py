@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from llmtool.redact import MASK, Redactor, url_secrets
 from llmtool.settings import load_settings
-from llmtool.ui.redact import MASK, Redactor, url_secrets
 
 
 def test_masks_every_configured_secret(monkeypatch) -> None:

@@ -1,4 +1,5 @@
-"""Streams a run to a terminal: the answer on stdout as it arrives, everything else on stderr.
+"""Streams a run to a terminal: the answer on stdout as it arrives, everything else on stderr;
+`run_with_service` gives a command its service on a fresh loop and closes it after.
 
 Exit codes: 0 completed, 1 the run failed (or its answer failed validation), 2 bad usage, 130 stopped
 by Ctrl-C (the run is cancelled, so the provider connection closes).
@@ -6,15 +7,18 @@ by Ctrl-C (the run is cancelled, so the provider connection closes).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 from llmtool.errors import UsageError
 from llmtool.events import Completed, Failed, Retrying, Stopped, TextDelta, Validated
 from llmtool.service import LLMService, RunRequest
+from llmtool.settings import load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -78,3 +82,16 @@ async def stream_to_console(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
     return code
+
+
+def run_with_service(args: argparse.Namespace, body: Callable[[LLMService], Awaitable[int]]) -> int:
+    """Build the service from --config, run `body(service)` on a fresh loop, close everything."""
+
+    async def main() -> int:
+        service = LLMService(load_settings(args.config))
+        try:
+            return await body(service)
+        finally:
+            await service.aclose()
+
+    return asyncio.run(main())

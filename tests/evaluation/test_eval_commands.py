@@ -101,7 +101,7 @@ def test_concurrency_must_be_positive(echo: Path, capsys: pytest.CaptureFixture[
 def test_bad_output_is_refused_before_running(
     echo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, output: str, message: str
 ) -> None:
-    import llmtool.evaluation.commands as commands
+    import llmtool.commands.evaluation as commands
 
     monkeypatch.setattr(commands, "run_with_service", lambda *a: pytest.fail("ran before checking --output"))
     dataset = write(echo.parent, "cases.csv", "word\ncat\n")
@@ -115,7 +115,7 @@ def test_bad_output_is_refused_before_running(
 def test_unwritable_output_folder_is_refused(
     echo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import llmtool.evaluation.commands as commands
+    import llmtool.commands.evaluation as commands
 
     write(echo.parent, "cases.csv", "word\ncat\n")
     monkeypatch.setattr(commands.os, "access", lambda path, mode: False)
@@ -135,7 +135,7 @@ def test_ctrl_c_writes_the_results_that_finished(
     import os
     import signal
 
-    import llmtool.evaluation.commands as commands
+    import llmtool.commands.evaluation as commands
 
     real = commands.run_evaluation
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from llmtool.cli import main
+from llmtool.commands.templates import parse_assignments
 from llmtool.templates import TemplateRegistry
-from llmtool.templates.commands import parse_assignments
 from tests.helpers import SHIPPED_PROMPTS, write_template
 
 GREET = """---

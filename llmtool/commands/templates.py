@@ -1,4 +1,4 @@
-"""`llmtool run`, `llmtool prompts list|check` and (from llmtool.evaluation) `llmtool eval`.
+"""`llmtool run` and `llmtool prompts list|check`.
 
     llmtool run summarise -v text=@notes.txt -v audience=executives --model openai:gpt-5-mini
     llmtool prompts list
@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from llmtool.catalog import Catalog
-from llmtool.cli import run_with_service
-from llmtool.console import EXIT_FAILED, EXIT_OK, stream_to_console
+from llmtool.console import EXIT_FAILED, EXIT_OK, run_with_service, stream_to_console
 from llmtool.errors import InvalidRequestError
 from llmtool.service import LLMService
 from llmtool.settings import load_settings
@@ -28,9 +27,6 @@ from llmtool.templates.registry import TemplateRegistry
 def register(commands: argparse._SubParsersAction) -> None:
     _add_run(commands)
     _add_prompts(commands)
-    from llmtool.evaluation.commands import register as register_eval
-
-    register_eval(commands)
 
 
 def registry_for(args: argparse.Namespace) -> TemplateRegistry:

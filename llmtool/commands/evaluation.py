@@ -22,8 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llmtool.cli import run_with_service
-from llmtool.console import EXIT_FAILED, EXIT_OK
+from llmtool.console import EXIT_FAILED, EXIT_OK, run_with_service
 from llmtool.errors import InvalidRequestError
 from llmtool.evaluation.dataset import Dataset, load_dataset
 from llmtool.evaluation.results import EXPORT_SUFFIXES, CaseResult, EvalReport

@@ -1,0 +1,9 @@
+"""The `llmtool` subcommands, one module per family; `llmtool/cli.py` registers them from one list.
+
+    chat.py        llmtool chat, llmtool models
+    loopback.py    llmtool loopback (the offline fake provider server)
+    templates.py   llmtool run, llmtool prompts list|check
+    evaluation.py  llmtool eval
+
+Each module has `register(commands)`, adding its parsers with a `handler(args) -> exit code`.
+"""

@@ -17,8 +17,9 @@ from typing import TextIO
 
 from llmtool.errors import UsageError
 from llmtool.events import Completed, Failed, Retrying, Stopped, TextDelta, Validated
-from llmtool.service import LLMService, RunRequest
+from llmtool.service import LLMService, RunOrigin, RunRequest
 from llmtool.settings import load_settings
+from llmtool.store import StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -32,7 +33,7 @@ async def stream_to_console(
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        run = service.start(request)
+        run = service.start(request, RunOrigin(source="cli"))
     except UsageError as error:
         print(f"llmtool: {error.message}", file=err)
         return EXIT_USAGE
@@ -85,10 +86,17 @@ async def stream_to_console(
 
 
 def run_with_service(args: argparse.Namespace, body: Callable[[LLMService], Awaitable[int]]) -> int:
-    """Build the service from --config, run `body(service)` on a fresh loop, close everything."""
+    """Build the service from --config (with the run store: CLI runs are kept like any other), run
+    `body(service)` on a fresh loop, close everything."""
 
     async def main() -> int:
-        service = LLMService(load_settings(args.config))
+        settings = load_settings(args.config)
+        try:
+            service = await LLMService.open(settings)
+        except StoreError as error:
+            print(f"llmtool: cannot keep runs: {error.message} (set LLMTOOL_DATABASE_URL or database_url in the "
+                  "config file)", file=sys.stderr)
+            return EXIT_USAGE
         try:
             return await body(service)
         finally:

@@ -27,6 +27,7 @@ import uvicorn
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.settings import Settings, load_settings
 from llmtool.ui.blocks import build_demo, page_options
+from llmtool.store import StoreError, default_database_url, describe_url
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 
@@ -114,9 +115,15 @@ def module_demo() -> gr.Blocks:
     """
     try:
         return build_demo(AppContext(load_settings(_config_flag(sys.argv[1:]))))
-    except UsageError as error:
-        print(f"llmtool: {error.message}", file=sys.stderr)
+    except (UsageError, StoreError) as error:
+        print(f"llmtool: {_startup_problem(error)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+
+
+def _startup_problem(error: UsageError | StoreError) -> str:
+    if isinstance(error, StoreError):
+        return f"cannot keep runs: {error.message} (set LLMTOOL_DATABASE_URL or database_url in the config file)"
+    return error.message
 
 
 def _config_flag(argv: Sequence[str]) -> str | None:
@@ -143,15 +150,21 @@ def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> in
     if ui.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
         print(f"llmtool: warning: listening on {ui.host} without a login; anyone who can reach it "
               "can use your API keys' credit", file=sys.stderr)
-    if reload_mode():
-        if demo is None:  # app.py passes its module-level demo, built with the same --config
-            demo = build_demo(AppContext(settings))
-        demo.launch(server_name=ui.host, server_port=ui.port, max_threads=ui.max_threads, auth=auth,
-                    share=False, **page_options())
-        return 0
+    try:
+        if reload_mode():
+            if demo is None:  # app.py passes its module-level demo, built with the same --config
+                demo = build_demo(AppContext(settings))
+            demo.launch(server_name=ui.host, server_port=ui.port, max_threads=ui.max_threads, auth=auth,
+                        share=False, **page_options())
+            return 0
+        app = create_app(settings, auth=auth)
+    except (UsageError, StoreError) as error:
+        print(f"llmtool: {_startup_problem(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"llmtool: runs are kept in {describe_url(settings.database_url or default_database_url())}",
+          flush=True)
     server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, auth=auth), host=ui.host, port=ui.port, log_level="warning",
-        timeout_graceful_shutdown=3,
+        app, host=ui.host, port=ui.port, log_level="warning", timeout_graceful_shutdown=3,
     ))
     threading.Thread(target=_announce, args=(server, ui.host, args.share), daemon=True).start()
     server.run()

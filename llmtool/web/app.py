@@ -48,6 +48,7 @@ def create_app(
         finally:
             await app_context.aclose()
 
+    context.prepare()  # the store opens (or a StoreError says why not) before anything is served
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = context
     app.add_middleware(SecurityHeaders)

@@ -16,10 +16,13 @@ Gradio: routers and the Gradio tabs receive it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import shutil
 import tempfile
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -27,13 +30,17 @@ from llmtool.catalog import Catalog
 from llmtool.redact import Redactor
 from llmtool.service import LLMService
 from llmtool.settings import Settings, load_settings
+from llmtool.store import StoreError, open_store
 from llmtool.templates import TemplateRegistry
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 
 class AppContext:
-    """The app's shared state. `store` is the run store, set up by `start()` (None until there is one)."""
+    """The app's shared state. The run store is the service's (`service.store`), opened by `start()`;
+    `prepare()` (before the pages are built) checks it opens and reads the deployment's secret key."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
@@ -43,16 +50,28 @@ class AppContext:
         self.redact = Redactor.from_settings(self.settings)
         # Rescans on every call: a template edited on disk is used by the next preview or run.
         self.registry = TemplateRegistry(self.settings.prompts_dir)
-        self.store = None
+        # Shared by every process of a deployment (kept in the store): signs what the browser keeps.
+        self.secret_key: str | None = None
+        self._attaching: asyncio.Task[None] | None = None
         self._export_dir: Path | None = None
         self._service: LLMService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # run id → set when the handler streaming that run has returned (see handlers.stop)
         self._streams: dict[str, asyncio.Event] = {}
 
+    def prepare(self) -> str:
+        """Open (and migrate) the run store once, before the server starts, and read the
+        deployment's secret key; a `StoreError` says why the store cannot be used. Returns the key."""
+        if self.secret_key is None:
+            self.secret_key = _run_now(_read_secret_key(self.settings.database_url))
+        return self.secret_key
+
     async def start(self) -> None:
-        """Create the service and its provider clients now, on the running (server's) loop:
-        importing an SDK takes most of a second, which the first user would otherwise wait for."""
+        """Create the service with its run store, and its provider clients, now, on the running
+        (server's) loop: importing an SDK takes most of a second, which the first user would
+        otherwise wait for."""
+        if self._service is None:
+            self._service, self._loop = await LLMService.open(self.settings), asyncio.get_running_loop()
         service = self.service
         for model in service.models():
             try:
@@ -64,10 +83,19 @@ class AppContext:
     def service(self) -> LLMService:
         loop = asyncio.get_running_loop()
         if self._service is None:
+            # Only under `gradio app.py`, where no lifespan of ours runs `start`: runs are kept
+            # from the moment the store is attached (a fraction of a second).
             self._service, self._loop = LLMService(self.settings), loop
+            self._attaching = loop.create_task(self._attach_store(self._service))
         elif self._loop is not loop:
             raise RuntimeError("the LLMService belongs to another event loop: one server per AppContext")
         return self._service
+
+    async def _attach_store(self, service: LLMService) -> None:
+        try:
+            await service.attach_store(await open_store(self.settings.database_url))
+        except StoreError as error:
+            log.error("runs are not kept: %s", error.message)
 
     def started_service(self) -> LLMService | None:
         """The service once the server created it, read from any thread (tests, diagnostics)."""
@@ -111,6 +139,24 @@ class AppContext:
         if self._export_dir is not None:
             shutil.rmtree(self._export_dir, ignore_errors=True)
             self._export_dir = None
+
+
+async def _read_secret_key(database_url: str | None) -> str:
+    store = await open_store(database_url)
+    try:
+        return await store.shared_secret("app-secret-key")
+    finally:
+        await store.aclose()
+
+
+def _run_now(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end from sync code, even when called from inside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def app_context(request: Request) -> AppContext:

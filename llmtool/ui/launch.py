@@ -26,8 +26,8 @@ import uvicorn
 
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.settings import Settings, load_settings
-from llmtool.ui.blocks import build_demo, page_options
 from llmtool.store import StoreError, default_database_url, describe_url
+from llmtool.ui.blocks import build_demo, page_options
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 

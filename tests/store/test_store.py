@@ -254,3 +254,36 @@ async def test_text_no_database_would_take_is_stored_readably(store: SqlRunStore
     events = await store.events("r1")
     assert isinstance(events[0], TextDelta) and events[0].text.startswith("nul")
     assert [r.id for r in (await store.list_runs(RunQuery(text="surrogate"))).runs] == ["r1"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+async def test_export_writes_every_selected_run_safely(store: SqlRunStore, tmp_path, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    import csv
+    import json
+
+    from llmtool.store.export import export_runs
+
+    await store.save([record("r1", text="=HYPERLINK(\"http://x\")", status="completed"),
+                      record("r2", text="plain, \"quoted\"\nnew line", status="completed"),
+                      record("r3", status="failed")], [])
+    path = tmp_path / f"out{suffix}"
+    assert await export_runs(store, RunQuery(status="completed"), path) == 2
+    if suffix == ".jsonl":
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [r["id"] for r in rows] == ["r2", "r1"] and rows[1]["text"] == "=HYPERLINK(\"http://x\")"
+    else:
+        assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+        rows = list(csv.DictReader(path.open(encoding="utf-8-sig", newline="")))
+        assert [r["id"] for r in rows] == ["r2", "r1"]
+        assert rows[0]["text"] == "plain, \"quoted\"\nnew line"
+        assert rows[1]["text"] == "'=HYPERLINK(\"http://x\")"  # a spreadsheet shows it, never runs it
+
+
+async def test_export_to_a_bad_file_is_a_clear_error(store: SqlRunStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from llmtool.store import StoreError
+    from llmtool.store.export import export_runs
+
+    with pytest.raises(StoreError, match=r"must end in \.jsonl or \.csv"):
+        await export_runs(store, RunQuery(), tmp_path / "out.xlsx")
+    with pytest.raises(StoreError, match="cannot write"):
+        await export_runs(store, RunQuery(), tmp_path / "missing" / "out.csv")

@@ -1,4 +1,5 @@
-"""Keep secrets out of the page: every text that reaches the browser goes through a `Redactor`.
+"""Keep secrets out of the page and the store: run events are masked by the service before they
+enter a run's log (`mask_event`), and every text that reaches the browser goes through a `Redactor`.
 
 Keys are never put in components or state, but an error message (or a model echoing its prompt)
 could still carry one, or a base URL with `user:password@` or `?api-key=` in it.
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from llmtool.events import RunEvent
 from llmtool.settings import Settings
 
 MASK = "***"
@@ -40,13 +42,37 @@ class Redactor:
                 self._directories.append((form.rstrip(os.sep), inside, itself, directory.resolve().name or form))
 
     def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
+        text = self.mask_secrets(text)
         for form, inside, itself, name in self._directories:
             if form in text:
                 text = itself.sub(name, inside.sub("", text))
         return text
+
+    def mask_secrets(self, text: str) -> str:
+        """Only the keys and credentials masked (paths left alone): what the service applies to
+        every event before it enters a run's log, so no store, export or replay holds a key."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def mask_event(self, event: RunEvent) -> RunEvent:
+        """The event with its texts (answer, message, reason, problems) masked; itself if clean."""
+        if not self.secrets:
+            return event
+        updates: dict[str, object] = {}
+        for name in ("text", "message", "reason"):
+            value = getattr(event, name, None)
+            if isinstance(value, str) and value:
+                masked = self.mask_secrets(value)
+                if masked != value:
+                    updates[name] = masked
+        problems = getattr(event, "problems", None)
+        if problems:
+            masked_problems = [self.mask_secrets(problem) for problem in problems]
+            if masked_problems != problems:
+                updates["problems"] = masked_problems
+        return event.model_copy(update=updates) if updates else event
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Redactor:

@@ -27,6 +27,7 @@ from llmtool.catalog import Catalog, ModelInfo
 from llmtool.errors import InvalidRequestError
 from llmtool.events import RunEvent
 from llmtool.providers import ProviderPool
+from llmtool.redact import Redactor
 from llmtool.service.executor import RunExecutor
 from llmtool.service.recorder import RunRecorder
 from llmtool.service.requests import RunRequest
@@ -44,6 +45,7 @@ class LLMService:
         self.settings = settings or load_settings()
         self.catalog = Catalog(self.settings)
         self.providers = ProviderPool(self.settings, self.catalog)
+        self.redactor = Redactor.from_settings(self.settings)
         self.max_runs = max_runs
         self.store: RunStore | None = None
         self.recorder: RunRecorder | None = None
@@ -63,7 +65,7 @@ class LLMService:
         (their ids are returned)."""
         self.store = store
         self.recorder = RunRecorder(store, self.settings.store, self.settings.store.retention_days,
-                                    on_saved=self._forget)
+                                    on_saved=self._forget, mask=self.redactor.mask_secrets)
         return await self.recorder.start()
 
     @property
@@ -95,7 +97,7 @@ class LLMService:
                 f"limit ({timeouts.total:g} s)"
             )
         run = Run(request, model)
-        executor = RunExecutor(run, self.providers.for_model(model), timeouts, self.settings.retry)
+        executor = RunExecutor(run, self.providers.for_model(model), timeouts, self.settings.retry, self.redactor)
         if self.recorder is not None:
             self.recorder.track(run, origin or RunOrigin())
         loop = asyncio.get_running_loop()

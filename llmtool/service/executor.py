@@ -17,6 +17,7 @@ from llmtool.events import (
     FinishReason,
     Metrics,
     Retrying,
+    RunEvent,
     Started,
     Stopped,
     TextDelta,
@@ -30,6 +31,7 @@ from llmtool.providers.base import (
     TextChunk,
     UsageChunk,
 )
+from llmtool.redact import Redactor
 from llmtool.service.retry import build_retrying, retry_after_too_long, short_reason
 from llmtool.service.runs import Run
 from llmtool.settings import RetryPolicy, Timeouts
@@ -39,8 +41,10 @@ log = logging.getLogger(__name__)
 
 
 class RunExecutor:
-    def __init__(self, run: Run, provider: Provider, timeouts: Timeouts, policy: RetryPolicy) -> None:
+    def __init__(self, run: Run, provider: Provider, timeouts: Timeouts, policy: RetryPolicy,
+                 redactor: Redactor | None = None) -> None:
         self.run = run
+        self.redactor = redactor
         self.provider = provider
         self.timeouts = timeouts
         self.policy = policy
@@ -56,6 +60,11 @@ class RunExecutor:
         self.finish: FinishReason = "other"
         self.buffered = run.request.validation.mode == "buffer"
 
+    def _emit(self, event: RunEvent) -> None:
+        """Into the run's log, keys masked: nothing downstream (readers, store, replay) sees one.
+        (A key split across two deltas is not caught here.)"""
+        self.run.append(self.redactor.mask_event(event) if self.redactor is not None else event)
+
     def elapsed(self) -> float:
         return self.loop.time() - self.started_at
 
@@ -64,7 +73,7 @@ class RunExecutor:
         return "".join(self.parts)
 
     async def execute(self) -> None:
-        self.run.append(Started(run_id=self.run.id, model=self.run.model.id))
+        self._emit(Started(run_id=self.run.id, model=self.run.model.id))
         deadline_at = self.started_at + self.timeouts.total
         try:
             async with asyncio.timeout_at(deadline_at) as deadline:
@@ -77,7 +86,7 @@ class RunExecutor:
                 await retrying(self._attempt)
             self._complete()
         except asyncio.CancelledError:
-            self.run.append(Stopped(elapsed=self.elapsed(), text=self.text, metrics=self._metrics(estimate=True)))
+            self._emit(Stopped(elapsed=self.elapsed(), text=self.text, metrics=self._metrics(estimate=True)))
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -151,10 +160,10 @@ class RunExecutor:
         self.deltas += 1
         if not self.buffered:
             self.released = True
-            self.run.append(TextDelta(elapsed=now - self.started_at, text=text))
+            self._emit(TextDelta(elapsed=now - self.started_at, text=text))
 
     def _announce_retry(self, attempt: int, delay: float, error: errors.ProviderError) -> None:
-        self.run.append(Retrying(
+        self._emit(Retrying(
             elapsed=self.elapsed(),
             attempt=attempt,
             max_attempts=self.policy.max_attempts,
@@ -167,15 +176,15 @@ class RunExecutor:
     def _complete(self) -> None:
         text = self.text
         usage = self._usage_event()
-        self.run.append(usage)
+        self._emit(usage)
         rules = self.run.request.validation
         problems = rules.check(text) if rules.rule_count else []
-        self.run.append(Validated(
+        self._emit(Validated(
             elapsed=self.elapsed(), passed=not problems, problems=problems, rules_checked=rules.rule_count
         ))
         if self.buffered and not problems:
-            self.run.append(TextDelta(elapsed=self.elapsed(), text=text))
-        self.run.append(Completed(
+            self._emit(TextDelta(elapsed=self.elapsed(), text=text))
+        self._emit(Completed(
             elapsed=self.elapsed(), finish_reason=self.finish, text=text, metrics=self._metrics(usage=usage)
         ))
 
@@ -188,7 +197,7 @@ class RunExecutor:
             )
         elif self.attempts > 1:
             message += f" (gave up after {self.attempts} attempts)"
-        self.run.append(Failed(
+        self._emit(Failed(
             elapsed=self.elapsed(),
             error_kind=error.kind,
             message=message,

@@ -55,8 +55,14 @@ def new_owner() -> Owner:
                  started_at=time.time())
 
 
-def run_record(run: Run, origin: RunOrigin, owner: Owner) -> RunRecord:
+def run_record(run: Run, origin: RunOrigin, owner: Owner, mask: Callable[[str], str] = str) -> RunRecord:
+    """The record a run starts with; `mask` takes keys out of what the user sent (a pasted key)."""
     request = run.request
+    dumped = request.model_dump(mode="json", exclude_defaults=True)
+    for message in dumped.get("messages", []):
+        message["content"] = mask(message["content"])
+    if "system" in dumped:
+        dumped["system"] = mask(dumped["system"])
     return RunRecord(
         id=run.id,
         user=origin.user,
@@ -65,9 +71,9 @@ def run_record(run: Run, origin: RunOrigin, owner: Owner) -> RunRecord:
         position=origin.position,
         evaluation_id=origin.evaluation_id,
         model=run.model.id,
-        request=request.model_dump(mode="json", exclude_defaults=True),
-        prompt=request.messages[-1].content,
-        system=request.system,
+        request=dumped,
+        prompt=mask(request.messages[-1].content),
+        system=dumped.get("system"),
         template=request.template,
         template_hash=request.template_hash,
         variables=request.variables,
@@ -78,8 +84,9 @@ def run_record(run: Run, origin: RunOrigin, owner: Owner) -> RunRecord:
 
 class RunRecorder:
     def __init__(self, store: RunStore, settings: StoreSettings, retention_days: float | None,
-                 on_saved: Callable[[str], None] = lambda run_id: None) -> None:
+                 on_saved: Callable[[str], None] = lambda run_id: None, mask: Callable[[str], str] = str) -> None:
         self.store = store
+        self._mask = mask
         self.settings = settings
         self.retention_days = retention_days
         self.owner = new_owner()
@@ -103,7 +110,7 @@ class RunRecorder:
 
     # -- told by the service, on the event loop, never waiting -----------------------------------
     def track(self, run: Run, origin: RunOrigin) -> None:
-        self._new.append(run_record(run, origin, self.owner))
+        self._new.append(run_record(run, origin, self.owner, self._mask))
         source = run.request.template_source
         if run.request.template_hash and source is not None and run.request.template:
             self._templates[run.request.template_hash] = TemplateVersion(

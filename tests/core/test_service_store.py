@@ -257,3 +257,19 @@ async def test_an_evaluation_is_stored_as_a_unit_with_each_cells_run(service: LL
     for cell in cells.values():
         record = await stored_when_ended(service, cell.run_id)  # type: ignore[arg-type]
         assert (record.source, record.evaluation_id, record.user) == ("evaluation", report.evaluation_id, "ann")
+
+
+async def test_keys_are_masked_before_an_event_enters_the_log_or_the_store(store_url: str) -> None:
+    key = "sk-proj-SECRET0123456789abcdef"
+    service = await LLMService.open(settings(store_url, OPENAI_API_KEY=key))
+    try:
+        run = service.start(RunRequest(model="demo:echo", prompt=f"my key is {key} ok", system=f"use {key}"))
+        terminal = await run.wait()
+        assert key not in terminal.text and "***" in terminal.text
+        assert all(key not in event.model_dump_json() for event in run.log)
+        record = await stored_when_ended(service, run.id)
+        assert key not in record.model_dump_json()
+        assert "my key is *** ok" in record.prompt
+        assert all(key not in event.model_dump_json() for event in await service.store.events(run.id))  # type: ignore[union-attr]
+    finally:
+        await service.aclose()

@@ -273,3 +273,26 @@ async def test_keys_are_masked_before_an_event_enters_the_log_or_the_store(store
         assert all(key not in event.model_dump_json() for event in await service.store.events(run.id))  # type: ignore[union-attr]
     finally:
         await service.aclose()
+
+
+async def test_a_deployment_can_stop_runs_nobody_watches(store_url: str) -> None:
+    slow = settings(store_url, demo={"first_token_delay": 0, "tokens_per_second": 20},
+                    runs={"stop_unwatched_after": 0.4})
+    service = await LLMService.open(slow)
+    try:
+        unwatched = service.start(RunRequest(model="demo:assistant", prompt="Nobody reads this."))
+        watched = service.start(RunRequest(model="demo:assistant", prompt="Someone reads this."))
+        reader = watched.events()
+        await anext(reader)  # reading from now on
+        async with asyncio.timeout(5):
+            assert (await unwatched.wait()).kind == "stopped"
+            assert not watched.done  # its reader keeps it going
+            await reader.aclose()  # the reader leaves: it is stopped in turn
+            assert (await watched.wait()).kind == "stopped"
+    finally:
+        await service.aclose()
+
+
+async def test_by_default_a_run_nobody_watches_finishes(service: LLMService) -> None:
+    run = service.start(RunRequest(model="demo:echo", prompt="finish without me"))
+    assert (await run.wait()).kind == "completed"

@@ -98,6 +98,10 @@ class RunStore(Protocol):
     async def purge(self, older_than: float) -> int:
         """Delete runs created before this Unix time; returns how many."""
 
+    async def claim_idempotency_key(self, user: str | None, key: str, run_id: str) -> str:
+        """Tie a client's Idempotency-Key to `run_id` unless an earlier request holds it; returns
+        the run id that owns the key. Atomic across processes."""
+
     async def shared_secret(self, name: str) -> str:
         """A random secret made once and shared by every process using this store."""
 

@@ -31,7 +31,16 @@ from llmtool.store.records import (
     ValidationOutcome,
     search_words,
 )
-from llmtool.store.schema import app_secrets, evaluation_cells, evaluations, owners, run_events, runs, templates
+from llmtool.store.schema import (
+    app_secrets,
+    evaluation_cells,
+    evaluations,
+    idempotency_keys,
+    owners,
+    run_events,
+    runs,
+    templates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +95,7 @@ class SqlRunStore:
             await connection.execute(
                 evaluations.delete().where(evaluations.c.created_at < older_than, evaluations.c.status != "running")
             )
+            await connection.execute(idempotency_keys.delete().where(idempotency_keys.c.created_at < older_than))
         return int(result.rowcount or 0)
 
     async def save_template(self, version: TemplateVersion) -> None:
@@ -291,6 +301,23 @@ class SqlRunStore:
             )
         log.warning("run %s was interrupted: its process stopped while it streamed", run_id)
         return True
+
+    async def claim_idempotency_key(self, user: str | None, key: str, run_id: str) -> str:
+        """Tie `key` to `run_id` unless an earlier request of this user holds it: the run id that
+        owns the key (`run_id` when this call claimed it). Atomic across processes."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                self._insert(idempotency_keys)
+                .values(user=user or "", key=key, run_id=run_id, created_at=time.time())
+                .on_conflict_do_nothing()
+            )
+            owner = (
+                await connection.execute(
+                    sa.select(idempotency_keys.c.run_id)
+                    .where(idempotency_keys.c.user == (user or ""), idempotency_keys.c.key == key)
+                )
+            ).scalar_one()
+        return str(owner)
 
     async def shared_secret(self, name: str) -> str:
         async with self.engine.begin() as connection:

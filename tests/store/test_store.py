@@ -287,3 +287,11 @@ async def test_export_to_a_bad_file_is_a_clear_error(store: SqlRunStore, tmp_pat
         await export_runs(store, RunQuery(), tmp_path / "out.xlsx")
     with pytest.raises(StoreError, match="cannot write"):
         await export_runs(store, RunQuery(), tmp_path / "missing" / "out.csv")
+
+
+async def test_an_idempotency_key_belongs_to_the_first_run_that_claims_it(store: SqlRunStore) -> None:
+    claims = await asyncio.gather(*(store.claim_idempotency_key("ann", "k1", f"run{i}") for i in range(5)))
+    assert len(set(claims)) == 1 and claims[0].startswith("run")
+    assert await store.claim_idempotency_key("ann", "k1", "later") == claims[0]
+    assert await store.claim_idempotency_key("bob", "k1", "bobs") == "bobs"  # keys are per user
+    assert await store.claim_idempotency_key(None, "k1", "anon") == "anon"

@@ -150,7 +150,10 @@ class RunRecorder:
                 # Let a burst settle: events arriving in the same instant share one write.
                 await asyncio.sleep(min(0.02, self.settings.flush_interval))
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # a bug of ours: keep writing the runs that follow
+                log.exception("the run store writer failed")
             if self._closing:
                 return
             now = time.monotonic()

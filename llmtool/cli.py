@@ -6,14 +6,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from llmtool.commands import chat, evaluation, loopback, templates
+from llmtool.commands import chat, evaluation, logs, loopback, templates
 from llmtool.console import EXIT_USAGE
 from llmtool.errors import UsageError
 
 Register = Callable[[argparse._SubParsersAction], None]
 
 # In the order `llmtool --help` lists them: chat, models, loopback, run, prompts, eval.
-COMMANDS: list[Register] = [chat.register, loopback.register, templates.register, evaluation.register]
+COMMANDS: list[Register] = [chat.register, loopback.register, templates.register, evaluation.register, logs.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from llmtool.errors import UsageError
 
 Register = Callable[[argparse._SubParsersAction], None]
 
-# In the order `llmtool --help` lists them: chat, models, loopback, run, prompts, eval.
+# In the order `llmtool --help` lists them: chat, models, loopback, run, prompts, eval, logs.
 COMMANDS: list[Register] = [chat.register, loopback.register, templates.register, evaluation.register, logs.register]
 
 

@@ -4,6 +4,7 @@
     loopback.py    llmtool loopback (the offline fake provider server)
     templates.py   llmtool run, llmtool prompts list|check
     evaluation.py  llmtool eval
+    logs.py        llmtool logs (list, show, export, delete the kept runs; path)
 
 Each module has `register(commands)`, adding its parsers with a `handler(args) -> exit code`.
 """

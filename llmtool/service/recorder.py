@@ -97,6 +97,7 @@ class RunRecorder:
         self._pending: dict[str, _Pending] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()  # one write at a time: the writer's, or a caller's
         self._closing = False
 
     async def start(self) -> list[str]:
@@ -165,7 +166,11 @@ class RunRecorder:
                 await self._purge()
 
     async def flush(self) -> None:
-        """Write everything collected so far."""
+        """Write everything collected so far (waiting for a write under way to finish first)."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         new, templates = self._new, self._templates
         self._new, self._templates = [], {}
         taken: list[tuple[_Pending, RunUpdate]] = []
@@ -193,7 +198,7 @@ class RunRecorder:
         self.problem = None
         for pending, _ in taken:
             if pending.ended and not pending.events and not pending.columns:
-                del self._pending[pending.run.id]
+                self._pending.pop(pending.run.id, None)
                 pending.run.listeners.remove(self._on_event)
                 self._on_saved(pending.run.id)
 

@@ -296,3 +296,13 @@ async def test_a_deployment_can_stop_runs_nobody_watches(store_url: str) -> None
 async def test_by_default_a_run_nobody_watches_finishes(service: LLMService) -> None:
     run = service.start(RunRequest(model="demo:echo", prompt="finish without me"))
     assert (await run.wait()).kind == "completed"
+
+
+async def test_a_caller_may_flush_while_the_writer_writes(service: LLMService) -> None:
+    runs = [service.start(RunRequest(model="demo:echo", prompt=f"run {i}")) for i in range(20)]
+    await asyncio.gather(*(run.wait() for run in runs))
+    assert service.recorder is not None
+    await asyncio.gather(*(service.recorder.flush() for _ in range(5)))
+    for run in runs:
+        assert (await service.store.get_run(run.id)).status == "completed"  # type: ignore[union-attr]
+    assert service.running() == [] and service.runs() == []

@@ -5,8 +5,8 @@
         Client(server.url)
 
 `mount_gradio_app` is `app.mount("/", …)`: a route included after it would never be reached, so
-routers (`health.py`, later an HTTP API and no-JS pages) are included before it. Gradio's `auth`
-covers only the Gradio app.
+routers (`health.py`, the HTTP API `api.py`, later no-JS pages) are included before it. Gradio's
+`auth` covers only the Gradio app; the same check (`context.auth`) guards `/api` with HTTP Basic.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from fastapi import FastAPI
 
 from llmtool.settings import Settings
 from llmtool.ui.blocks import build_demo, page_options
-from llmtool.web import health
+from llmtool.web import api, health, problems
 from llmtool.web.context import AppContext
 from llmtool.web.security import SecurityHeaders
 
 Auth = Callable[[str, str], bool]
-ROUTERS = [health.router]
+ROUTERS = [health.router, api.router]
 
 
 def create_app(
@@ -35,9 +35,11 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app: routers, then the Gradio tool at `/`; the lifespan starts and closes `context`."""
     if context is None:
-        context = AppContext(settings)
+        context = AppContext(settings, auth=auth)
     elif settings is not None and settings is not context.settings:
         raise ValueError("pass the settings or a context built from them, not both")
+    elif auth is not None:
+        context.auth = auth  # the API asks for the same login as the Gradio tool
     app_context = context
 
     @asynccontextmanager
@@ -52,6 +54,7 @@ def create_app(
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = context
     app.add_middleware(SecurityHeaders)
+    problems.install(app)  # `/api` errors as problem+json, never a traceback
     for router in ROUTERS:
         app.include_router(router)
     ui = context.settings.ui

@@ -20,7 +20,7 @@ import concurrent.futures
 import logging
 import shutil
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +34,8 @@ from llmtool.store import StoreError, open_store
 from llmtool.templates import TemplateRegistry
 
 T = TypeVar("T")
+# The login check (user, password) → bool; None: no logins configured.
+PasswordCheck = Callable[[str, str], bool]
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,10 @@ class AppContext:
     """The app's shared state. The run store is the service's (`service.store`), opened by `start()`;
     `prepare()` (before the pages are built) checks it opens and reads the deployment's secret key."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, auth: PasswordCheck | None = None) -> None:
         self.settings = settings or load_settings()
+        # The same check the Gradio login uses; `/api` asks for HTTP Basic with it. None: no login.
+        self.auth = auth
         catalog = Catalog(self.settings)
         self.model_ids = [model.id for model in catalog.usable()]
         self.default_model = catalog.default_model()

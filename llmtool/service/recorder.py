@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
 from llmtool.events import Completed, Failed, RunEvent, Stopped, TextDelta, Validated, is_terminal
 from llmtool.service.runs import Run
 from llmtool.settings import StoreSettings
@@ -190,9 +192,12 @@ class RunRecorder:
             for version in templates.values():
                 await self.store.save_template(version)
             await self.store.save(new, [update for _, update in taken])
-        except Exception as error:  # the store is down or refused: the runs go on, we try again
-            self._keep_for_retry(new, templates, taken, error)
-            return
+        except Exception as error:  # the store is down or refused: the runs go on
+            if not refused(error):
+                self._keep_for_retry(new, templates, taken, error)
+                return
+            # One run's data was refused: that must not stop every other run from being kept.
+            await self._save_one_by_one(new, taken, error)
         if self.problem is not None:
             log.warning("the run store works again")
         self.problem = None
@@ -201,6 +206,27 @@ class RunRecorder:
                 self._pending.pop(pending.run.id, None)
                 pending.run.listeners.remove(self._on_event)
                 self._on_saved(pending.run.id)
+
+    async def _save_one_by_one(self, new: list[RunRecord], taken: list[tuple[_Pending, RunUpdate]],
+                               error: Exception) -> None:
+        log.error("the run store refused a batch of runs (%s); saving them one by one", error)
+        updates = {update.run_id: update for _, update in taken}
+        batches = [([record], [updates.pop(record.id)] if record.id in updates else []) for record in new]
+        batches += [([], [update]) for update in updates.values()]
+        for records, changes in batches:
+            try:
+                await self.store.save(records, changes)
+            except Exception as failure:
+                if not refused(failure):  # the store went away meanwhile: keep it all for later
+                    self._new = records + self._new
+                    for pending, update in ((self._pending.get(u.run_id), u) for u in changes):
+                        if pending is not None:
+                            pending.events = update.events + pending.events
+                            pending.columns = update.columns | pending.columns
+                            pending.start = update.start
+                    continue
+                run_id = records[0].id if records else changes[0].run_id
+                log.error("run %s could not be kept (the database refused it: %s); dropped", run_id, failure)
 
     def _keep_for_retry(self, new: list[RunRecord], templates: dict[str, TemplateVersion],
                         taken: list[tuple[_Pending, RunUpdate]], error: Exception) -> None:
@@ -257,6 +283,18 @@ class RunRecorder:
             await self.store.retire(self.owner)
         except Exception:
             log.warning("could not remove this process from the run store", exc_info=True)
+
+
+def refused(error: BaseException) -> bool:
+    """The database refused the data (too long, a duplicate…), as opposed to being unreachable:
+    trying the same rows again would fail again."""
+    if isinstance(error, (IntegrityError, DataError)):
+        return True
+    if isinstance(error, DBAPIError) and not error.connection_invalidated:
+        cause = getattr(error.orig, "__cause__", None) or error.orig
+        state = str(getattr(cause, "sqlstate", "") or "")
+        return state[:2] in ("22", "23")  # data exception, integrity constraint violation
+    return False
 
 
 def _ending(event: RunEvent) -> dict[str, Any]:

@@ -62,7 +62,9 @@ class SqlRunStore:
                 await connection.execute(runs.insert(), [_row(record) for record in new])
             chunks = [_chunk(update) for update in updates if update.events]
             if chunks:
-                await connection.execute(run_events.insert(), chunks)
+                # A chunk already there (the run was declared interrupted while its process was
+                # only stalled) is kept: the store never fails a whole batch over it.
+                await connection.execute(self._insert(run_events).on_conflict_do_nothing(), chunks)
             # One statement (executemany) per set of changed columns, not one per run: each
             # statement is a round trip to the driver, and the writer saves many runs at once.
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}

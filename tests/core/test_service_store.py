@@ -306,3 +306,28 @@ async def test_a_caller_may_flush_while_the_writer_writes(service: LLMService) -
     for run in runs:
         assert (await service.store.get_run(run.id)).status == "completed"  # type: ignore[union-attr]
     assert service.running() == [] and service.runs() == []
+
+
+async def test_a_run_the_database_refuses_does_not_stop_the_others_being_kept(store_url: str) -> None:
+    # An endpoint that accepts any model name: a user can type a name longer than the column.
+    service = await LLMService.open(settings(
+        store_url, endpoints={"local": {"base_url": "http://127.0.0.1:1/v1", "models": []}},
+        retry={"max_attempts": 1}, timeouts={"connect": 1, "first_token": 2, "total": 3},
+    ))
+    try:
+        huge = service.start(RunRequest(model="local:" + "m" * 400, prompt="hi"))
+        normal = service.start(RunRequest(model="demo:echo", prompt="kept anyway"))
+        await asyncio.gather(huge.wait(), normal.wait())
+        record = await stored_when_ended(service, normal.id)
+        assert record.text == "kept anyway"
+        stored_huge = await service.store.get_run(huge.id)  # type: ignore[union-attr]
+        if service.store.dialect == "postgresql":  # type: ignore[union-attr]
+            assert stored_huge is None  # varchar(300) refuses it: dropped, logged
+        else:
+            assert stored_huge is not None  # SQLite does not enforce lengths
+        later = service.start(RunRequest(model="demo:echo", prompt="and after it"))
+        await later.wait()
+        assert (await stored_when_ended(service, later.id)).text == "and after it"
+        assert service.store_problem is None
+    finally:
+        await service.aclose()

@@ -3,6 +3,10 @@ handlers), Compare (`compare.py`) and Evaluate (`evaluate.py`).
 
     demo = build_demo(AppContext(settings))   # a gr.Blocks with its queue configured from settings
 
+The chat's conversation id is kept in the browser (`gr.BrowserState`, key "llmtool-chat"): on page
+load `ChatHandlers.restore` brings the conversation back from the run store, following an answer
+that still streams. `wire_open_conversation` lets another tab open a kept conversation in the chat.
+
 Gradio's defaults are wrong for an I/O-bound tool (one run at a time per event, a 40-job cap), so
 `build_demo` sets the queue's concurrency, size and thread cap from `settings.ui`. Model output is
 rendered as sanitized Markdown with custom tags stripped; the copy buttons are the Chatbot's own.
@@ -10,12 +14,14 @@ rendered as sanitized Markdown with custom tags stripped; the copy buttons are t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
 from llmtool.ui import compare, evaluate
+from llmtool.ui.browser_state import browser_state
 from llmtool.ui.handlers import ChatHandlers
 from llmtool.ui.streams import streaming_options
 from llmtool.ui.template_fields import FieldSpec, problems_markdown
@@ -24,6 +30,8 @@ from llmtool.web.context import AppContext
 from llmtool.web.security import META_POLICY
 
 TITLE = "llmtool"
+CHAT_TAB = "chat-tab"
+CHAT_STORAGE_KEY = "llmtool-chat"
 CSS = """
 #run-status, .run-status { min-height: 1.6em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 #run-status p, #validation p, .run-status p, .validation p { margin: 0; }
@@ -63,6 +71,9 @@ class ChatComponents:
     preview: gr.Markdown
     template_values: gr.JSON
     template_revision: gr.State
+    saved: gr.BrowserState  # {"conversation_id": …}: what a reload (or a restarted server) restores
+    # The chat's streaming events (wired by `wire_events`): what opening another conversation cancels.
+    streams: list[Any] = field(default_factory=list)
 
     @property
     def options(self) -> list[gr.components.Component]:
@@ -73,7 +84,7 @@ class ChatComponents:
     def outputs(self) -> list[gr.components.Component | gr.Row]:
         # The order of handlers.Update.outputs().
         return [self.chatbot, self.turns, self.run_id, self.status, self.validation, self.prompt,
-                self.idle_controls, self.stop]
+                self.idle_controls, self.stop, self.saved]
 
 
 def build_components(context: AppContext) -> ChatComponents:
@@ -154,6 +165,7 @@ def build_components(context: AppContext) -> ChatComponents:
                 forbidden_words = gr.Textbox(label="Forbidden words (comma-separated)")
     turns = gr.State([])
     run_id = gr.State("")
+    saved = browser_state(context, CHAT_STORAGE_KEY)
     return ChatComponents(
         chatbot=chatbot, status=status, prompt=prompt, idle_controls=idle_controls, send=send,
         regenerate=regenerate, clear=clear, stop=stop, model=model, system=system,
@@ -162,12 +174,13 @@ def build_components(context: AppContext) -> ChatComponents:
         validation=validation, turns=turns, run_id=run_id, run_template=run_template, template=template,
         refresh_templates=refresh_templates, template_info=template_info, template_area=template_area,
         fields_column=fields_column, preview=preview, template_values=template_values,
-        template_revision=template_revision,
+        template_revision=template_revision, saved=saved,
     )
 
 
-def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int) -> None:
-    """Connect the components to the handlers; name the API endpoints."""
+def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int, demo: gr.Blocks | None = None) -> None:
+    """Connect the components to the handlers; name the API endpoints. With `demo`, its page load
+    restores the conversation the browser kept."""
     streaming = streaming_options(c.outputs, concurrency)
     chat = gr.on(
         [c.send.click, c.prompt.submit],
@@ -180,18 +193,23 @@ def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int) -> 
         handlers.regenerate, inputs=[*c.options, c.turns], api_name="regenerate", **streaming
     )
     # A template as the next turn, for API callers (the page's Run template is wired with its fields).
-    run_template = gr.on([], handlers.run_template, inputs=[c.template, c.template_values, *c.options, c.turns],
+    run_template = gr.on([], handlers.run_template,
+                         inputs=[c.template, c.template_values, *c.options, c.turns],
                          api_name="run_template", **streaming)
+    c.streams = [chat, regenerate, run_template]
+    if demo is not None:
+        c.streams.append(demo.load(handlers.restore, inputs=[c.saved], api_name="restore",
+                                   api_visibility="undocumented", **streaming))
     # Stop and Clear bypass the queue: they must work while every slot streams. `cancels` stops
     # the streaming handler; the handlers themselves cancel the run, closing the provider stream.
     c.stop.click(
         handlers.stop, inputs=[c.run_id, c.turns], outputs=c.outputs, api_name="stop",
-        cancels=[chat, regenerate, run_template], queue=False, show_progress="hidden",
+        cancels=c.streams, queue=False, show_progress="hidden",
     )
     gr.on(
         [c.clear.click, c.chatbot.clear],  # the Clear button and the Chatbot's own trash icon
         handlers.clear, inputs=[c.run_id], outputs=c.outputs, api_name="clear",
-        cancels=[chat, regenerate, run_template], queue=False, show_progress="hidden",
+        cancels=c.streams, queue=False, show_progress="hidden",
     )
     wire_template_events(c, handlers, concurrency)
 
@@ -209,7 +227,8 @@ def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency:
         # Out of reach of the `cancels` of Stop and Clear (wired once, outside the render; a
         # listener on them wired in here replaces theirs in the browser): they cancel its run
         # by id instead, and wait for this handler to end before they answer.
-        c.run_template.click(handlers.template_runner(specs), inputs=[c.template, *c.options, c.turns, *fields],
+        c.run_template.click(handlers.template_runner(specs),
+                             inputs=[c.template, *c.options, c.turns, *fields],
                              api_visibility="private", **streaming_options(c.outputs, concurrency))
 
     with c.fields_column:  # here, once the dropdown exists: the fields follow its pick
@@ -236,17 +255,37 @@ def build_demo(context: AppContext) -> gr.Blocks:
     ui = context.settings.ui
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
         gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.")
-        with gr.Tabs():
-            with gr.Tab("Chat", id="chat-tab"):
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Chat", id=CHAT_TAB):
                 components = build_components(context)
-                wire_events(components, ChatHandlers(context), ui.concurrency)
+                wire_events(components, ChatHandlers(context), ui.concurrency, demo)
             with gr.Tab("Compare", id="compare-tab"):
-                compare.build(context, ui.concurrency)
+                compare.build(context, ui.concurrency, demo)
             with gr.Tab("Evaluate", id="evaluate-tab"):
                 evaluate.build(context, ui.concurrency)
     demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
     return demo
+
+
+def wire_open_conversation(
+    chat: ChatComponents,
+    handlers: ChatHandlers,
+    trigger: Callable[..., Any],
+    conversation_id: gr.components.Component,
+    tabs: gr.Tabs,
+) -> None:
+    """When `trigger` fires (e.g. `open_button.click`), load the conversation whose id
+    `conversation_id` holds into the chat and switch `tabs` to the Chat tab.
+
+    The same path as a page load's restore: only the login that started it gets it (another sees a
+    warning and an empty chat), an answer still streaming here is followed, and the browser keeps
+    the id so a reload shows it again. Whatever the chat was streaming goes on server-side (it is
+    kept in history); the page stops following it. Call inside the same `gr.Blocks` as `chat`."""
+    trigger(lambda: gr.Tabs(selected=CHAT_TAB), outputs=[tabs], queue=False, show_progress="hidden",
+            api_visibility="private")
+    trigger(handlers.open_conversation, inputs=[conversation_id], cancels=list(chat.streams),
+            api_visibility="private", **streaming_options(chat.outputs, handlers.context.settings.ui.concurrency))
 
 
 def _problems(context: AppContext) -> str:

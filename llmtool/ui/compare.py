@@ -5,7 +5,9 @@
 Run starts every column's run together (`Template.to_run_request`, so each records its template
 and file hash), reads their events merged and coalesced (one page update per `update_interval` for
 the whole tab) and shows each column's answer, status line and validation. Stop, or anything else
-that ends the handler, cancels every run: each provider connection closes.
+cancels every run: each provider connection closes. A reload does not: the runs go on, their ids
+are kept in the browser (`gr.BrowserState`, key "llmtool-compare"), and the page load follows the
+running columns again and shows the finished ones' stored answers (`restore`).
 
 The variable fields are the union of the variables of the columns' templates, each with the spec
 of the first template declaring it; a template ignores the values of variables it does not declare.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -23,8 +26,11 @@ from typing import Any
 import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
-from llmtool.service import Run
-from llmtool.ui.handlers import STOP_GRACE, status_with_template, wait_ended
+from llmtool.service import Run, RunOrigin
+from llmtool.store import RunRecord
+from llmtool.ui.browser_state import browser_state
+from llmtool.ui.handlers import STOP_GRACE, login, status_with_template, wait_ended
+from llmtool.ui.restore import status_of_record, turn_from_record, validation_of_record
 from llmtool.ui.status import RunProgress, escape_markdown
 from llmtool.ui.streams import batches, merge, streaming_options
 from llmtool.ui.template_fields import FieldSpec, chosen, code_block, error_markdown, template_values
@@ -35,6 +41,7 @@ from llmtool.web.context import AppContext
 log = logging.getLogger(__name__)
 
 MAX_COLUMNS = 4
+STORAGE_KEY = "llmtool-compare"
 TEMPLATE_MODEL = "(the template's model)"
 
 
@@ -61,7 +68,9 @@ class CompareUpdate:
         if self.running is not None:
             controls = (gr.update(visible=not self.running), gr.update(visible=self.running))
         cells = [value for column in self.columns for value in column.outputs()]
-        return (*cells, gr.skip() if self.run_ids is None else self.run_ids, *controls)
+        run_ids = gr.skip() if self.run_ids is None else self.run_ids
+        saved = gr.skip() if self.run_ids is None else {"run_ids": self.run_ids}
+        return (*cells, run_ids, *controls, saved)
 
 
 @dataclass
@@ -82,6 +91,7 @@ class CompareHandlers:
         template_3: str | None = None, model_3: str | None = None,
         template_4: str | None = None, model_4: str | None = None,
         variables: dict[str, Any] | None = None,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Run the first `columns` columns, each its template × model, with the same `variables`
         (a JSON object; each template takes the ones it declares, empty values mean its default)."""
@@ -90,9 +100,10 @@ class CompareHandlers:
         run_ids = [""] * MAX_COLUMNS
         update = CompareUpdate(run_ids=run_ids)
         started: dict[int, Column] = {}
+        origin = RunOrigin(user=login(request), source="compare")
         for index in range(count):
             try:
-                run = self._start(picks[2 * index], picks[2 * index + 1], variables)
+                run = self._start(picks[2 * index], picks[2 * index + 1], variables, origin)
             except UsageError as error:
                 update.columns[index] = _error(self.context.redact(error.message))
                 continue
@@ -108,10 +119,51 @@ class CompareHandlers:
             update.running = False
             yield update.outputs()
             return
+        async for outputs in self._follow(started, update, count):
+            yield outputs
 
+    async def restore(self, saved: Any = None, request: gr.Request | None = None) -> AsyncIterator[tuple[Any, ...]]:
+        """Page load: the columns of the last Run all this browser kept, running ones followed again
+        (from their first event), finished ones with their stored answers. Only the login that
+        started a run sees it. Outputs: those of `run`, then the Columns radio."""
+        ids = saved.get("run_ids") if isinstance(saved, dict) else None
+        if not isinstance(ids, list) or not any(isinstance(i, str) and i for i in ids):
+            yield (*CompareUpdate().outputs(), gr.skip())
+            return
+        ids = [i if isinstance(i, str) else "" for i in ids[:MAX_COLUMNS]]
+        ids += [""] * (MAX_COLUMNS - len(ids))
+        user, service = login(request), self.context.service
+        update = CompareUpdate(run_ids=[""] * MAX_COLUMNS)
+        started: dict[int, Column] = {}
+        for index, run_id in enumerate(ids):
+            record = await service.record(run_id) if run_id else None
+            if record is None or record.user != user:
+                update.columns[index] = ColumnView("", "", "")
+                continue
+            assert update.run_ids is not None
+            update.run_ids[index] = run_id
+            run = service.get(run_id)
+            if run is not None:
+                started[index] = Column(run, RunProgress(model=run.model.id, buffered=_buffered(run)))
+            else:
+                update.columns[index] = self._stored_view(await service.record(run_id) or record)
+        count = max([i + 1 for i, r in enumerate(update.run_ids or []) if r] or [2])
+        if not started:
+            update.running = False
+            yield (*update.outputs(), max(2, count))
+            return
+        first = True
+        async for outputs in self._follow(started, update, count):
+            yield (*outputs, max(2, count) if first else gr.skip())
+            first = False
+
+    async def _follow(
+        self, started: dict[int, Column], update: CompareUpdate, count: int
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Stream the started columns (each from its first event) into `update`'s page."""
         key = _key(update.run_ids or [])
         loop = asyncio.get_running_loop()
-        begun = loop.time()
+        begun = loop.time() - max(0.0, time.time() - min(c.run.created_at for c in started.values()))
         self.context.stream_started(key)
         try:
             update.running = True
@@ -133,8 +185,7 @@ class CompareHandlers:
                                 final.columns[index] = view
                     yield final.outputs()
         finally:
-            for column in started.values():
-                column.run.cancel()  # no-op once ended; otherwise closes the provider connection
+            # The runs go on without a reader (a reload follows them again); Stop all cancels them.
             self.context.stream_ended(key)
 
     async def stop(self, run_ids: list[str] | None = None) -> tuple[Any, ...]:
@@ -155,11 +206,11 @@ class CompareHandlers:
         """For Run all: (columns, template_1, model_1, …, model_4, *fields) → the updates of `run`."""
         count = len(specs)
 
-        async def run(*args: Any) -> AsyncIterator[tuple[Any, ...]]:
+        async def run(request: gr.Request, *args: Any) -> AsyncIterator[tuple[Any, ...]]:
             head, fields = args[: len(args) - count], args[len(args) - count:]
             variables = values_of(specs, fields)
             # head is exactly (columns, template_1, model_1, …, model_4); mypy cannot count a *args
-            async for outputs in self.run(*head, variables=variables):  # type: ignore[misc]
+            async for outputs in self.run(*head, variables=variables, request=request):  # type: ignore[misc]
                 yield outputs
 
         return run
@@ -176,14 +227,15 @@ class CompareHandlers:
         return (*(gr.update(choices=listed, value=n) for n in names), (revision or 0) + 1)
 
     # -- rendering ------------------------------------------------------------------------------
-    def _start(self, name: str | None, model: str | None, variables: dict[str, Any] | None) -> Run:
+    def _start(self, name: str | None, model: str | None, variables: dict[str, Any] | None,
+               origin: RunOrigin | None = None) -> Run:
         picked = chosen(name)
         if picked is None:
             raise InvalidRequestError("pick a template for this column")
         template = self.context.registry.get(picked)  # as the file is now
         model = None if not model or model == TEMPLATE_MODEL else model
         request = template.to_run_request(template_values(template, variables, strict=False), model=model)
-        return self.context.service.start(request)
+        return self.context.service.start(request, origin)
 
     def _update(self, columns: dict[int, Column], elapsed: float, final: bool) -> CompareUpdate:
         update = CompareUpdate()
@@ -195,6 +247,16 @@ class CompareHandlers:
         if final:
             update.running = False
         return update
+
+    def _stored_view(self, record: RunRecord) -> ColumnView:
+        """A column whose run this process does not hold: its stored answer (or text so far)."""
+        redact = self.context.redact
+        turn = turn_from_record(record, redact)
+        answer = answer_markdown(turn)
+        if turn.withheld:
+            answer += "\n\n**The withheld answer:**\n\n" + code_block(turn.withheld)
+        return ColumnView(status=escape_markdown(redact(status_of_record(record))),
+                          validation=escape_markdown(redact(validation_of_record(record))), answer=answer)
 
     def _view(self, column: Column, elapsed: float) -> ColumnView:
         redact, progress = self.context.redact, column.progress
@@ -210,8 +272,9 @@ class CompareHandlers:
         )
 
 
-def build(context: AppContext, concurrency: int) -> None:
-    """Lay out the Compare tab in the current gr.Tab and wire it."""
+def build(context: AppContext, concurrency: int, demo: gr.Blocks | None = None) -> None:
+    """Lay out the Compare tab in the current gr.Tab and wire it; with `demo`, its page load
+    restores the columns this browser last ran."""
     handlers = CompareHandlers(context)
     gr.Markdown("Run the same variables through 2–4 templates × models side by side.")
     listed = choices(context, with_none=False)
@@ -227,6 +290,7 @@ def build(context: AppContext, concurrency: int) -> None:
         run = gr.Button("Run all", variant="primary", elem_id="compare-run")
         stop = gr.Button("Stop all", variant="stop", visible=False, elem_id="compare-stop")
     run_ids = gr.State([""] * MAX_COLUMNS)
+    saved = browser_state(context, STORAGE_KEY)
     pickers: list[gr.Dropdown] = []
     blocks: list[gr.Column] = []
     cells: list[gr.components.Component] = []
@@ -249,7 +313,7 @@ def build(context: AppContext, concurrency: int) -> None:
             blocks.append(block)
             cells += [status, validation, answer]
     templates = pickers[0::2]
-    outputs = [*cells, run_ids, run, stop]
+    outputs = [*cells, run_ids, run, stop, saved]
     streaming = streaming_options(outputs, concurrency)
 
     def wire(specs: list[FieldSpec], fields: list[Field]) -> None:
@@ -259,8 +323,10 @@ def build(context: AppContext, concurrency: int) -> None:
         render_fields(context, templates, revision, prefix="cmp-var", wire=wire, count=count)
     api = gr.on([], handlers.run, inputs=[count, *pickers, variables], api_name="compare", **streaming)
     # Stop cancels every run itself (the page's Run is wired inside the render, out of reach of `cancels`).
+    restore = demo.load(handlers.restore, inputs=[saved], api_name="compare_restore", api_visibility="undocumented",
+                        **streaming_options([*outputs, count], concurrency)) if demo is not None else None
     stop.click(handlers.stop, inputs=[run_ids], outputs=outputs, api_name="compare_stop",
-               cancels=[api], queue=False, show_progress="hidden")
+               cancels=[api] if restore is None else [api, restore], queue=False, show_progress="hidden")
     quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
     count.change(handlers.show_columns, inputs=[count], outputs=blocks, **quick)
     refresh.click(handlers.refresh, inputs=[revision, *templates], outputs=[*templates, revision], **quick)

@@ -27,7 +27,7 @@ from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.evaluation import CaseResult, Dataset, DatasetError, EvalReport, build_report, evaluate, load_dataset
 from llmtool.evaluation.dataset import DATASET_SUFFIXES
 from llmtool.evaluation.runner import resolve_models
-from llmtool.service import LLMService
+from llmtool.service import LLMService, RunOrigin
 from llmtool.templates import Template
 from llmtool.ui import handlers as chat_handlers
 from llmtool.ui.eval_table import (
@@ -54,7 +54,7 @@ class EvalJob:
     """One evaluation, running in its own task; `new_results()` follows it until it ends."""
 
     def __init__(self, service: LLMService, template: Template, dataset: Dataset, models: list[str],
-                 concurrency: int, dataset_name: str, failures_only: bool) -> None:
+                 concurrency: int, dataset_name: str, failures_only: bool, user: str | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.template, self.dataset, self.models = template, dataset, models
         self.dataset_name, self.failures_only = dataset_name, failures_only
@@ -67,11 +67,13 @@ class EvalJob:
         self.started = self._loop.time()
         self.ended: float | None = None
         self._queue: asyncio.Queue[CaseResult | None] = asyncio.Queue()
+        self.user = user
         self.task = asyncio.create_task(self._consume(service, concurrency), name="evaluation")
         self.task.add_done_callback(self._done)
 
     async def _consume(self, service: LLMService, concurrency: int) -> None:
-        steps = evaluate(service, self.template, self.dataset, self.models, concurrency=concurrency)
+        steps = evaluate(service, self.template, self.dataset, self.models, concurrency=concurrency,
+                         origin=RunOrigin(user=self.user))
         async with aclosing(steps):
             async for step in steps:
                 self.results.append(step.result)
@@ -151,10 +153,12 @@ class EvalHandlers:
     async def run(
         self, template: str | None, dataset: str | None = None, upload: str | None = None,
         models: list[str] | None = None, concurrency: float = 4, failures_only: bool = False,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Evaluate the template over the dataset × models; stream progress and the table."""
         try:
-            job = self._start(template, dataset, upload, models or [], concurrency, failures_only)
+            job = self._start(template, dataset, upload, models or [], concurrency, failures_only,
+                              user=request.username if request is not None else None)
         except DatasetError as error:
             shown, actual = self._dataset_names(dataset, upload)
             message = dataset_problems_markdown(error.problems, shown, actual)
@@ -231,7 +235,7 @@ class EvalHandlers:
 
     # -- internals ------------------------------------------------------------------------------
     def _start(self, template_name: str | None, dataset: str | None, upload: str | None, models: list[str],
-               concurrency: float, failures_only: bool) -> EvalJob:
+               concurrency: float, failures_only: bool, user: str | None = None) -> EvalJob:
         name = chosen(template_name)
         if name is None:
             raise InvalidRequestError("pick a template to evaluate")
@@ -244,7 +248,7 @@ class EvalHandlers:
         if not 1 <= workers <= MAX_CONCURRENCY:
             raise InvalidRequestError(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {workers}")
         shown, _ = self._dataset_names(dataset, upload)
-        return EvalJob(service, template, data, model_ids, workers, shown, failures_only)
+        return EvalJob(service, template, data, model_ids, workers, shown, failures_only, user=user)
 
     def _dataset_path(self, dataset: str | None, upload: str | None) -> Path:
         if upload:

@@ -1,9 +1,15 @@
 """The chat tab's handlers: thin `async def` generators over LLMService.
 
 Each streaming handler starts a run, reads its events in coalesced batches (at most one page
-update per `ui.update_interval`, the last never held back) and yields page updates. Whatever ends
-the handler — the run finishing, Stop, Gradio cancelling the event, the tab closing — its
-`finally` cancels the run, so the provider connection closes with it.
+update per `ui.update_interval`, the last never held back) and yields page updates. A run outlives
+its tab: a reload or a closed tab only stops the reading, the run completes on the server and is
+kept (a reload follows it again, `restore`). Stop and Clear cancel it by id, so the provider
+connection closes at once.
+
+Every run carries its `RunOrigin`: the login, the surface, and its conversation and position (a
+regenerated answer is a sibling at the same position). Each turn carries its conversation id (so
+the endpoints keep their inputs), and the browser keeps it too (`gr.BrowserState`): a reload, or a
+restarted server, brings the conversation back (`restore`).
 
 Every streaming handler returns the same outputs, in the order of `Update.outputs()` (wired in
 `blocks.py`). With a template picked (Run template in the page, `/chat` with `template` and
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
@@ -26,8 +34,9 @@ import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.events import RunEvent
-from llmtool.service import Run, RunRequest
+from llmtool.service import Run, RunOrigin, RunRequest
 from llmtool.templates import Template
+from llmtool.ui.restore import MISSING, REFUSED, load_conversation, page_lines
 from llmtool.ui.status import RunProgress, escape_markdown
 from llmtool.ui.streams import batches
 from llmtool.ui.template_fields import FieldSpec, chosen, template_label, template_values
@@ -66,6 +75,7 @@ class Update:
     validation: str | None = None
     prompt: str | None = None
     running: bool | None = None
+    conversation: str | None = None  # a conversation id for the browser to keep ("": none)
 
     def outputs(self) -> tuple[Any, ...]:
         def value(v: Any) -> Any:
@@ -82,7 +92,29 @@ class Update:
             value(self.validation),
             value(self.prompt),
             *controls,
+            gr.skip() if self.conversation is None else saved_value(self.conversation),
         )
+
+
+def saved_value(conversation_id: str) -> dict[str, Any]:
+    """What the browser keeps of the chat (`gr.BrowserState`)."""
+    return {"conversation_id": conversation_id or None}
+
+
+def saved_id(saved: Any) -> str:
+    """The conversation id the browser kept ("" if none, or not a value of ours)."""
+    value = saved.get("conversation_id") if isinstance(saved, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else ""
+
+
+def login(request: gr.Request | None) -> str | None:
+    """The login name of the request's user; None without logins."""
+    name = getattr(request, "username", None) if request is not None else None
+    return name if isinstance(name, str) else None
+
+
+def new_conversation_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def build_request(prompt: str, history: list[Turn], options: dict[str, Any]) -> RunRequest:
@@ -147,11 +179,13 @@ class ChatHandlers:
         max_length: float | None = None,
         forbidden_words: str | None = None,
         turns: list[Turn] | None = None,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Send the prompt; stream the answer into the chat."""
         options = _options(model, system, temperature, max_output_tokens, mode, must_be_json,
                            max_length, forbidden_words)
-        async for outputs in self._converse(prompt, list(turns or []), options, clear_prompt=True):
+        where = _Where(_conversation_of(turns), login(request), "chat")
+        async for outputs in self._converse(prompt, list(turns or []), options, where, clear_prompt=True):
             yield outputs
 
     async def run_template(
@@ -167,6 +201,7 @@ class ChatHandlers:
         max_length: float | None = None,
         forbidden_words: str | None = None,
         turns: list[Turn] | None = None,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Run a template with `variables` (a JSON object; empty values mean "use the default") as
         the next chat turn. `model`, `temperature` and `max_output_tokens` override the template's
@@ -178,7 +213,8 @@ class ChatHandlers:
             return
         options = _options(model, system, temperature, max_output_tokens, mode, must_be_json,
                            max_length, forbidden_words)
-        async for outputs in self._converse("", list(turns or []), options, clear_prompt=False,
+        where = _Where(_conversation_of(turns), login(request), "template")
+        async for outputs in self._converse("", list(turns or []), options, where, clear_prompt=False,
                                             template=name, variables=variables):
             yield outputs
 
@@ -193,6 +229,7 @@ class ChatHandlers:
         max_length: float | None = None,
         forbidden_words: str | None = None,
         turns: list[Turn] | None = None,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Answer the last prompt again, replacing the last answer (a template's turn: rendered
         again from the file as it is now, with the same values)."""
@@ -204,7 +241,8 @@ class ChatHandlers:
         options = _options(model, system, temperature, max_output_tokens, mode, must_be_json,
                            max_length, forbidden_words)
         last = turns[-1]
-        async for outputs in self._converse(last.user, turns[:-1], options, clear_prompt=False,
+        where = _Where(last.conversation, login(request), "chat" if last.template is None else "template")
+        async for outputs in self._converse(last.user, turns[:-1], options, where, clear_prompt=False,
                                             template=last.template, variables=last.variables):
             yield outputs
 
@@ -225,7 +263,7 @@ class ChatHandlers:
         progress = RunProgress.replay(run.model.id, run.log, buffered=_buffered(run))
         last = turns[-1]
         return self._render(run, progress, turns[:-1], _prompt_of(run), final=True,
-                            source=(last.template, last.variables)).outputs()
+                            source=(last.template, last.variables, last.conversation)).outputs()
 
     async def clear(self, run_id: str | None = None) -> tuple[Any, ...]:
         """Forget the conversation (stopping a run still streaming)."""
@@ -236,7 +274,53 @@ class ChatHandlers:
             # As in `stop`: the streaming handler's last update (the stopped turn) must come
             # before this one, or it would put the turn back on the page and in `turns`.
             await self.context.wait_stream_ended(run.id, STOP_GRACE)
-        return Update(chat=[], turns=[], run_id="", status="", validation="", running=False).outputs()
+        return Update(chat=[], turns=[], run_id="", status="", validation="", running=False,
+                      conversation="").outputs()
+
+    # -- a kept conversation back on the page ----------------------------------------------------
+    async def restore(self, saved: Any = None, request: gr.Request | None = None) -> AsyncIterator[tuple[Any, ...]]:
+        """Page load: the conversation the browser kept (`{"conversation_id": …}`) back in the
+        chat; an answer still streaming in this process is followed to its end (Stop works)."""
+        async for outputs in self._open(saved_id(saved), login(request), quiet=True):
+            yield outputs
+
+    async def open_conversation(
+        self, conversation_id: str | None = None, request: gr.Request | None = None
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Another tab opens a kept conversation in the chat (the browser keeps it for a reload)."""
+        async for outputs in self._open(saved_id({"conversation_id": (conversation_id or "").strip()}),
+                                        login(request), quiet=False):
+            yield outputs
+
+    async def _open(self, conversation_id: str, user: str | None, quiet: bool) -> AsyncIterator[tuple[Any, ...]]:
+        if not conversation_id:
+            yield Update().outputs()
+            return
+        redact = self.context.redact
+        try:
+            found = await load_conversation(self.context.service, conversation_id, user, redact)
+        except Exception:  # a store that fails must not break the page: start afresh
+            log.exception("could not read conversation %s", conversation_id)
+            found, message = None, "⚠ The kept conversation could not be read; a new one starts here."
+        else:
+            message = REFUSED if found is not None and found.refused else MISSING
+        if found is None or found.refused:
+            if not quiet:
+                gr.Warning(message)
+            yield Update(chat=[], turns=[], run_id="", status=escape_markdown(message), validation="",
+                         running=False, conversation="").outputs()
+            return
+        turns = found.turns
+        if found.live is None:
+            status, validation = page_lines(found.last, redact)
+            yield Update(chat=chat_messages(turns), turns=turns, run_id="", status=status, validation=validation,
+                         running=False, conversation=conversation_id).outputs()
+            return
+        run, last = found.live, turns[-1]
+        async for outputs in self._follow(run, turns[:-1], _prompt_of(run),
+                                          (last.template, last.variables, conversation_id),
+                                          Update(conversation=conversation_id)):
+            yield outputs
 
     # -- the template picker --------------------------------------------------------------------
     def pick_template(self, name: str | None) -> tuple[Any, ...]:
@@ -281,29 +365,34 @@ class ChatHandlers:
         return changed
 
     def template_runner(self, specs: list[FieldSpec]) -> Callable[..., AsyncIterator[tuple[Any, ...]]]:
-        """For Run template: (template, *settings, turns, *fields) → the updates of `run_template`."""
+        """For Run template: (template, *settings, turns, *fields) → the updates of `run_template`
+        (Gradio passes the request first: its only place before `*args`)."""
         count = len(specs)
 
-        async def run(template: str | None, *args: Any) -> AsyncIterator[tuple[Any, ...]]:
+        async def run(request: gr.Request, template: str | None, *args: Any) -> AsyncIterator[tuple[Any, ...]]:
             head, fields = args[: len(args) - count], args[len(args) - count:]
-            async for outputs in self.run_template(template, values_of(specs, fields), *head):
+            model, system, temperature, max_tokens, mode, as_json, max_length, words, turns = head
+            async for outputs in self.run_template(template, values_of(specs, fields), model, system, temperature,
+                                                   max_tokens, mode, as_json, max_length, words, turns, request):
                 yield outputs
 
         return run
 
     # -- the streaming loop ---------------------------------------------------------------------
     async def _converse(
-        self, prompt: str, history: list[Turn], options: dict[str, Any], clear_prompt: bool,
+        self, prompt: str, history: list[Turn], options: dict[str, Any], where: _Where, clear_prompt: bool,
         template: str | None = None, variables: dict[str, Any] | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
-        source = (template, variables)
+        conversation = where.conversation or new_conversation_id()
+        source = (template, variables, conversation)
+        origin = RunOrigin(user=where.user, source=where.source, conversation_id=conversation, position=len(history))
         try:
             if template is None:
                 request = build_request(prompt, history, options)
             else:  # the template as its file is now; its rendered prompt is the user's turn
                 request = build_template_request(self.context.registry.get(template), variables, history, options)
                 prompt = request.messages[-1].content
-            run = self.context.service.start(request)
+            run = self.context.service.start(request, origin)
         except UsageError as error:
             message = self.context.redact(error.message)
             gr.Warning(message)
@@ -315,16 +404,27 @@ class ChatHandlers:
                          running=False).outputs()
             return
 
+        first = Update(conversation=conversation if conversation != where.conversation else None)
+        if clear_prompt:
+            first.prompt = ""
+        async for outputs in self._follow(run, history, prompt, source, first):
+            yield outputs
+
+    async def _follow(
+        self, run: Run, history: list[Turn], prompt: str, source: Source, first: Update,
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Stream `run` (from its first event: a run followed again after a reload shows all of
+        it, nothing twice) into the last turn after `history`. `first` adds to the first update."""
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = loop.time() - max(0.0, time.time() - run.created_at)
         progress = RunProgress(model=run.model.id, buffered=_buffered(run))
         self.context.stream_started(run.id)
         try:
-            first = self._render(run, progress, history, prompt, final=False, source=source)
-            first.run_id, first.running = run.id, True
-            if clear_prompt:
-                first.prompt = ""
-            yield first.outputs()
+            shown = self._render(run, progress, history, prompt, final=False, source=source)
+            shown.run_id, shown.running = run.id, True
+            shown.prompt, shown.conversation = first.prompt, first.conversation
+            shown.status = first.status or shown.status
+            yield shown.outputs()
             batches = self._batches(run)
             async with aclosing(batches):
                 async for batch in batches:
@@ -335,7 +435,7 @@ class ChatHandlers:
                         source=source,
                     ).outputs()
         finally:
-            run.cancel()  # no-op once the run ended; otherwise closes the provider connection
+            # The run goes on without a reader (a reload follows it again); Stop and Clear cancel it.
             self.context.stream_ended(run.id)
 
     def _batches(self, run: Run) -> AsyncGenerator[list[RunEvent], None]:
@@ -350,11 +450,12 @@ class ChatHandlers:
         prompt: str,
         final: bool,
         elapsed: float = 0.0,
-        source: tuple[str | None, dict[str, Any] | None] = (None, None),
+        source: Source = (None, None, ""),
     ) -> Update:
         redact = self.context.redact
-        template, variables = source
-        turn = replace(redacted(turn_from_progress(prompt, progress), redact), template=template, variables=variables)
+        template, variables, conversation = source
+        turn = replace(redacted(turn_from_progress(prompt, progress), redact), template=template, variables=variables,
+                       conversation=conversation)
         turns = [*history, turn]
         update = Update(
             chat=chat_messages(turns),
@@ -365,6 +466,24 @@ class ChatHandlers:
         if final:
             update.run_id, update.running = "", False
         return update
+
+
+# What a new turn inherits: the template and values it was rendered from, its conversation id.
+Source = tuple[str | None, dict[str, Any] | None, str]
+
+
+def _conversation_of(turns: list[Turn] | None) -> str:
+    """The conversation the turns belong to ("" before the first: a new one starts)."""
+    return turns[-1].conversation if turns else ""
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a chat run comes from: its conversation ("" starts one), login and surface."""
+
+    conversation: str
+    user: str | None
+    source: Any  # RunSource: "chat" or "template"
 
 
 def _options(*values: Any) -> dict[str, Any]:

@@ -15,10 +15,14 @@ from llmtool.events import Failed
 from llmtool.providers.base import ChatMessage
 from llmtool.ui.status import RunProgress, escape_markdown
 
-Outcome = Literal["streaming", "validating", "completed", "stopped", "failed", "withheld"]
+Outcome = Literal["streaming", "validating", "completed", "stopped", "failed", "withheld", "interrupted",
+                  "elsewhere"]
 WAITING = "…"
 VALIDATING = "_Validating… the answer appears once it passes its rules._"
 STOPPED = "Stopped — partial answer."
+INTERRUPTED = "⚠ Interrupted: the server stopped while this answer was written; the text so far is kept."
+# A restored run that another server process is still writing: this page cannot follow it.
+ELSEWHERE = "⏳ Still being written by another server process: reload the page later to see the rest."
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Turn:
     withheld: str = ""  # buffer mode: the answer that failed validation
     template: str | None = None  # the template `user` was rendered from, so Regenerate can render it again
     variables: dict[str, Any] | None = None  # …with these field values
+    conversation: str = ""  # the kept conversation it belongs to (its runs' `conversation_id`)
 
 
 def turn_from_progress(user: str, progress: RunProgress) -> Turn:
@@ -77,6 +82,10 @@ def answer_markdown(turn: Turn) -> str:
         return _with_mark(turn.answer, STOPPED)
     if turn.outcome == "failed":
         return _with_mark(turn.answer, f"⚠ Failed: {escape_markdown(turn.note)}")
+    if turn.outcome == "interrupted":
+        return _with_mark(turn.answer, INTERRUPTED)
+    if turn.outcome == "elsewhere":
+        return _with_mark(turn.answer, ELSEWHERE)
     if turn.outcome == "withheld":
         return f"_✗ Withheld: the answer failed validation — {escape_markdown(turn.note)}_"
     return turn.answer
@@ -94,7 +103,7 @@ def provider_messages(turns: list[Turn]) -> list[ChatMessage]:
     """The conversation so far as the provider should see it: only what the model really said."""
     messages: list[ChatMessage] = []
     for turn in turns:
-        if turn.outcome in ("streaming", "validating", "withheld") or not turn.answer.strip():
+        if turn.outcome in ("streaming", "validating", "withheld", "elsewhere") or not turn.answer.strip():
             continue  # no answer to pair the prompt with: leave the exchange out
         messages.append(ChatMessage(role="user", content=turn.user))
         messages.append(ChatMessage(role="assistant", content=turn.answer))

@@ -74,14 +74,15 @@ async def test_chat_clear_returns_an_empty_idle_page_when_the_run_does_not_end()
     run = StuckRun()
     outputs, elapsed = await timed(ChatHandlers(context_with(run)).clear(run.id))
     assert run.cancelled and elapsed < BOUND
-    assert outputs == Update(chat=[], turns=[], run_id="", status="", validation="", running=False).outputs()
+    assert outputs == Update(chat=[], turns=[], run_id="", status="", validation="", running=False,
+                             conversation="").outputs()  # Clear starts a new conversation
 
 
 async def test_compare_stop_returns_an_idle_page_when_the_runs_do_not_end() -> None:
     runs = [StuckRun("a"), StuckRun("b")]
     outputs, elapsed = await timed(CompareHandlers(context_with(*runs)).stop(["a", "b", "", ""]))
     assert all(run.cancelled for run in runs) and elapsed < BOUND
-    run_button, stop_button = outputs[-2:]
+    run_button, stop_button = outputs[-3:-1]  # then what the browser keeps
     assert run_button["visible"] is True and stop_button["visible"] is False
 
 

@@ -15,13 +15,14 @@ import pytest
 from gradio_client import handle_file
 
 from llmtool.loopback import DEFAULT_TEXT, LoopbackServer, Scenario
+from llmtool.store import RunQuery, RunRecord
 from llmtool.templates import content_hash
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
 from tests.helpers import write_template
 from tests.ui.conftest import ui_settings
-from tests.ui.ui_support import answer_text, strings, wait_for
+from tests.ui.ui_support import answer_text, on_server_loop, strings, wait_for
 
 CHAT, STATUS, VALIDATION = 0, 1, 2
 # /compare outputs: (status, validation, answer) × 4 columns, then run ids, Run, Stop
@@ -65,10 +66,16 @@ class App:
     def url(self) -> str:
         return self.server.url
 
-    def runs(self):
-        service = self.context.started_service()
-        assert service is not None
-        return service.runs()
+    def runs(self, count: int) -> list[RunRecord]:
+        """The stored records of the app's runs, oldest first, once `count` of them have ended."""
+        store = self.context.started_service().store
+
+        def ended() -> list[RunRecord]:
+            page = on_server_loop(self.context, store.list_runs(RunQuery(limit=1000)))
+            records = [r for r in reversed(page.runs) if r.ended]
+            return records if len(records) >= count else []
+
+        return wait_for(ended, timeout=10, what=f"{count} stored runs")
 
 
 @pytest.fixture
@@ -113,8 +120,8 @@ def test_a_template_run_streams_as_a_chat_and_records_the_template_and_hash(app,
     assert [answer_text([m]) for m in result[CHAT]] == ["Say hello to Ada 2 time(s).", "Hello, Ada!"]
     assert result[STATUS].startswith("Done · TTFT")
     assert result[STATUS].endswith(f" · template greet @ {greet_hash(app)}")
-    run = app.runs()[-1]
-    assert (run.request.template, run.request.template_hash) == ("greet", greet_hash(app))
+    run = app.runs(1)[-1]
+    assert (run.template, run.template_hash, run.source) == ("greet", greet_hash(app), "template")
 
 
 def test_empty_fields_mean_the_default(app, lb, connect) -> None:
@@ -212,7 +219,8 @@ def test_compare_streams_every_column_at_once(app, lb, connect) -> None:
     assert prompts == ["Answer briefly: Why?", "Say hello to Ada 1 time(s)."]  # each its own variables
     first, second = lb.requests
     assert second.received_at < first.closed_at and first.received_at < second.closed_at
-    assert sorted(r.request.template for r in app.runs()) == ["ask", "greet"]
+    assert sorted(r.template for r in app.runs(2)) == ["ask", "greet"]
+    assert {r.source for r in app.runs(2)} == {"compare"}
 
 
 def test_compare_stop_closes_every_upstream_connection(app, lb, connect) -> None:

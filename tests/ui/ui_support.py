@@ -37,3 +37,24 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.02)
+
+
+def on_server_loop(context: Any, coroutine: Any, timeout: float = 10.0) -> Any:
+    """Run `coroutine` on the server's event loop (the service and its store belong to it)."""
+    import asyncio
+
+    loop = context._loop  # the loop AppContext.start() ran on; no public handle, tests only
+    assert loop is not None, "the server has not started the service yet"
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+
+def stored_run(context: Any, run_id: str) -> Any:
+    """The run's record in the store, read on the server's loop."""
+    service = context.started_service()
+    assert service is not None
+    return on_server_loop(context, service.record(run_id))
+
+
+def app_context(server: Any) -> Any:
+    """The AppContext of an app served by a BackgroundServer (create_app keeps it in app.state)."""
+    return server.server.config.app.state.context

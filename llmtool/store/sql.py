@@ -397,14 +397,28 @@ def _storable_json(value: Any) -> Any:
     return value
 
 
-def _row(record: RunRecord) -> dict[str, Any]:
-    row: dict[str, Any] = _storable_json(record.model_dump(mode="json"))
-    row["cost_usd"] = record.metrics.cost_usd if record.metrics else None
+# Short text columns hold names and ids; a longer value (a 400-character model name typed into an
+# open endpoint) is cut to fit rather than making the database refuse the run.
+_LIMITS = {column.name: column.type.length for column in runs.columns
+           if isinstance(column.type, sa.String) and not isinstance(column.type, sa.Text) and column.type.length}
+
+
+def _fitted(row: dict[str, Any]) -> dict[str, Any]:
+    for name, limit in _LIMITS.items():
+        value = row.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            row[name] = value[:limit]
     return row
 
 
+def _row(record: RunRecord) -> dict[str, Any]:
+    row: dict[str, Any] = _storable_json(record.model_dump(mode="json"))
+    row["cost_usd"] = record.metrics.cost_usd if record.metrics else None
+    return _fitted(row)
+
+
 def _columns(columns: dict[str, Any]) -> dict[str, Any]:
-    values = {key: storable(value) if isinstance(value, str) else value for key, value in columns.items()}
+    values = _fitted({key: storable(value) if isinstance(value, str) else value for key, value in columns.items()})
     metrics = values.get("metrics")
     if isinstance(metrics, Metrics):
         values["metrics"] = metrics.model_dump(mode="json")

@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 import pytest
 
@@ -308,7 +309,7 @@ async def test_a_caller_may_flush_while_the_writer_writes(service: LLMService) -
     assert service.running() == [] and service.runs() == []
 
 
-async def test_a_run_the_database_refuses_does_not_stop_the_others_being_kept(store_url: str) -> None:
+async def test_a_name_longer_than_its_column_is_cut_to_fit(store_url: str) -> None:
     # An endpoint that accepts any model name: a user can type a name longer than the column.
     service = await LLMService.open(settings(
         store_url, endpoints={"local": {"base_url": "http://127.0.0.1:1/v1", "models": []}},
@@ -320,14 +321,44 @@ async def test_a_run_the_database_refuses_does_not_stop_the_others_being_kept(st
         await asyncio.gather(huge.wait(), normal.wait())
         record = await stored_when_ended(service, normal.id)
         assert record.text == "kept anyway"
-        stored_huge = await service.store.get_run(huge.id)  # type: ignore[union-attr]
-        if service.store.dialect == "postgresql":  # type: ignore[union-attr]
-            assert stored_huge is None  # varchar(300) refuses it: dropped, logged
-        else:
-            assert stored_huge is not None  # SQLite does not enforce lengths
+        stored_huge = await stored_when_ended(service, huge.id)
+        assert stored_huge.model == ("local:" + "m" * 400)[:300] and stored_huge.status == "failed"
         later = service.start(RunRequest(model="demo:echo", prompt="and after it"))
         await later.wait()
         assert (await stored_when_ended(service, later.id)).text == "and after it"
         assert service.store_problem is None
+    finally:
+        await service.aclose()
+
+
+async def test_a_run_the_database_refuses_does_not_stop_the_others_being_kept(store_url: str) -> None:
+    store = await open_store(store_url)
+    service = LLMService(settings(store_url))
+
+    class Refusing(FlakyStore):
+        """The real store, refusing (like a constraint would) every batch holding one poisoned run."""
+
+        poisoned: ClassVar[set[str]] = set()
+
+        async def save(self, new, updates):  # type: ignore[no-untyped-def]
+            from sqlalchemy.exc import IntegrityError
+
+            if self.poisoned & ({r.id for r in new} | {u.run_id for u in updates}):
+                raise IntegrityError("INSERT …", {}, Exception("duplicate key value violates unique constraint"))
+            await self.store.save(new, updates)
+
+    refusing = Refusing(store)
+    await service.attach_store(refusing)  # type: ignore[arg-type]
+    try:
+        poisoned = service.start(RunRequest(model="demo:echo", prompt="never kept"))
+        Refusing.poisoned.add(poisoned.id)
+        normal = service.start(RunRequest(model="demo:echo", prompt="kept anyway"))
+        await asyncio.gather(poisoned.wait(), normal.wait())
+        assert (await stored_when_ended(service, normal.id)).text == "kept anyway"
+        later = service.start(RunRequest(model="demo:echo", prompt="and after it"))
+        await later.wait()
+        assert (await stored_when_ended(service, later.id)).text == "and after it"
+        assert await store.get_run(poisoned.id) is None
+        assert service.get(poisoned.id) is None  # dropped from the writer, not retried forever
     finally:
         await service.aclose()

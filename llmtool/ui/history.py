@@ -127,7 +127,7 @@ def build(context: AppContext, concurrency: int, *, page_size: int = PAGE_SIZE) 
     page = gr.Markdown("", elem_id="history-page")
     table = gr.Dataframe(headers=HEADERS, value=None, datatype="str", interactive=False, wrap=True,
                          max_height=460, elem_id="history-table", label="Runs", show_label=False,
-                         column_widths=["9%", "8%", "9%", "9%", "5%", "17%", "17%", "4%", "4%", "6%", "5%", "7%"])
+                         column_widths=["10%", "8%", "8%", "9%", "5%", "16%", "16%", "5%", "5%", "7%", "5%", "6%"])
     list_state = gr.State({"filters": {}, "cursors": [None], "next": None})
     with gr.Row():
         export_jsonl = gr.Button("Export JSONL", size="sm", elem_id="history-export-jsonl")
@@ -143,15 +143,15 @@ def build(context: AppContext, concurrency: int, *, page_size: int = PAGE_SIZE) 
     pending = gr.State("")
     title = gr.Markdown("", elem_id="history-title")
     with gr.Row(visible=False) as actions:
-        open_in_chat = gr.Button("Open in Chat", visible=False, elem_id="history-open-in-chat")
-        rerun = gr.Button("Re-run", variant="primary", elem_id="history-rerun")
-        stop = gr.Button("Stop", variant="stop", visible=False, elem_id="history-stop")
-        delete_run = gr.Button("Delete run", variant="stop", elem_id="history-delete-run")
+        open_in_chat = gr.Button("Open in Chat", visible=False, elem_id="history-open-in-chat", size="sm")
+        rerun = gr.Button("Re-run", variant="primary", elem_id="history-rerun", size="sm")
+        stop = gr.Button("Stop", variant="stop", visible=False, elem_id="history-stop", size="sm")
+        delete_run = gr.Button("Delete run", variant="stop", elem_id="history-delete-run", size="sm")
         delete_conversation = gr.Button("Delete conversation", variant="stop", visible=False,
-                                        elem_id="history-delete-conversation")
+                                        elem_id="history-delete-conversation", size="sm")
     with gr.Row(visible=False) as confirm_row:
-        confirm_delete = gr.Button("Confirm", variant="stop", elem_id="history-confirm-delete")
-        cancel_delete = gr.Button("Cancel", elem_id="history-cancel-delete")
+        confirm_delete = gr.Button("Confirm", variant="stop", elem_id="history-confirm-delete", size="sm")
+        cancel_delete = gr.Button("Cancel", elem_id="history-cancel-delete", size="sm")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             status = gr.Markdown("", elem_id="history-run-status", elem_classes=["run-status"])

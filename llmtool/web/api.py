@@ -39,6 +39,7 @@ from llmtool.web.sse import event_frames
 
 CANCEL_WAIT = 2.0  # seconds cancel waits for the terminal event before answering 202
 IDEMPOTENT_WAIT = 3.0  # a repeated POST waits this long for the first one's run to show up
+STORED_WAIT = 2.0  # a conversation whose last turn just ended waits this long for the store to have it
 MAX_KEY_LENGTH = 255
 
 User = Annotated[str | None, Depends(api_user)]
@@ -292,6 +293,12 @@ async def _conversation(service: LLMService, state: ApiState, conversation_id: s
     """(the messages continuing the conversation, the next turn's position); 404 unknown, 409 pending."""
     if state.pending_in(service, conversation_id):
         raise _conversation_busy(conversation_id)
+    latest = state.conversations.get(conversation_id)
+    deadline = time.monotonic() + STORED_WAIT
+    while latest and service.get(latest) is not None:  # its last turn just ended: stored in a moment
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
     records = await service.store.conversation(conversation_id) if service.store is not None else []
     if not records or (logins and any(r.user != user for r in records)):
         raise Problem("not-found", f"no conversation {conversation_id}: continue one of your runs' "

@@ -20,10 +20,26 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from llmtool.events import RunEvent
+from llmtool.events import (
+    Completed,
+    Failed,
+    Interrupted,
+    Retrying,
+    RunEvent,
+    Started,
+    Stopped,
+    TextDelta,
+    Usage,
+    Validated,
+)
 from llmtool.settings import Settings
 
 MASK = "***"
+# The text fields of each event kind that could carry a key (an echoed prompt, an error message).
+_TEXT_FIELDS: dict[type, tuple[str, ...]] = {
+    kind: tuple(name for name in ("text", "message", "reason") if name in kind.model_fields)
+    for kind in (Started, Retrying, TextDelta, Usage, Validated, Completed, Stopped, Failed, Interrupted)
+}
 _SHORTEST_SECRET = 4  # shorter strings would mask ordinary words
 
 
@@ -57,17 +73,18 @@ class Redactor:
         return text
 
     def mask_event(self, event: RunEvent) -> RunEvent:
-        """The event with its texts (answer, message, reason, problems) masked; itself if clean."""
+        """The event with its texts (answer, message, reason, problems) masked; itself if clean.
+        Runs on every delta: only the fields each event kind has are looked at."""
         if not self.secrets:
             return event
         updates: dict[str, object] = {}
-        for name in ("text", "message", "reason"):
-            value = getattr(event, name, None)
-            if isinstance(value, str) and value:
+        for name in _TEXT_FIELDS.get(type(event), ()):
+            value = getattr(event, name)
+            if value:
                 masked = self.mask_secrets(value)
                 if masked != value:
                     updates[name] = masked
-        problems = getattr(event, "problems", None)
+        problems = getattr(event, "problems", None) if isinstance(event, Validated) else None
         if problems:
             masked_problems = [self.mask_secrets(problem) for problem in problems]
             if masked_problems != problems:

@@ -48,27 +48,42 @@ async def _events(service: LLMService, run_id: str, start: int) -> AsyncGenerato
 
 async def event_frames(service: LLMService, run_id: str, start: int,
                        keep_alive: float = KEEP_ALIVE) -> AsyncIterator[bytes]:
-    position = start
-    events = _events(service, run_id, start)
-    pending: asyncio.Task[RunEvent] | None = None
+    """Frames from `start` on. One task reads the run's events into a queue; each chunk sent is every
+    frame ready by then (under load, fewer and larger writes), or a keep-alive comment after a quiet spell."""
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def read() -> None:
+        position = start
+        try:
+            async with contextlib.aclosing(_events(service, run_id, start)) as events:
+                async for event in events:
+                    queue.put_nowait(frame(position, event))
+                    position += 1
+        finally:
+            queue.put_nowait(None)
+
+    reader = asyncio.get_running_loop().create_task(read(), name=f"sse-{run_id}")
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait({pending}, timeout=keep_alive)
-            if not done:
-                yield KEEP_ALIVE_FRAME  # the same `anext` goes on waiting: the generator is never cancelled mid-step
-                continue
             try:
-                event = pending.result()
-            except StopAsyncIteration:
+                first = await asyncio.wait_for(queue.get(), keep_alive) if queue.empty() else queue.get_nowait()
+            except TimeoutError:
+                yield KEEP_ALIVE_FRAME
+                continue
+            chunk = [first]
+            while chunk[-1] is not None and not queue.empty():
+                chunk.append(queue.get_nowait())
+            ended = chunk[-1] is None
+            data = b"".join(c for c in chunk if c is not None)
+            if data:
+                yield data
+            if ended:
+                error = reader.exception() if reader.done() and not reader.cancelled() else None
+                if error is not None:
+                    raise error
                 return
-            pending = None
-            yield frame(position, event)
-            position += 1
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await pending
-        await events.aclose()
+        if not reader.done():
+            reader.cancel()  # the reader only reads: the run goes on
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader

@@ -80,9 +80,10 @@ class LLMService:
     def default_model(self) -> str:
         return self.catalog.default_model()
 
-    def start(self, request: RunRequest | dict, origin: RunOrigin | None = None) -> Run:
+    def start(self, request: RunRequest | dict, origin: RunOrigin | None = None, run_id: str | None = None) -> Run:
         """Validate the request and start its run in the background on the running loop; `origin`
-        says who started it from where (kept with the run)."""
+        says who started it from where (kept with the run). `run_id`: an id chosen beforehand (an
+        Idempotency-Key was tied to it); by default a new one."""
         request = RunRequest.parse(request)
         if request.validation.python is not None:
             try:
@@ -96,7 +97,7 @@ class LLMService:
                 f"the first-token timeout ({timeouts.first_token:g} s) is longer than the total "
                 f"limit ({timeouts.total:g} s)"
             )
-        run = Run(request, model)
+        run = Run(request, model, run_id)
         executor = RunExecutor(run, self.providers.for_model(model), timeouts, self.settings.retry, self.redactor)
         if self.recorder is not None:
             self.recorder.track(run, origin or RunOrigin())

@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field, ValidationError
 from llmtool.errors import InvalidRequestError
 from llmtool.providers.base import ChatMessage
 from llmtool.service import LLMService, Run, RunOrigin, RunRequest
-from llmtool.service import runs as run_module
 from llmtool.service.conversations import continuation, current_turns, pending
+from llmtool.service.runs import new_run_id
 from llmtool.settings import describe_validation_error
 from llmtool.store import RunQuery, RunRecord, RunStatus
 from llmtool.web import apidocs
@@ -103,7 +103,7 @@ async def create_run(
     _check_runnable(service, run_request)
     origin = RunOrigin(user=user, source="api", conversation_id=conversation_id or uuid.uuid4().hex[:12],
                        position=position)
-    run_id = run_module.new_run_id()
+    run_id = new_run_id()
     if idempotency_key is not None:
         owner = await _claim(service, state, user, idempotency_key.strip(), run_id)
         if owner != run_id:
@@ -111,7 +111,7 @@ async def create_run(
             return _accepted(status, replayed=True)
     if conversation_id is not None and state.pending_in(service, conversation_id):
         raise _conversation_busy(conversation_id)
-    run = start_with_id(service, run_request, origin, run_id)
+    run = service.start(run_request, origin, run_id=run_id)
     state.track(service, run, origin)
     return _accepted(live_status(run, origin))
 
@@ -240,23 +240,6 @@ async def problem_type(slug: str) -> dict[str, Any]:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def start_with_id(service: LLMService, request: RunRequest, origin: RunOrigin, run_id: str) -> Run:
-    """`service.start` with the run id the Idempotency-Key was claimed for.
-
-    The service makes its runs' ids itself (`runs.new_run_id`); until `start` takes a `run_id`, the
-    id is handed over by swapping that function for the one synchronous call (no other run can start
-    in between: `start` never awaits)."""
-    original = run_module.new_run_id
-    run_module.new_run_id = lambda: run_id
-    try:
-        run = service.start(request, origin)
-    finally:
-        run_module.new_run_id = original
-    if run.id != run_id:  # a service that no longer reads `new_run_id`: say so rather than mis-tie keys
-        raise RuntimeError("the service chose its own run id; give LLMService.start a run_id parameter")
-    return run
-
-
 def _check_runnable(service: LLMService, request: RunRequest) -> None:
     """What `service.start` would refuse, checked before an Idempotency-Key is tied to the run."""
     service.catalog.resolve(request.model or service.default_model())

@@ -98,8 +98,8 @@ class CountingService(LLMService):
 
     in_flight: list[int]
 
-    def start(self, request: RunRequest | dict, origin: RunOrigin | None = None) -> Run:
-        run = super().start(request, origin)
+    def start(self, request: RunRequest | dict, origin: RunOrigin | None = None, run_id: str | None = None) -> Run:
+        run = super().start(request, origin, run_id)
         self.in_flight = [*getattr(self, "in_flight", []), sum(not r.done for r in self.runs())]
         return run
 

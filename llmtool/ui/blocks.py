@@ -87,8 +87,9 @@ class ChatComponents:
                 self.idle_controls, self.stop, self.saved]
 
 
-def build_components(context: AppContext) -> ChatComponents:
-    """Lay out the chat tab inside the current gr.Blocks."""
+def build_components(context: AppContext, saved: gr.BrowserState | None = None) -> ChatComponents:
+    """Lay out the chat tab inside the current gr.Blocks; `saved` is what the browser keeps of it
+    (made here if not given: see `build_demo` for why it is better made outside the tabs)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(
@@ -165,7 +166,8 @@ def build_components(context: AppContext) -> ChatComponents:
                 forbidden_words = gr.Textbox(label="Forbidden words (comma-separated)")
     turns = gr.State([])
     run_id = gr.State("")
-    saved = browser_state(context, CHAT_STORAGE_KEY)
+    if saved is None:
+        saved = browser_state(context, CHAT_STORAGE_KEY)
     return ChatComponents(
         chatbot=chatbot, status=status, prompt=prompt, idle_controls=idle_controls, send=send,
         regenerate=regenerate, clear=clear, stop=stop, model=model, system=system,
@@ -255,12 +257,16 @@ def build_demo(context: AppContext) -> gr.Blocks:
     ui = context.settings.ui
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
         gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.")
+        # What the browser keeps, outside the tabs: a component in a tab not shown yet is not
+        # mounted, and an unmounted BrowserState hands the page load its default, not the kept value.
+        chat_saved = browser_state(context, CHAT_STORAGE_KEY)
+        compare_saved = browser_state(context, compare.STORAGE_KEY)
         with gr.Tabs(elem_id="tabs"):
             with gr.Tab("Chat", id=CHAT_TAB):
-                components = build_components(context)
+                components = build_components(context, chat_saved)
                 wire_events(components, ChatHandlers(context), ui.concurrency, demo)
             with gr.Tab("Compare", id="compare-tab"):
-                compare.build(context, ui.concurrency, demo)
+                compare.build(context, ui.concurrency, demo, compare_saved)
             with gr.Tab("Evaluate", id="evaluate-tab"):
                 evaluate.build(context, ui.concurrency)
     demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it

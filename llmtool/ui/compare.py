@@ -272,9 +272,12 @@ class CompareHandlers:
         )
 
 
-def build(context: AppContext, concurrency: int, demo: gr.Blocks | None = None) -> None:
+def build(
+    context: AppContext, concurrency: int, demo: gr.Blocks | None = None, saved: gr.BrowserState | None = None
+) -> None:
     """Lay out the Compare tab in the current gr.Tab and wire it; with `demo`, its page load
-    restores the columns this browser last ran."""
+    restores the columns this browser last ran (kept in `saved`: make it outside the tabs, or a
+    reload on another tab does not see it)."""
     handlers = CompareHandlers(context)
     gr.Markdown("Run the same variables through 2–4 templates × models side by side.")
     listed = choices(context, with_none=False)
@@ -290,7 +293,8 @@ def build(context: AppContext, concurrency: int, demo: gr.Blocks | None = None) 
         run = gr.Button("Run all", variant="primary", elem_id="compare-run")
         stop = gr.Button("Stop all", variant="stop", visible=False, elem_id="compare-stop")
     run_ids = gr.State([""] * MAX_COLUMNS)
-    saved = browser_state(context, STORAGE_KEY)
+    if saved is None:
+        saved = browser_state(context, STORAGE_KEY)
     pickers: list[gr.Dropdown] = []
     blocks: list[gr.Column] = []
     cells: list[gr.components.Component] = []

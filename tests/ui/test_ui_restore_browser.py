@@ -127,3 +127,58 @@ def test_compare_columns_are_followed_again_after_a_reload(start_ui, lb: Loopbac
     for column in (1, 2):
         ui.wait_text(f"#compare-status-{column}", "Done", start=True)
         assert ui.text_of(f"#compare-answer-{column}").strip() == WORDS
+
+
+def open_conversation_app(settings):
+    """The chat plus an "Elsewhere" tab whose button opens the conversation id typed in its box."""
+    from contextlib import asynccontextmanager
+
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from llmtool.ui.blocks import CHAT_TAB, build_components, page_options, wire_events, wire_open_conversation
+    from llmtool.ui.handlers import ChatHandlers
+    from llmtool.web.context import AppContext
+
+    context = AppContext(settings)
+    context.prepare()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+        await context.start()
+        try:
+            yield
+        finally:
+            await context.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+    app.state.context = context
+    with gr.Blocks(analytics_enabled=False) as demo, gr.Tabs(elem_id="tabs") as tabs:
+        with gr.Tab("Chat", id=CHAT_TAB):
+            chat = build_components(context)
+            handlers = ChatHandlers(context)
+            wire_events(chat, handlers, 4, demo)
+        with gr.Tab("Elsewhere", id="elsewhere-tab"):
+            box = gr.Textbox(elem_id="open-id")
+            button = gr.Button("Open", elem_id="open")
+            wire_open_conversation(chat, handlers, button.click, box, tabs)
+    demo.queue(default_concurrency_limit=4)
+    return gr.mount_gradio_app(app, demo, path="/", **page_options())
+
+
+def test_another_tab_opens_a_kept_conversation_in_the_chat(loopback, lb: LoopbackServer, open_page) -> None:
+    lb.enqueue(Scenario(text="The kept answer."))
+    with BackgroundServer(open_conversation_app(ui_settings(loopback))) as server:
+        ui = open_page(server.url)
+        ui.send("Keep this")
+        ui.wait_status("Done")
+        (run,) = stored_runs(server)
+        ui.page.click("#clear")
+        ui.page.wait_for_function(f"() => !({LAST_BOT})()")
+        ui.open_tab("Elsewhere")
+        ui.page.fill("#open-id textarea", run.conversation_id)
+        ui.page.click("#open")
+        ui.page.wait_for_function(f"() => ({LAST_BOT})().includes('The kept answer.')")  # on the Chat tab
+        assert ui.page.is_visible("#prompt textarea")
+        ui.page.reload()  # the browser keeps the opened conversation
+        ui.page.wait_for_function(f"() => ({LAST_BOT})().includes('The kept answer.')")

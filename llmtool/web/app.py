@@ -5,7 +5,7 @@
         Client(server.url)
 
 `mount_gradio_app` is `app.mount("/", …)`: a route included after it would never be reached, so
-routers (`health.py`, the HTTP API `api.py`, later no-JS pages) are included before it. Gradio's
+routers (`health.py`, the HTTP API `api.py`, the no-JavaScript pages `lite.py`) are included before it. Gradio's
 `auth` covers only the Gradio app; the same check (`context.auth`) guards `/api` with HTTP Basic.
 """
 
@@ -19,12 +19,12 @@ from fastapi import FastAPI
 
 from llmtool.settings import Settings
 from llmtool.ui.blocks import build_demo, page_options
-from llmtool.web import api, health, problems
+from llmtool.web import api, health, lite, problems
 from llmtool.web.context import AppContext
 from llmtool.web.security import SecurityHeaders
 
 Auth = Callable[[str, str], bool]
-ROUTERS = [health.router, api.router]
+ROUTERS = [health.router, api.router, lite.router, lite.static]
 
 
 def create_app(
@@ -55,6 +55,7 @@ def create_app(
     app.state.context = context
     app.add_middleware(SecurityHeaders)
     problems.install(app)  # `/api` errors as problem+json, never a traceback
+    lite.install(app)  # `/lite` refusals as pages
     for router in ROUTERS:
         app.include_router(router)
     ui = context.settings.ui

@@ -1,0 +1,354 @@
+"""Pages that work without JavaScript, under `/lite` (the seeds' pattern: post, redirect, check again).
+
+    GET  /lite                      the form: model + prompt, or a template's typed variable fields
+    GET  /lite?template=NAME        the same form with that template's fields
+    POST /lite/runs                 start a run (or the next question of a conversation) → 303 to its page
+    GET  /lite/runs/{id}            the conversation so far, the run's state in words, the text so far,
+                                    Check again, Stop, and once it ended a box for the next question
+    GET  /lite/runs/{id}/part       the parts of that page that change, as JSON (for lite.js)
+    POST /lite/runs/{id}/stop       stop the run → 303 back to its page
+    GET  /lite/static/{name}        lite.css, lite.js
+
+No timed refresh (WCAG 2.2.1): the page is read again with Check again. With JavaScript on,
+`static/lite.js` follows the run's event stream (`/api/runs/{id}/events`) and updates the page.
+Every page sends its own Content-Security-Policy (scripts from our origin only, nothing inline).
+Forms carry a CSRF token (`csrf.py`); with logins configured the pages ask for HTTP Basic (the API's
+users and check), and each user sees only their own runs. Model output and error messages pass
+through `context.redact`; answers are rendered as sanitized Markdown (`markdown.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
+
+from llmtool.errors import UsageError
+from llmtool.store import StoreError
+from llmtool.templates import Template, TemplateError
+from llmtool.web import csrf
+from llmtool.web.api import ApiState, api_state
+from llmtool.web.basic_auth import REALM, credentials
+from llmtool.web.context import AppContext, app_context
+from llmtool.web.lite_forms import template_fields, template_values
+from llmtool.web.lite_runs import Estimates, RunView, run_view, start_run
+from llmtool.web.lite_words import estimate_line, state_line, validation_line
+from llmtool.web.markdown import render_markdown
+from llmtool.web.problems import Problem
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+STATIC = {"lite.css": "text/css", "lite.js": "text/javascript"}
+STOP_WAIT = 2.0  # seconds Stop waits for the run's end before redirecting back
+MAX_PROMPT = 200_000  # characters; a form field past it is refused with a sentence, not a 413 page
+POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "frame-src 'none'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'self'",
+])
+
+pages = Environment(loader=FileSystemLoader(HERE / "templates" / "lite"),
+                    autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+
+
+class Refused(Exception):
+    """A page that says no: its status code, a heading and a sentence (and headers)."""
+
+    def __init__(self, status: int, title: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message, self.headers = status, title, message, headers or {}
+
+
+def lite_user(request: Request) -> str | None:
+    """The login name (HTTP Basic, the API's users and check), None without logins; else a 401 page."""
+    context = app_context(request)
+    if context.auth is None:
+        return None
+    given = credentials(request.headers.get("authorization"))
+    if given is None or not context.auth(*given):
+        raise Refused(401, "Log in", "Log in with your llmtool user name and password to use these pages."
+                      if given is None else "The user name or password is wrong: reload the page to try again.",
+                      headers={"WWW-Authenticate": REALM})
+    return given[0]
+
+
+def lite_state(request: Request) -> Estimates:
+    estimates = getattr(request.app.state, "lite_estimates", None)
+    if estimates is None:
+        estimates = request.app.state.lite_estimates = Estimates()
+    return estimates
+
+
+router = APIRouter(prefix="/lite", include_in_schema=False, dependencies=[Depends(lite_user)])
+Context = Annotated[AppContext, Depends(app_context)]
+State = Annotated[ApiState, Depends(api_state)]
+User = Annotated[str | None, Depends(lite_user)]
+Known = Annotated[Estimates, Depends(lite_state)]
+
+
+def page(request: Request, name: str, status_code: int = 200, headers: dict[str, str] | None = None,
+         **values: Any) -> HTMLResponse:
+    token = csrf.token(request)
+    body = pages.get_template(name).render(csrf_field=csrf.FIELD, csrf_token=token, **values)
+    response = HTMLResponse(body, status_code=status_code, headers={
+        "Content-Security-Policy": POLICY, "Cache-Control": "no-store", **(headers or {})})
+    return csrf.remember(response, request, token)
+
+
+def refusal(request: Request, refused: Refused) -> HTMLResponse:
+    return page(request, "message.html", refused.status, refused.headers, title=refused.title,
+                message=refused.message)
+
+
+def install(app: Any) -> None:
+    """The handler turning a `Refused` into its page (the app's other handlers answer /api in JSON)."""
+
+    async def on_refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        return refusal(request, exc)
+
+    app.add_exception_handler(Refused, on_refused)
+
+
+# -- the form ------------------------------------------------------------------------------------
+@router.get("/")
+async def with_slash() -> RedirectResponse:
+    return RedirectResponse("/lite", status_code=308)  # else Gradio, mounted at `/`, would answer it
+
+
+@router.get("", response_class=HTMLResponse)
+async def form_page(request: Request, context: Context, template: str | None = None) -> HTMLResponse:
+    chosen: Template | None = None
+    errors: dict[str, str] = {}
+    if template:
+        try:
+            chosen = context.registry.get(template)
+        except TemplateError as exc:
+            errors["template"] = context.redact(exc.message)
+    return _form(request, context, chosen, errors=errors, status_code=422 if errors else 200,
+                 picked=template or "")
+
+
+def _form(request: Request, context: AppContext, template: Template | None, *, errors: dict[str, str] | None = None,
+          typed: FormData | None = None, status_code: int = 200, picked: str = "") -> HTMLResponse:
+    errors = errors or {}
+    service = context.service
+    model = (typed.get("model") if typed is not None else None) or (template.model if template else None) \
+        or service.default_model()
+    fields = template_fields(template, typed, errors) if template is not None else []
+    summary = [(f"var_{f.name}", f.error) for f in fields if f.error]
+    summary += [(key, message) for key, message in errors.items() if key in ("model", "prompt", "template", "form")]
+    return page(
+        request, "form.html", status_code,
+        title="Ask a model", models=[m.id for m in service.models()], model=str(model),
+        templates=[t.name for t in context.registry.list()], template=template, picked=picked or
+        (template.name if template else ""), fields=fields, errors=errors, summary=summary,
+        prompt=str(typed.get("prompt") or "") if typed is not None else "",
+    )
+
+
+@router.post("/runs")
+async def create(request: Request, context: Context, state: State, user: User) -> Response:
+    form = await _posted(request)
+    conversation_id = _text(form, "conversation_id") or None
+    if conversation_id is not None:
+        return await _follow_up(request, context, state, user, form, conversation_id)
+    template: Template | None = None
+    name = _text(form, "template")
+    if name:
+        try:
+            template = context.registry.get(name)
+        except TemplateError as exc:
+            return _form(request, context, None, errors={"template": context.redact(exc.message)}, typed=form,
+                         status_code=422)
+    model = _text(form, "model") or None
+    errors = _check_model(context, model)
+    try:
+        if template is not None:
+            values, problems = template_values(template, form)
+            errors.update(problems)
+            if errors:
+                return _form(request, context, template, errors=errors, typed=form, status_code=422)
+            run = await start_run(context, state, model, user,
+                                  template_request=template.to_run_request(values, model=model))
+        else:
+            prompt = _text(form, "prompt")
+            if not prompt.strip():
+                errors["prompt"] = "Enter your question: the prompt is empty."
+            elif len(prompt) > MAX_PROMPT:
+                errors["prompt"] = f"The prompt is {len(prompt):,} characters; the limit is {MAX_PROMPT:,}."
+            if errors:
+                return _form(request, context, None, errors=errors, typed=form, status_code=422)
+            run = await start_run(context, state, model, user, prompt=prompt)
+    except UsageError as exc:
+        key = "form" if template is not None else "prompt"
+        return _form(request, context, template, errors={key: context.redact(exc.message)}, typed=form,
+                     status_code=422)
+    return RedirectResponse(f"/lite/runs/{run.id}", status_code=303)
+
+
+async def _follow_up(request: Request, context: AppContext, state: ApiState, user: str | None, form: FormData,
+                     conversation_id: str) -> Response:
+    """The next question of a conversation; a mistake shows the run page it was written on again."""
+    after = _text(form, "after")
+    prompt = _text(form, "prompt")
+    model = _text(form, "model") or None
+    errors = _check_model(context, model)
+    if not prompt.strip():
+        errors["prompt"] = "Enter your next question: it is empty."
+    elif len(prompt) > MAX_PROMPT:
+        errors["prompt"] = f"The question is {len(prompt):,} characters; the limit is {MAX_PROMPT:,}."
+    try:
+        if not errors:
+            run = await start_run(context, state, model, user, prompt=prompt, conversation_id=conversation_id)
+            return RedirectResponse(f"/lite/runs/{run.id}", status_code=303)
+    except Problem as problem:
+        if problem.slug == "conversation-busy":
+            raise Refused(409, "One question at a time", "An answer is still being written in this conversation: "
+                          "wait for it to end (or stop it), then send your next question.") from None
+        raise Refused(404, "Conversation not found", "There is no such conversation among your runs.") from None
+    except UsageError as exc:
+        errors["prompt"] = context.redact(exc.message)
+    view = await run_view(context, state, after, user) if after else None
+    if view is None:
+        raise Refused(422, "The question was not sent", next(iter(errors.values())))
+    return await _run_page(request, context, lite_state(request), view, errors=errors, typed_prompt=prompt,
+                           typed_model=model, status_code=422)
+
+
+def _check_model(context: AppContext, model: str | None) -> dict[str, str]:
+    if model is None or model in {m.id for m in context.service.models()}:
+        return {}
+    return {"model": f"The model {context.redact(model)!r} is not one of the models you can use: "
+                     "pick one from the list."}
+
+
+async def _posted(request: Request) -> FormData:
+    """The form, once CSRF checks passed (else a 403 page)."""
+    try:
+        form = await request.form(max_files=0, max_fields=200, max_part_size=1024 * 1024)
+    except Exception:  # a malformed body: say so, never a traceback
+        raise Refused(400, "The form could not be read", "The form could not be read: go back and send it "
+                      "again.") from None
+    refused = csrf.check(request, form)
+    if refused is not None:
+        raise Refused(403, "The form was refused", refused[0].upper() + refused[1:] + ".")
+    return form
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+# -- a run ---------------------------------------------------------------------------------------
+async def _view(context: AppContext, state: ApiState, run_id: str, user: str | None) -> RunView:
+    try:
+        view = await run_view(context, state, run_id, user)
+    except StoreError as exc:
+        log.error("the run store failed answering /lite/runs/%s: %s", run_id, exc.message)
+        raise Refused(503, "Try again in a moment", "The run store cannot be read right now: check again in "
+                      "a few seconds.") from None
+    if view is None:
+        raise Refused(404, "Run not found", f"There is no run {run_id!r} among your runs. "
+                      "Start a new question instead.")
+    return view
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(request: Request, run_id: str, context: Context, state: State, user: User,
+                   known: Known) -> HTMLResponse:
+    return await _run_page(request, context, known, await _view(context, state, run_id, user))
+
+
+async def _parts(context: AppContext, known: Estimates, view: RunView) -> dict[str, Any]:
+    redact = context.redact
+    status = view.status
+    typical = None if view.ended else await known.typical(context, status.model)
+    return {
+        "view": view,
+        "state": state_line(status, redact=redact, retry=view.retry, buffered=view.buffered),
+        "estimate": estimate_line(typical, status.elapsed_s),
+        "validation": validation_line(status, redact),
+        "answer_html": render_markdown(redact(status.text)),
+        "earlier": [{"prompt": redact(t.prompt), "answer_html": render_markdown(redact(t.text)),
+                     "note": _turn_note(t.status, redact(t.error_message or ""))} for t in view.earlier],
+    }
+
+
+def _turn_note(status: str, message: str) -> str | None:
+    return {"stopped": "Stopped: the answer is partial.",
+            "failed": f"Failed: {message}" if message else "Failed.",
+            "interrupted": "Interrupted: the server stopped while this answer was written.",
+            "running": "Still being written."}.get(status)
+
+
+async def _run_page(request: Request, context: AppContext, known: Estimates, view: RunView, *,
+                    errors: dict[str, str] | None = None, typed_prompt: str = "", typed_model: str | None = None,
+                    status_code: int = 200) -> HTMLResponse:
+    parts = await _parts(context, known, view)
+    errors = errors or {}
+    return page(request, "run.html", status_code, title=parts["state"].split(" — ")[0], errors=errors,
+                summary=[(key, message) for key, message in errors.items()],
+                models=[m.id for m in context.service.models()], model=typed_model or view.status.model,
+                prompt=context.redact(view.prompt), typed_prompt=typed_prompt, **parts)
+
+
+@router.get("/runs/{run_id}/part")
+async def run_part(request: Request, run_id: str, context: Context, state: State, user: User,
+                   known: Known) -> JSONResponse:
+    """What lite.js swaps in: the state sentence, the answer as sanitized HTML, the controls."""
+    view = await _view(context, state, run_id, user)
+    parts = await _parts(context, known, view)
+    token = csrf.token(request)
+    controls = pages.get_template("_controls.html").render(
+        view=view, csrf_field=csrf.FIELD, csrf_token=token, models=[m.id for m in context.service.models()],
+        model=view.status.model, errors={}, typed_prompt="")
+    answer = pages.get_template("_answer.html").render(**parts)
+    response = JSONResponse({"ended": view.ended, "status": view.status.status, "state": parts["state"],
+                             "estimate": parts["estimate"], "answer_html": answer, "controls_html": controls,
+                             "after": view.last_event},
+                            headers={"Cache-Control": "no-store"})
+    return csrf.remember(response, request, token)
+
+
+@router.post("/runs/{run_id}/stop")
+async def stop(request: Request, run_id: str, context: Context, state: State, user: User) -> Response:
+    await _posted(request)
+    view = await _view(context, state, run_id, user)
+    run = context.service.get(run_id)
+    if run is not None and not run.done:
+        run.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_WAIT):
+                await run.wait()
+    elif not view.ended:
+        raise Refused(409, "Stop it where it runs", "This answer is being written by another llmtool server "
+                      "process; this one cannot stop it. Check again in a moment.")
+    return RedirectResponse(f"/lite/runs/{run_id}", status_code=303)
+
+
+# -- our own files -------------------------------------------------------------------------------
+static = APIRouter(prefix="/lite/static", include_in_schema=False)
+
+
+@static.get("/{name}")
+async def static_file(name: str) -> Response:
+    if name not in STATIC:
+        return Response("Not found", status_code=404, media_type="text/plain")
+    return FileResponse(HERE / "static" / name, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})

@@ -54,7 +54,7 @@ class Estimates:
     """Median total time of each model's recent completed runs, cached for a little while."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, float | None]] = {}
+        self._cache: dict[str, tuple[float, float]] = {}
 
     async def typical(self, context: AppContext, model: str) -> float | None:
         store = context.service.store
@@ -66,7 +66,8 @@ class Estimates:
             return cached[1]
         page = await store.list_runs(RunQuery(model=model, status="completed", limit=ESTIMATE_SAMPLES))
         value = typical_time(r.metrics.total_time for r in page.runs if r.metrics is not None)
-        self._cache[model] = (now, value)
+        if value is not None:  # too few runs yet: ask again next time
+            self._cache[model] = (now, value)
         return value
 
 

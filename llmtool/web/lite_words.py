@@ -1,7 +1,7 @@
 """A run's state in words for the no-JavaScript pages (pure functions, unit-tested).
 
     state_line(status)                       # 'Writing… — 12 s', 'Done in 3.2 s · 412 tokens · $0.0031'
-    estimate_line(typical=8.4, elapsed=3)    # 'Answers from this model usually take about 8 s: about 5 s left.'
+    estimate_line(typical=8.4, elapsed=3)    # 'Answers from this model usually take about 8.4 s: about 5 s left.'
 
 The words match the Gradio tool's (`ui/status.py`) where they overlap; these say "—" and whole
 seconds while a run is going, because the page shows the state once per visit, not 4 times a second.
@@ -84,11 +84,13 @@ def estimate_line(typical: float | None, elapsed: float) -> str | None:
     """How long answers from this model usually take, and what that leaves; None without a basis."""
     if typical is None:
         return None
-    usual = f"Answers from this model usually take about {waited(max(typical, 1.0))}"
+    usual = f"Answers from this model usually take about {seconds(typical)}"
     left = typical - elapsed
     if left >= 1:
         return f"{usual}: about {waited(left)} left."
-    return f"{usual}; this one is taking longer."
+    if left > 0:
+        return f"{usual}: it should be done in a moment."
+    return f"{usual}; this one is taking longer than usual."
 
 
 def validation_line(status: RunStatusBody, redact: Redact = str) -> str | None:

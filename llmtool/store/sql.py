@@ -41,6 +41,7 @@ from llmtool.store.schema import (
     runs,
     templates,
 )
+from llmtool.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -304,11 +305,16 @@ class SqlRunStore:
                 return False
             row = (
                 await connection.execute(
-                    sa.select(runs.c.text, runs.c.event_count, runs.c.created_at).where(runs.c.id == run_id)
+                    sa.select(runs.c.text, runs.c.prompt, runs.c.system, runs.c.event_count, runs.c.created_at)
+                    .where(runs.c.id == run_id)
                 )
             ).one()
-            event = Interrupted(elapsed=max(now - row.created_at, 0.0), message=INTERRUPTED_MESSAGE,
-                                text=row.text, metrics=Metrics(total_time=max(now - row.created_at, 0.0)))
+            # No usage arrives from a provider cut off mid-answer: estimated, and said to be.
+            metrics = Metrics(total_time=max(now - row.created_at, 0.0), usage_estimated=True,
+                              input_tokens=estimate_tokens((row.system or "") + row.prompt),
+                              output_tokens=estimate_tokens(row.text))
+            event = Interrupted(elapsed=metrics.total_time, message=INTERRUPTED_MESSAGE, text=row.text,
+                                metrics=metrics)
             update = RunUpdate(run_id=run_id, start=row.event_count, events=[event])
             await connection.execute(run_events.insert().values(**_chunk(update)))
             await connection.execute(

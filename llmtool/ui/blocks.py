@@ -1,5 +1,6 @@
-"""The app: three tabs. Chat (`build_components` lays it out, `wire_events` connects it to the
-handlers), Compare (`compare.py`) and Evaluate (`evaluate.py`).
+"""The app: four tabs. Chat (`build_components` lays it out, `wire_events` connects it to the
+handlers), Compare (`compare.py`), Evaluate (`evaluate.py`) and History (`history.py`), whose
+Open in Chat loads a kept conversation into the Chat tab (`wire_open_conversation`).
 
     demo = build_demo(AppContext(settings))   # a gr.Blocks with its queue configured from settings
 
@@ -20,7 +21,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmtool.ui import compare, evaluate
+from llmtool.ui import compare, evaluate, history
 from llmtool.ui.browser_state import browser_state
 from llmtool.ui.handlers import ChatHandlers
 from llmtool.ui.streams import streaming_options
@@ -261,14 +262,19 @@ def build_demo(context: AppContext) -> gr.Blocks:
         # mounted, and an unmounted BrowserState hands the page load its default, not the kept value.
         chat_saved = browser_state(context, CHAT_STORAGE_KEY)
         compare_saved = browser_state(context, compare.STORAGE_KEY)
-        with gr.Tabs(elem_id="tabs"):
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Chat", id=CHAT_TAB):
                 components = build_components(context, chat_saved)
-                wire_events(components, ChatHandlers(context), ui.concurrency, demo)
+                chat_handlers = ChatHandlers(context)
+                wire_events(components, chat_handlers, ui.concurrency, demo)
             with gr.Tab("Compare", id="compare-tab"):
                 compare.build(context, ui.concurrency, demo, compare_saved)
             with gr.Tab("Evaluate", id="evaluate-tab"):
                 evaluate.build(context, ui.concurrency)
+            with gr.Tab("History", id="history-tab") as history_tab:
+                past = history.build(context, ui.concurrency)
+        past.refresh_on(history_tab.select)  # runs made since the page opened show up
+        wire_open_conversation(components, chat_handlers, past.open_in_chat.click, past.selected_conversation, tabs)
     demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
     return demo

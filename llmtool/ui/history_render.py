@@ -32,9 +32,10 @@ from llmtool.events import (
     Validated,
 )
 from llmtool.store import RunRecord
+from llmtool.ui.restore import turn_from_record
 from llmtool.ui.status import escape_markdown, metrics_line
 from llmtool.ui.template_fields import code_block, template_label
-from llmtool.ui.transcript import Turn, answer_markdown
+from llmtool.ui.transcript import answer_markdown
 
 Redact = Callable[[str], str]
 
@@ -183,18 +184,12 @@ def validation_markdown(record: RunRecord, redact: Redact) -> str:
 
 
 def answer_for(record: RunRecord, redact: Redact) -> str:
-    """The answer as the chat shows it (Markdown, sanitized by the component), with its end mark."""
-    text, note = redact(record.text), redact(record.error_message or "")
-    buffered = (record.request.get("validation") or {}).get("mode") == "buffer"
-    if record.status == "completed" and buffered and record.validation and not record.validation.passed:
-        problems = redact("; ".join(record.validation.problems))
-        return (answer_markdown(Turn("", "", "withheld", problems)) + "\n\n**The withheld answer:**\n\n"
-                + code_block(text))
-    outcome = {"completed": "completed", "stopped": "stopped", "running": "streaming"}.get(record.status, "failed")
-    if record.status == "interrupted" and not note:
-        note = "the process running it stopped"
-    turn = Turn("", text, outcome, note)  # type: ignore[arg-type]  # one of the outcomes above
-    return answer_markdown(turn) if text or outcome != "completed" else "_(empty answer)_"
+    """The answer as the chat shows it (Markdown, sanitized by the component), with its end mark;
+    a withheld answer (buffer mode, failed its rules) is shown below the mark."""
+    turn = turn_from_record(record, redact)
+    if turn.outcome == "withheld":
+        return answer_markdown(turn) + "\n\n**The withheld answer:**\n\n" + code_block(turn.withheld)
+    return answer_markdown(turn) if turn.answer or turn.outcome != "completed" else "_(empty answer)_"
 
 
 def request_markdown(record: RunRecord, redact: Redact) -> str:

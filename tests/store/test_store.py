@@ -209,6 +209,7 @@ async def test_runs_of_a_dead_process_are_interrupted_once_with_their_text(store
     events = await store.events("orphan")
     assert [e.kind for e in events] == ["started", "text", "interrupted"]
     assert isinstance(events[-1], Interrupted) and events[-1].text == "half an "
+    assert orphan.metrics is not None and orphan.metrics.usage_estimated and orphan.metrics.output_tokens
     for untouched in ("mine", "busy", "ended"):
         run = await store.get_run(untouched)
         assert run is not None and run.status in ("running", "completed")

@@ -45,7 +45,7 @@ def metrics_words(metrics: Metrics | None) -> str:
         approx = "~" if metrics.usage_estimated else ""
         parts.append(f"{approx}{metrics.output_tokens} token{'s' if metrics.output_tokens != 1 else ''}")
     if metrics.cost_usd is not None:
-        parts.append(f"${metrics.cost_usd:.4f}")
+        parts.append(f"${metrics.cost_usd:.4f}" if metrics.cost_usd > 0 else "no cost")
     return "".join(f" · {part}" for part in parts)
 
 

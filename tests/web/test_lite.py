@@ -167,7 +167,7 @@ def test_form_303_status_page_check_again_until_done(browser: httpx.Client, upst
     writing = check_again(browser, location, lambda s: s.startswith("Writing…"))
     assert re.search(r"Writing… — \d+ s", state(writing))
     done = check_again(browser, location, lambda s: s.startswith("Done"))
-    assert re.fullmatch(r"Done in \d+(\.\d)? s · \d+ tokens(?: · \$\d+\.\d{4})?", state(done)), state(done)
+    assert re.fullmatch(r"Done in \d+(\.\d)? s · \d+ tokens(?: · \$\d+\.\d{4}| · no cost)?", state(done)), state(done)
     assert "<strong>Bold</strong>" in done.text  # Markdown rendered on the server
     assert "Check again" not in done.text and "/stop" not in done.text
     assert "Your next question" in done.text and 'name="conversation_id"' in done.text

@@ -25,6 +25,7 @@ def status(state: str = "running", text: str = "", elapsed: float = 4.2, metrics
      "Done in 3.2 s · 412 tokens · $0.0031"),
     (status("completed", "Hi", metrics=Metrics(total_time=14, output_tokens=1, usage_estimated=True)),
      "Done in 14 s · ~1 token"),
+    (status("completed", "Hi", metrics=Metrics(total_time=1, output_tokens=5, cost_usd=0.0)), "Done in 1.0 s · 5 tokens · no cost"),
     (status("stopped", "", metrics=Metrics(total_time=2.0)), "Stopped after 2.0 s"),
     (status("stopped", "part", metrics=Metrics(total_time=2.0)), "Stopped after 2.0 s · the partial answer is kept"),
     (status("failed", error=RunError(kind="auth", message="the provider refused the key sk-123")),

@@ -162,6 +162,12 @@ def _form(request: Request, context: AppContext, template: Template | None, *, e
     )
 
 
+@router.get("/runs")
+async def runs_get() -> RedirectResponse:
+    """The address a refused form leaves in the address bar: going there again shows the form."""
+    return RedirectResponse("/lite", status_code=303)
+
+
 @router.post("/runs")
 async def create(request: Request, context: Context, state: State, user: User) -> Response:
     form = await _posted(request)

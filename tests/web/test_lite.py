@@ -154,6 +154,7 @@ def test_the_form_lists_usable_models_and_sets_the_csrf_cookie(browser: httpx.Cl
     assert cookie.startswith("llmtool_csrf=") and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
     assert "http-equiv" not in page.text.lower() and "unsafe-inline" not in page.headers["content-security-policy"]
     assert browser.get("/lite/", follow_redirects=False).headers["location"] == "/lite"
+    assert browser.get("/lite/runs", follow_redirects=False).headers["location"] == "/lite"
 
 
 def test_form_303_status_page_check_again_until_done(browser: httpx.Client, upstream: LoopbackServer) -> None:

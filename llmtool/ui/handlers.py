@@ -430,10 +430,24 @@ class ChatHandlers:
                 async for batch in batches:
                     for event in batch:
                         progress.apply(event)
-                    yield self._render(
+                    update = self._render(
                         run, progress, history, prompt, final=progress.done, elapsed=loop.time() - started,
                         source=source,
-                    ).outputs()
+                    )
+                    if not progress.done:
+                        # Mid-answer only the chat and what changed are sent: every output costs
+                        # Gradio a postprocess per tick. `turns` (read by Stop, which rebuilds the
+                        # last turn from the run) is sent with the first and the final update.
+                        update.turns = None
+                        if update.status == shown.status:
+                            update.status = None
+                        else:
+                            shown.status = update.status
+                        if update.validation == shown.validation:
+                            update.validation = None
+                        else:
+                            shown.validation = update.validation
+                    yield update.outputs()
         finally:
             # The run goes on without a reader (a reload follows it again); Stop and Clear cancel it.
             self.context.stream_ended(run.id)

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llmtool.events import RunEvent
-from llmtool.store.records import EvaluationCell, EvaluationRecord, RunPage, RunQuery, RunRecord, TemplateVersion
+from llmtool.store.records import (
+    EvaluationCell,
+    EvaluationRecord,
+    RunPage,
+    RunQuery,
+    RunRecord,
+    SessionRecord,
+    TemplateVersion,
+)
 
 
 class StoreError(Exception):
@@ -104,5 +112,22 @@ class RunStore(Protocol):
 
     async def shared_secret(self, name: str) -> str:
         """A random secret made once and shared by every process using this store."""
+
+    # -- login sessions (keyed by a hash of the token; the token itself is never stored) ------------
+    async def create_session(self, record: SessionRecord) -> None: ...
+
+    async def get_session(self, token_hash: str) -> SessionRecord | None: ...
+
+    async def touch_session(self, token_hash: str, last_seen: float) -> None:
+        """The session was used at `last_seen` (Unix time)."""
+
+    async def delete_session(self, token_hash: str) -> bool:
+        """Log out one session; False when there was none."""
+
+    async def delete_user_sessions(self, user: str) -> int:
+        """Log out every session of `user` (a password change, a removed user); returns how many."""
+
+    async def purge_sessions(self, now: float, idle_seconds: float) -> int:
+        """Delete the sessions past their absolute end or unused for `idle_seconds`; returns how many."""
 
     async def aclose(self) -> None: ...

@@ -143,3 +143,16 @@ def search_words(text: str | None) -> list[str]:
     with everything but letters and digits turned to spaces), so both find the same runs.
     """
     return list(dict.fromkeys(word.lower() for word in _WORD.findall(text or "")))
+
+
+class SessionRecord(BaseModel):
+    """A login session as the store keeps it: whose, since when, last used, and its absolute end.
+    The row is found by a hash of the browser's token; the token itself is never stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token_hash: str
+    user: str
+    created_at: float
+    last_seen: float
+    expires_at: float

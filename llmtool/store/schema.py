@@ -117,3 +117,14 @@ idempotency_keys = sa.Table(
     sa.Column("run_id", sa.String(40), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+# Login sessions, keyed by the SHA-256 of the browser's token (the token itself is never stored).
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)

@@ -27,6 +27,7 @@ from llmtool.store.records import (
     RunPage,
     RunQuery,
     RunRecord,
+    SessionRecord,
     TemplateVersion,
     ValidationOutcome,
     search_words,
@@ -39,6 +40,7 @@ from llmtool.store.schema import (
     owners,
     run_events,
     runs,
+    sessions,
     templates,
 )
 from llmtool.tokens import estimate_tokens
@@ -351,6 +353,43 @@ class SqlRunStore:
                 await connection.execute(sa.select(app_secrets.c.value).where(app_secrets.c.name == name))
             ).scalar_one()
         return str(value)
+
+    # -- login sessions ----------------------------------------------------------------------------
+    async def create_session(self, record: SessionRecord) -> None:
+        row = record.model_dump()
+        row["user"] = storable(row["user"])[:200]
+        async with self.engine.begin() as connection:
+            await connection.execute(sessions.insert().values(**row))
+
+    async def get_session(self, token_hash: str) -> SessionRecord | None:
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(sa.select(sessions).where(sessions.c.token_hash == token_hash))
+            ).mappings().first()
+        return None if row is None else SessionRecord(**row)
+
+    async def touch_session(self, token_hash: str, last_seen: float) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                sessions.update().where(sessions.c.token_hash == token_hash, sessions.c.last_seen < last_seen)
+                .values(last_seen=last_seen)
+            )
+
+    async def delete_session(self, token_hash: str) -> bool:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
+        return bool(result.rowcount)
+
+    async def delete_user_sessions(self, user: str) -> int:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(sessions.delete().where(sessions.c.user == user))
+        return int(result.rowcount or 0)
+
+    async def purge_sessions(self, now: float, idle_seconds: float) -> int:
+        ended = sa.or_(sessions.c.expires_at <= now, sessions.c.last_seen <= now - idle_seconds)
+        async with self.engine.begin() as connection:
+            result = await connection.execute(sessions.delete().where(ended))
+        return int(result.rowcount or 0)
 
     async def aclose(self) -> None:
         await self.engine.dispose()

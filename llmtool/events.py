@@ -13,6 +13,7 @@ the text arrives as one `text` event after validation passed. Consumers never se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -147,3 +148,15 @@ run_event_adapter: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
 
 def is_terminal(event: RunEvent) -> bool:
     return event.kind in TERMINAL_KINDS
+
+
+def stretches(events: Sequence[RunEvent]) -> list[tuple[int, list[RunEvent]]]:
+    """The events as a person reads a log: each stretch of consecutive text deltas as one group,
+    every other event a group of its own; with the index of each group's first event."""
+    groups: list[tuple[int, list[RunEvent]]] = []
+    for index, event in enumerate(events):
+        if groups and isinstance(event, TextDelta) and isinstance(groups[-1][1][-1], TextDelta):
+            groups[-1][1].append(event)
+        else:
+            groups.append((index, [event]))
+    return groups

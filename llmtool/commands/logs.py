@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from llmtool.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from llmtool.errors import InvalidRequestError
-from llmtool.events import RunEvent, TextDelta
+from llmtool.events import RunEvent, TextDelta, stretches
 from llmtool.service import LLMService
 from llmtool.settings import Settings, load_settings
 from llmtool.store import RunQuery, RunRecord, RunStatus, RunStore, StoreError, describe_url
@@ -370,22 +370,16 @@ def describe_run_fully(record: RunRecord, events: list[RunEvent]) -> str:
 def describe_events(events: list[RunEvent]) -> list[str]:
     """One line per event; a stretch of text deltas is one line (how many, how much text)."""
     lines: list[str] = []
-    position = 0
-    while position < len(events):
-        event = events[position]
-        if isinstance(event, TextDelta):
-            end = position
-            while end + 1 < len(events) and isinstance(events[end + 1], TextDelta):
-                end += 1
-            stretch = events[position:end + 1]
-            chars = sum(len(e.text) for e in stretch if isinstance(e, TextDelta))
+    for position, group in stretches(events):
+        first, last = group[0], group[-1]
+        if isinstance(first, TextDelta):
+            chars = sum(len(e.text) for e in group if isinstance(e, TextDelta))
+            end = position + len(group) - 1
             where = f"{position}" if end == position else f"{position}-{end}"
-            lines.append(f"{where:>9}  {event.elapsed:8.3f} s  text ×{len(stretch)} ({chars} chars)"
-                         + (f", until {stretch[-1].elapsed:.3f} s" if end > position else ""))
-            position = end + 1
-            continue
-        lines.append(f"{position:>9}  {event.elapsed:8.3f} s  {event.kind}{_event_detail(event)}")
-        position += 1
+            lines.append(f"{where:>9}  {first.elapsed:8.3f} s  text ×{len(group)} ({chars} chars)"
+                         + (f", until {last.elapsed:.3f} s" if end > position else ""))
+        else:
+            lines.append(f"{position:>9}  {first.elapsed:8.3f} s  {first.kind}{_event_detail(first)}")
     return lines
 
 

@@ -30,6 +30,7 @@ from llmtool.events import (
     TextDelta,
     Usage,
     Validated,
+    stretches,
 )
 from llmtool.store import RunRecord
 from llmtool.ui.restore import turn_from_record
@@ -228,24 +229,17 @@ def template_markdown(content: str, redact: Redact) -> str:
 def events_rows(events: Sequence[RunEvent], redact: Redact, start: int = 0) -> list[list[str]]:
     """One row per event, runs of text deltas collapsed into one 'text ×N' row."""
     rows: list[list[str]] = []
-    index = 0
-    while index < len(events):
-        event = events[index]
-        if isinstance(event, TextDelta):
-            end = index
-            while end + 1 < len(events) and isinstance(events[end + 1], TextDelta):
-                end += 1
-            chars = sum(len(e.text) for e in events[index:end + 1] if isinstance(e, TextDelta))
-            count = end - index + 1
-            positions = f"{start + index}" if count == 1 else f"{start + index}–{start + end}"
-            elapsed = _elapsed(event.elapsed) if count == 1 else \
-                f"{_elapsed(event.elapsed)}–{_elapsed(events[end].elapsed)}"
+    for index, group in stretches(events):
+        first, last = group[0], group[-1]
+        if isinstance(first, TextDelta):
+            chars = sum(len(e.text) for e in group if isinstance(e, TextDelta))
+            count = len(group)
+            positions = f"{start + index}" if count == 1 else f"{start + index}–{start + index + count - 1}"
+            elapsed = _elapsed(first.elapsed) if count == 1 else f"{_elapsed(first.elapsed)}–{_elapsed(last.elapsed)}"
             rows.append([positions, f"text ×{count}", elapsed, f"{chars:,} chars"])
-            index = end + 1
-            continue
-        summary = redact(excerpt(_summary(event), SUMMARY))
-        rows.append([str(start + index), event.kind, _elapsed(event.elapsed), summary])
-        index += 1
+        else:
+            rows.append([str(start + index), first.kind, _elapsed(first.elapsed),
+                         redact(excerpt(_summary(first), SUMMARY))])
     return rows
 
 

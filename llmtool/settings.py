@@ -162,6 +162,12 @@ class UISettings(_Strict):
     max_threads: int = Field(64, ge=1, le=10_000)
     queue_size: int = Field(256, ge=1, le=100_000, description="Waiting requests before 'busy'.")
     users_file: Path | None = None
+    session_idle_minutes: float = Field(
+        720, gt=0, le=525_600, description="A login unused this long (default 12 h) asks for the password again."
+    )
+    session_max_days: float = Field(
+        7, gt=0, le=365, description="A login ends this long after it began (default 7 days), however much it is used."
+    )
 
 
 class StoreSettings(_Strict):

@@ -257,7 +257,14 @@ def build_demo(context: AppContext) -> gr.Blocks:
     """The whole app as a gr.Blocks, its queue sized from `context.settings.ui`."""
     ui = context.settings.ui
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
-        gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.")
+        with gr.Row(equal_height=False):
+            gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.", elem_id="page-header")
+            if context.auth is not None:
+                # A link to a one-button confirmation page (`GET /logout`, web/login.py), in this tab:
+                # Gradio's Markdown drops forms and opens links in a new tab, gr.HTML needs the eval our
+                # CSP forbids, and an event handler cannot clear the session cookie.
+                gr.Button("Log out", link="/logout", link_target="_self", size="sm", variant="secondary",
+                          elem_id="logout", scale=0, min_width=80)
         # What the browser keeps, outside the tabs: a component in a tab not shown yet is not
         # mounted, and an unmounted BrowserState hands the page load its default, not the kept value.
         chat_saved = browser_state(context, CHAT_STORAGE_KEY)

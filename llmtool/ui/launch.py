@@ -8,6 +8,13 @@ Every flag has a settings equivalent (`LLMTOOL_UI__HOST`, `LLMTOOL_UI__PORT`,
 `LLMTOOL_UI__USERS_FILE`, `LLMTOOL_CONFIG`, or `[ui]` in the config file). Logins come from a users
 file (`user:password` lines) and/or `LLMTOOL_USERS`; passwords are never taken from the command
 line, where other users of the machine could read them. `--share` without a login is refused.
+
+With users, llmtool owns the login (`llmtool/web/login.py`): a `/login` form, sessions kept in the run
+store for `ui.session_idle_minutes` of disuse (default 720, 12 h) and at most `ui.session_max_days`
+(default 7), one cookie for the Gradio tool, `/lite` and `/api` (which also takes HTTP Basic).
+Reload mode (`gradio app.py`) is the exception: Gradio's own server runs the app, our routes (and
+so `/login`) do not exist there, and the login is Gradio's own `auth=` with the same users and
+check (its tokens live in that one process's memory and never expire: a development convenience).
 """
 
 from __future__ import annotations
@@ -89,7 +96,8 @@ def load_users(users_file: Path | None, environ: dict[str, str] | os._Environ[st
 
 
 def password_check(users: dict[str, str]) -> Callable[[str, str], bool] | None:
-    """Gradio's `auth` callable; None (no login) when there are no users."""
+    """The password check (`AppContext.auth`, and Gradio's `auth=` in reload mode); None (no login)
+    when there are no users."""
     if not users:
         return None
     encoded = {user: password.encode() for user, password in users.items()}
@@ -114,7 +122,9 @@ def module_demo() -> gr.Blocks:
     everything else in the settings comes from the environment and the config file.
     """
     try:
-        return build_demo(AppContext(load_settings(_config_flag(sys.argv[1:]))))
+        settings = load_settings(_config_flag(sys.argv[1:]))
+        # The users only show the page's Log out link: main() passes the check to Gradio's `auth=`.
+        return build_demo(AppContext(settings, auth=password_check(load_users(settings.ui.users_file))))
     except (UsageError, StoreError) as error:
         print(f"llmtool: {_startup_problem(error)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
@@ -153,7 +163,7 @@ def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> in
     try:
         if reload_mode():
             if demo is None:  # app.py passes its module-level demo, built with the same --config
-                demo = build_demo(AppContext(settings))
+                demo = build_demo(AppContext(settings, auth=auth))
             demo.launch(server_name=ui.host, server_port=ui.port, max_threads=ui.max_threads, auth=auth,
                         share=False, **page_options())
             return 0

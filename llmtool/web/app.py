@@ -5,26 +5,31 @@
         Client(server.url)
 
 `mount_gradio_app` is `app.mount("/", …)`: a route included after it would never be reached, so
-routers (`health.py`, the HTTP API `api.py`, the no-JavaScript pages `lite.py`) are included before it. Gradio's
-`auth` covers only the Gradio app; the same check (`context.auth`) guards `/api` with HTTP Basic.
+routers (`health.py`, the login `login.py`, the HTTP API `api.py`, the no-JavaScript pages `lite.py`)
+are included before it. With logins configured (`auth`, the password check) llmtool owns the login
+for all of them: `/login` makes a server-side session; the Gradio tool is mounted with
+`auth_dependency=` reading it (never Gradio's own `auth=`) behind `login.LoginGate`; `/lite` sends a
+browser without one to `/login`; `/api` takes HTTP Basic or the session. `/healthz` asks nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from llmtool.settings import Settings
 from llmtool.ui.blocks import build_demo, page_options
-from llmtool.web import api, health, lite, problems
+from llmtool.web import api, health, lite, login, problems
 from llmtool.web.context import AppContext
 from llmtool.web.security import SecurityHeaders
 
 Auth = Callable[[str, str], bool]
-ROUTERS = [health.router, api.router, lite.router, lite.static]
+ROUTERS = [health.router, login.router, api.router, lite.router, lite.static]
 
 
 def create_app(
@@ -39,7 +44,7 @@ def create_app(
     elif settings is not None and settings is not context.settings:
         raise ValueError("pass the settings or a context built from them, not both")
     elif auth is not None:
-        context.auth = auth  # the API asks for the same login as the Gradio tool
+        context.auth = auth  # one login for the Gradio tool, /api and /lite
     app_context = context
 
     @asynccontextmanager
@@ -59,6 +64,20 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     ui = context.settings.ui
-    return gr.mount_gradio_app(
-        app, build_demo(context), path="/", auth=auth, server_name=ui.host, server_port=ui.port, **page_options()
-    )
+    return mount_tool(app, build_demo(context), context, server_name=ui.host, server_port=ui.port, **page_options())
+
+
+def mount_tool(app: FastAPI, blocks: gr.Blocks, context: AppContext, **options: Any) -> FastAPI:
+    """Mount `blocks` at `/` (include every other router first), behind the login when there is one:
+    Gradio's `auth_dependency` reads the session (its login name is `gr.Request.username`), and
+    `login.LoginGate` answers for Gradio when there is none (303 to /login for a page, else 401).
+    `app` needs `app.state.context` and `login.router` for the login form."""
+    logins = context.auth is not None
+    app = gr.mount_gradio_app(app, blocks, path="/", auth_dependency=login.gradio_user(context) if logins else None,
+                              **options)
+    if logins:
+        mounted = [route for route in app.routes if isinstance(route, Mount) and route.path == ""]
+        if len(mounted) != 1:
+            raise RuntimeError("cannot find the Gradio app mounted at / to put it behind the login")
+        mounted[0].app = login.LoginGate(mounted[0].app, context)
+    return app

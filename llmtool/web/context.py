@@ -32,6 +32,7 @@ from llmtool.service import LLMService
 from llmtool.settings import Settings, load_settings
 from llmtool.store import StoreError, open_store
 from llmtool.templates import TemplateRegistry
+from llmtool.web.sessions import Sessions
 
 T = TypeVar("T")
 # The login check (user, password) → bool; None: no logins configured.
@@ -56,6 +57,7 @@ class AppContext:
         self.registry = TemplateRegistry(self.settings.prompts_dir)
         # Shared by every process of a deployment (kept in the store): signs what the browser keeps.
         self.secret_key: str | None = None
+        self._sessions: Sessions | None = None
         self._attaching: asyncio.Task[None] | None = None
         self._export_dir: Path | None = None
         self._service: LLMService | None = None
@@ -69,6 +71,16 @@ class AppContext:
         if self.secret_key is None:
             self.secret_key = _run_now(_read_secret_key(self.settings.database_url))
         return self.secret_key
+
+    @property
+    def sessions(self) -> Sessions:
+        """The login sessions (kept in the run store, signed with `secret_key`)."""
+        if self._sessions is None:
+            ui = self.settings.ui
+            self._sessions = Sessions(self.prepare(), lambda: self.service.store,
+                                      idle_seconds=ui.session_idle_minutes * 60,
+                                      max_seconds=ui.session_max_days * 86400)
+        return self._sessions
 
     async def start(self) -> None:
         """Create the service with its run store, and its provider clients, now, on the running

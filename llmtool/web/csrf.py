@@ -12,7 +12,7 @@ sends them: `Sec-Fetch-Site` must say same-origin, and `Origin` / `Referer` must
 Our pages send `Referrer-Policy: no-referrer`, under which browsers send `Origin: null` with a form
 POST: that says nothing, so it is treated as absent and the token decides.
 
-A later session login can keep using this as it is (or bind the token to the session).
+The login form (`login.py`) uses it as it is: the token is not tied to the session.
 """
 
 from __future__ import annotations
@@ -50,8 +50,7 @@ def token(request: Request) -> str:
 def remember(response: R, request: Request, value: str, path: str = "/") -> R:
     """Set the cookie when the browser does not hold `value` yet."""
     if request.cookies.get(COOKIE) != value:
-        response.set_cookie(COOKIE, value, path=path, httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(COOKIE, value, path=path, httponly=True, samesite="lax", secure=over_https(request))
     return response
 
 
@@ -83,6 +82,12 @@ def same_origin(request: Request) -> bool:
         if urlsplit(value.strip()).netloc.lower() not in hosts:
             return False
     return True
+
+
+def over_https(request: Request) -> bool:
+    """The browser reached us over HTTPS, directly or through a proxy that says so (X-Forwarded-Proto)."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 def _well_formed(value: str) -> bool:

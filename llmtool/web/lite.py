@@ -12,9 +12,9 @@
 No timed refresh (WCAG 2.2.1): the page is read again with Check again. With JavaScript on,
 `static/lite.js` follows the run's event stream (`/api/runs/{id}/events`) and updates the page.
 Every page sends its own Content-Security-Policy (scripts from our origin only, nothing inline).
-Forms carry a CSRF token (`csrf.py`); with logins configured the pages ask for HTTP Basic (the API's
-users and check), and each user sees only their own runs. Model output and error messages pass
-through `context.redact`; answers are rendered as sanitized Markdown (`markdown.py`).
+Forms carry a CSRF token (`csrf.py`); with logins configured a browser without a session is sent
+to `/login` (`login.py`) and comes back here, and each user sees only their own runs. Model output
+and error messages pass through `context.redact`; answers are rendered as sanitized Markdown (`markdown.py`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from llmtool.store import StoreError
 from llmtool.templates import Template, TemplateError
 from llmtool.web import csrf
 from llmtool.web.api import ApiState, api_state
-from llmtool.web.basic_auth import REALM, credentials
 from llmtool.web.context import AppContext, app_context
 from llmtool.web.lite_forms import template_fields, template_values
 from llmtool.web.lite_runs import Estimates, RunView, run_view, start_run
 from llmtool.web.lite_words import estimate_line, state_line, validation_line
+from llmtool.web.login import login_url, session_user
 from llmtool.web.markdown import render_markdown
 from llmtool.web.problems import Problem
 
@@ -74,17 +74,17 @@ class Refused(Exception):
         self.status, self.title, self.message, self.headers = status, title, message, headers or {}
 
 
-def lite_user(request: Request) -> str | None:
-    """The login name (HTTP Basic, the API's users and check), None without logins; else a 401 page."""
+async def lite_user(request: Request) -> str | None:
+    """The login name of the session, None without logins; else a 303 to the login form."""
     context = app_context(request)
     if context.auth is None:
         return None
-    given = credentials(request.headers.get("authorization"))
-    if given is None or not context.auth(*given):
-        raise Refused(401, "Log in", "Log in with your llmtool user name and password to use these pages."
-                      if given is None else "The user name or password is wrong: reload the page to try again.",
-                      headers={"WWW-Authenticate": REALM})
-    return given[0]
+    user = await session_user(request, context)
+    if user is None:
+        target = login_url(request.url.path, request.url.query)
+        raise Refused(303, "Log in", "Log in with your llmtool user name and password to use these pages.",
+                      headers={"Location": target, "Cache-Control": "no-store"})
+    return user
 
 
 def lite_state(request: Request) -> Estimates:
@@ -104,7 +104,8 @@ Known = Annotated[Estimates, Depends(lite_state)]
 def page(request: Request, name: str, status_code: int = 200, headers: dict[str, str] | None = None,
          **values: Any) -> HTMLResponse:
     token = csrf.token(request)
-    body = pages.get_template(name).render(csrf_field=csrf.FIELD, csrf_token=token, **values)
+    login = request.scope.get("state", {}).get("llmtool_user")  # set once the session was read
+    body = pages.get_template(name).render(csrf_field=csrf.FIELD, csrf_token=token, login_user=login, **values)
     response = HTMLResponse(body, status_code=status_code, headers={
         "Content-Security-Policy": POLICY, "Cache-Control": "no-store", **(headers or {})})
     return csrf.remember(response, request, token)

@@ -28,9 +28,12 @@ from llmtool.store import RunOrigin, RunRecord
 from llmtool.store.records import ENDED_STATUSES
 from llmtool.ui import history
 from llmtool.ui.blocks import page_options
+from llmtool.web import login
+from llmtool.web.app import mount_tool
 from llmtool.web.context import AppContext
 from llmtool.web.security import SecurityHeaders
 from llmtool.web.serve import BackgroundServer
+from tests.helpers import session_client
 
 T = TypeVar("T")
 REPO_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
@@ -54,7 +57,8 @@ class HistoryApp:
 
     def __init__(self, settings: Settings, users: list[tuple[str, str]] | None = None, page_size: int = 5,
                  with_store: bool = True) -> None:
-        self.context = context = AppContext(settings)
+        logins = dict(users or [])
+        self.context = context = AppContext(settings, auth=(lambda u, p: logins.get(u) == p) if users else None)
         self.loop: asyncio.AbstractEventLoop | None = None
         ready = threading.Event()
 
@@ -74,11 +78,13 @@ class HistoryApp:
 
         app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
         app.add_middleware(SecurityHeaders)
+        app.state.context = context
+        app.include_router(login.router)  # logins as the app has them: /login, sessions
         with gr.Blocks(title="history", analytics_enabled=False) as blocks, gr.Tabs(), \
                 gr.Tab("History", id="history-tab"):
             self.view = history.build(context, 4, page_size=page_size)
         blocks.queue(default_concurrency_limit=4)
-        app = gr.mount_gradio_app(app, blocks, path="/", auth=users, **page_options())
+        app = mount_tool(app, blocks, context, **page_options())
         self.server = BackgroundServer(app).start()
         assert ready.wait(10)
         self.url = self.server.url
@@ -149,7 +155,7 @@ def clients() -> Iterator[Callable[..., Client]]:
     made: list[Client] = []
 
     def make(url: str, auth: tuple[str, str] | None = None) -> Client:
-        made.append(Client(url, auth=auth, verbose=False, download_files=False))
+        made.append(session_client(url, *auth) if auth else Client(url, verbose=False, download_files=False))
         return made[-1]
 
     yield make

@@ -13,6 +13,7 @@ from llmtool.ui.restore import REFUSED, newest_siblings, status_of_record, turn_
 from llmtool.ui.transcript import INTERRUPTED, answer_markdown, provider_messages
 from llmtool.web.app import create_app
 from llmtool.web.serve import BackgroundServer
+from tests.helpers import session_client
 from tests.ui.conftest import ui_settings
 from tests.ui.ui_support import answer_text, app_context, on_server_loop, wait_for
 
@@ -60,7 +61,7 @@ def logins(loopback: LoopbackServer):
     clients: list[Client] = []
 
     def client(user: str) -> Client:
-        clients.append(Client(server.url, auth=(user, "pw"), verbose=False, download_files=False))
+        clients.append(session_client(server.url, user, "pw"))  # logged in through /login
         return clients[-1]
 
     yield server, client

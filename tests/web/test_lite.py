@@ -21,6 +21,7 @@ from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
+from tests.helpers import log_in
 
 MODEL = "openai:gpt-4.1-mini"
 TEMPLATE = """---
@@ -387,12 +388,14 @@ def test_with_logins_each_user_sees_only_their_runs(loopback: LoopbackServer, pr
     context = AppContext(make_settings(loopback, tmp_path / "runs.db", prompts))
     app = create_app(context=context, auth=lambda user, password: users.get(user) == password)
     with BackgroundServer(app) as server:
-        anonymous = httpx.get(f"{server.url}/lite", timeout=10)
-        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Basic")
-        assert "Log in" in anonymous.text and anonymous.headers["content-type"].startswith("text/html")
-        assert httpx.get(f"{server.url}/lite", auth=("ann", "nope"), timeout=10).status_code == 401
-        with httpx.Client(base_url=server.url, auth=("ann", "pw-ann"), timeout=10) as ann, \
-                httpx.Client(base_url=server.url, auth=("bob", "pw-bob"), timeout=10) as bob:
+        anonymous = httpx.get(f"{server.url}/lite?template=classify", timeout=10)
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"] == "/login?next=%2Flite%3Ftemplate%3Dclassify"
+        assert httpx.get(f"{server.url}/lite", auth=("ann", "pw-ann"), timeout=10).status_code == 303  # a session, not Basic
+        with httpx.Client(base_url=server.url, cookies={"llmtool_session": log_in(server.url, "ann", "pw-ann")},
+                          timeout=10) as ann, \
+                httpx.Client(base_url=server.url, cookies={"llmtool_session": log_in(server.url, "bob", "pw-bob")},
+                             timeout=10) as bob:
             location = ask(ann, "Ann's question", model="demo:assistant")
             check_again(ann, location, lambda s: s.startswith("Done"))
             assert bob.get(location).status_code == 404
@@ -408,5 +411,7 @@ def test_with_logins_each_user_sees_only_their_runs(loopback: LoopbackServer, pr
             done = ann.get(location)
             form = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', done.text).group(1),
                     "conversation_id": record["conversation_id"], "prompt": "Bob's try", "model": "demo:assistant"}
+            bob.cookies.delete("llmtool_csrf")
             bob.cookies.set("llmtool_csrf", form["csrf_token"])
-            assert bob.post("/lite/runs", data=form).status_code == 404  # another user's conversation
+            refused = bob.post("/lite/runs", data=form)
+            assert refused.status_code == 404, refused.text  # another user's conversation

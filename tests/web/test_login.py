@@ -193,7 +193,9 @@ def test_logout_ends_the_session_here_and_in_another_process(tmp_path: Path) -> 
         second.sessions.cache_seconds = 0.2  # the other process notices within its cache time
         value = log_in(one.url, "ann", "pw-ann")
         with httpx.Client(base_url=two.url, cookies={"llmtool_session": value}, timeout=10) as elsewhere:
-            assert elsewhere.get("/").status_code == 200  # one secret key, one store: the same login
+            tool = elsewhere.get("/")
+            assert tool.status_code == 200  # one secret key, one store: the same login
+            assert first.secret_key and first.secret_key == second.secret_key and first.secret_key not in tool.text
             assert elsewhere.get("/api/runs").status_code == 200
         with httpx.Client(base_url=one.url, cookies={"llmtool_session": value}, timeout=10) as browser:
             confirm = browser.get("/logout")

@@ -103,7 +103,9 @@ def test_evaluate_the_classify_dataset_and_filter_the_failures(ui_server, lb: Lo
     export_crash = ui.text_of("#eval-table [data-testid=cell-1-2]")
     assert export_crash.startswith("✓"), export_crash
     assert ui.text_of("#eval-table [data-testid=cell-0-2]").startswith("✗ expected to match")
-    assert ui.page.locator("#eval-csv").is_visible() and ui.page.locator("#eval-jsonl").is_visible()
+    # The downloads come with the same final update; the page may draw them a moment later.
+    ui.page.locator("#eval-csv").wait_for(state="visible")
+    ui.page.locator("#eval-jsonl").wait_for(state="visible")
 
     ui.page.click("#eval-failures-only input")
     ui.page.wait_for_function(f"() => ({ROWS})() === 4")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -169,6 +170,15 @@ def machine_busy_seconds() -> float:
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
 
 
+def waited_seconds(pid: int) -> float:
+    """Seconds the process's threads were runnable but waited for a CPU (/proc/PID/task/*/schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):  # the thread ended meanwhile
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
@@ -230,6 +240,7 @@ async def api(http: httpx.AsyncClient, url: str, user: int) -> Seen:
 class Round:
     seen: list[Seen]
     cpu: dict[str, float]  # process name → CPU seconds in the round
+    wait: dict[str, float]  # process name → seconds its threads waited for a CPU (all CPUs busy)
 
 
 class Bench:
@@ -241,11 +252,13 @@ class Bench:
         self.provider.post("/_loopback/reset").raise_for_status()
         pids = {name: s.process.pid for name, s in self.servers.items()} | {"client": os.getpid()}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        waited = {name: waited_seconds(pid) for name, pid in pids.items()}
         busy = machine_busy_seconds()
         seen = asyncio.run(self.crowd(mode, users))
         time.sleep(SETTLE)
         cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
         cpu["others"] = machine_busy_seconds() - busy - sum(cpu.values())  # what else ran on this machine
+        wait = {name: waited_seconds(pid) - waited[name] for name, pid in pids.items()}
         missing = [i for i, s in enumerate(seen) if s.first is None or s.last is None]
         if missing:
             raise RuntimeError(f"{mode}: {len(missing)} of {users} users got no text")
@@ -254,7 +267,7 @@ class Bench:
             if found is not None and int(found.group(1)) < users:
                 seen[int(found.group(1))].received = record["received_at"]
                 seen[int(found.group(1))].closed = record["closed_at"]
-        return Round(seen, cpu)
+        return Round(seen, cpu, wait)
 
     async def crowd(self, mode: str, users: int) -> list[Seen]:
         one: Callable[[int], Awaitable[Seen]]
@@ -287,6 +300,7 @@ class Tally:
     provider_first: list[float] = field(default_factory=list)  # provider request → first text at the client
     tail: list[float] = field(default_factory=list)  # provider's end of stream → last text at the client
     cpu: dict[str, list[float]] = field(default_factory=dict)
+    wait: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, result: Round) -> None:
         for s in result.seen:
@@ -302,6 +316,8 @@ class Tally:
                 self.tail.append(s.last - s.closed)
         for name, seconds in result.cpu.items():
             self.cpu.setdefault(name, []).append(seconds)
+        for name, seconds in result.wait.items():
+            self.wait.setdefault(name, []).append(seconds)
 
 
 def ms(seconds: float) -> str:
@@ -326,6 +342,11 @@ def report(users: int, rounds: int, tallies: dict[str, Tally]) -> None:
         print(f"  {mode + ' round':<21}" + "".join(
             f"{statistics.mean(t.cpu[name]):>{w}.2f}" for name, w in
             (("llmtool", 9), ("relay", 9), ("loopback", 10), ("client", 9), ("others", 9))))
+    print(f"  waited for a CPU, s{'':<3}{'llmtool':>9}{'relay':>9}{'loopback':>10}{'client':>9}")
+    for mode, t in tallies.items():
+        print(f"  {mode + ' round':<21}" + "".join(
+            f"{statistics.mean(t.wait[name]):>{w}.2f}" for name, w in
+            (("llmtool", 9), ("relay", 9), ("loopback", 10), ("client", 9))))
     first = statistics.median(tallies["api"].first) / statistics.median(tallies["relay"].first)
     last = statistics.median(tallies["api"].last) / statistics.median(tallies["direct"].last)
     relay_last = statistics.median(tallies["relay"].last) / statistics.median(tallies["direct"].last)

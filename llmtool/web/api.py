@@ -32,7 +32,7 @@ from llmtool.store import RunQuery, RunRecord, RunStatus
 from llmtool.web import apidocs
 from llmtool.web.api_body import CreateRun, read_json
 from llmtool.web.basic_auth import api_user
-from llmtool.web.context import AppContext, app_context
+from llmtool.web.context import AppContext, context_dependency
 from llmtool.web.problems import PROBLEM_TYPES, Problem, type_uri
 from llmtool.web.run_status import RunStatusBody, dump, live_status, stored_status
 from llmtool.web.sse import event_frames
@@ -69,14 +69,14 @@ class ApiState:
         return run.id if run is not None and not run.done else None
 
 
-def api_state(request: Request) -> ApiState:
+async def api_state(request: Request) -> ApiState:
     state = getattr(request.app.state, "api", None)
     if state is None:
         state = request.app.state.api = ApiState()
     return state
 
 
-Context = Annotated[AppContext, Depends(app_context)]
+Context = Annotated[AppContext, Depends(context_dependency)]
 State = Annotated[ApiState, Depends(api_state)]
 
 

@@ -35,7 +35,7 @@ from llmtool.store import StoreError
 from llmtool.templates import Template, TemplateError
 from llmtool.web import csrf
 from llmtool.web.api import ApiState, api_state
-from llmtool.web.context import AppContext, app_context
+from llmtool.web.context import AppContext, app_context, context_dependency
 from llmtool.web.lite_forms import template_fields, template_values
 from llmtool.web.lite_runs import Estimates, RunView, run_view, start_run
 from llmtool.web.lite_words import estimate_line, state_line, validation_line
@@ -87,7 +87,7 @@ async def lite_user(request: Request) -> str | None:
     return user
 
 
-def lite_state(request: Request) -> Estimates:
+async def lite_state(request: Request) -> Estimates:
     estimates = getattr(request.app.state, "lite_estimates", None)
     if estimates is None:
         estimates = request.app.state.lite_estimates = Estimates()
@@ -95,7 +95,7 @@ def lite_state(request: Request) -> Estimates:
 
 
 router = APIRouter(prefix="/lite", include_in_schema=False, dependencies=[Depends(lite_user)])
-Context = Annotated[AppContext, Depends(app_context)]
+Context = Annotated[AppContext, Depends(context_dependency)]
 State = Annotated[ApiState, Depends(api_state)]
 User = Annotated[str | None, Depends(lite_user)]
 Known = Annotated[Estimates, Depends(lite_state)]
@@ -234,7 +234,7 @@ async def _follow_up(request: Request, context: AppContext, state: ApiState, use
     view = await run_view(context, state, after, user) if after else None
     if view is None:
         raise Refused(422, "The question was not sent", next(iter(errors.values())))
-    return await _run_page(request, context, lite_state(request), view, errors=errors, typed_prompt=prompt,
+    return await _run_page(request, context, await lite_state(request), view, errors=errors, typed_prompt=prompt,
                            typed_model=model, status_code=422)
 
 

@@ -105,3 +105,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[
         return f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.new_database()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, driven by pip playwright, for a module's browser tests
+    (tests/ui/browser_support.py marks them and skips them where Chromium is missing)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -20,7 +20,7 @@ from llmtool.loopback import LoopbackServer
 from llmtool.settings import Settings, load_settings
 from llmtool.web.app import create_app
 from llmtool.web.serve import BackgroundServer
-from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, Page
+from tests.ui.browser_support import Page
 
 LOCAL_MODEL = "local:m"
 REPO_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
@@ -107,17 +107,6 @@ def connect() -> Iterator[Callable[[str], Client]]:
     # close() waits up to 1 s for each heartbeat thread: let them wind down in the background.
     for client in clients:
         threading.Thread(target=client.close, daemon=True).start()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Chromium for a module's browser tests (see browser_support)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

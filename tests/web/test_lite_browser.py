@@ -16,7 +16,7 @@ from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
-from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, OUTPUT
+from tests.ui.browser_support import OUTPUT
 from tests.ui.browser_support import pytestmark as browser_marks
 
 pytestmark = browser_marks
@@ -37,22 +37,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServe
         yield server
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def open_context(chromium) -> Iterator:
+def open_context(browser) -> Iterator:
     contexts = []
 
     def open_(**options):
-        contexts.append(chromium.new_context(**options))
+        contexts.append(browser.new_context(**options))
         page = contexts[-1].new_page()
         page.set_default_timeout(15_000)
         return page

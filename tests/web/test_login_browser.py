@@ -12,7 +12,7 @@ import pytest
 from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.serve import BackgroundServer
-from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, OUTPUT
+from tests.ui.browser_support import OUTPUT
 from tests.ui.browser_support import pytestmark as browser_marks
 
 pytestmark = browser_marks
@@ -30,26 +30,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServe
         yield server
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def contexts(chromium) -> Iterator[list]:
+def contexts(browser) -> Iterator[list]:
     made: list = []
     yield made
     for context in made:
         context.close()
 
 
-def open_page(chromium, contexts: list, **options):  # type: ignore[no-untyped-def]
-    contexts.append(chromium.new_context(**options))
+def open_page(browser, contexts: list, **options):  # type: ignore[no-untyped-def]
+    contexts.append(browser.new_context(**options))
     page = contexts[-1].new_page()
     page.set_default_timeout(20_000)
     return page
@@ -62,8 +52,8 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def test_log_in_without_javascript_then_use_the_tool_and_log_out(served: BackgroundServer, chromium, contexts) -> None:
-    plain = open_page(chromium, contexts, java_script_enabled=False)
+def test_log_in_without_javascript_then_use_the_tool_and_log_out(served: BackgroundServer, browser, contexts) -> None:
+    plain = open_page(browser, contexts, java_script_enabled=False)
     plain.goto(f"{served.url}/")
     assert plain.url == f"{served.url}/login?next=%2F"
     assert plain.get_by_role("heading", name="Log in").is_visible()
@@ -79,7 +69,7 @@ def test_log_in_without_javascript_then_use_the_tool_and_log_out(served: Backgro
     assert session["httpOnly"] and session["sameSite"] == "Lax" and session["path"] == "/"
 
     # The same browser's login, JavaScript on: the Gradio tool loads and knows who is there.
-    page = open_page(chromium, contexts, storage_state=plain.context.storage_state())
+    page = open_page(browser, contexts, storage_state=plain.context.storage_state())
     page.goto(f"{served.url}/")
     page.locator("textarea").first.wait_for(state="visible")
     logout = page.locator('a#logout[href="/logout"]')
@@ -97,8 +87,8 @@ def test_log_in_without_javascript_then_use_the_tool_and_log_out(served: Backgro
     assert plain.url == f"{served.url}/login?next=%2Flite"
 
 
-def test_a_wrong_password_says_so_without_javascript(served: BackgroundServer, chromium, contexts) -> None:
-    plain = open_page(chromium, contexts, java_script_enabled=False)
+def test_a_wrong_password_says_so_without_javascript(served: BackgroundServer, browser, contexts) -> None:
+    plain = open_page(browser, contexts, java_script_enabled=False)
     plain.goto(f"{served.url}/lite")
     assert plain.url == f"{served.url}/login?next=%2Flite"
     plain.get_by_label("User name").fill("ann")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -42,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,15 +50,25 @@ from typing import Any
 
 import httpx
 import openai
+from profiling import SAMPLE_RATE, Profiler, ours, stacks, top_frames
+from support import (
+    cpu_seconds,
+    machine_busy_seconds,
+    ms,
+    percentile,
+    serve_app,
+    snapshot,
+    stop,
+    waited_seconds,
+    with_source,
+)
 
 TOKENS = 200
 RATE = 100.0  # tok/s: 10 ms per token
 TEXT = " ".join(f"tok{i}" for i in range(TOKENS))
 MODEL = "gpt-4.1-mini"
 KEY = "sk-loopback-bench"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SETTLE = 0.5  # s after each round: the app's work after the last answer (store writes) counts, then ends
-SAMPLE_RATE = 200  # py-spy samples per second
 MODES = ("direct", "relay", "api")
 APPS = ("llmtool", "relay")
 USER = re.compile(r"user (\d+):")
@@ -118,21 +126,7 @@ def serve(which: str) -> None:
         sys.stdin.read()
         provider.stop()
         return
-    import uvicorn
-
-    app = llmtool_app() if which == "llmtool" else relay_app()
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"bench-{which}", daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit(f"{which}: the server did not start")
-        time.sleep(0.01)
-    print(f"PORT {server.servers[0].sockets[0].getsockname()[1]}", flush=True)
-    sys.stdin.read()  # until the benchmark closes our stdin
-    server.should_exit = True
-    thread.join(timeout=10)
+    serve_app(llmtool_app() if which == "llmtool" else relay_app(), which)
 
 
 class Server:
@@ -155,33 +149,7 @@ class Server:
         return cpu_seconds(self.process.pid)
 
     def close(self) -> None:
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all of the machine's CPUs were busy since boot (/proc/stat: all but idle and iowait)."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
-
-
-def waited_seconds(pid: int) -> float:
-    """Seconds the process's threads were runnable but waited for a CPU (/proc/PID/task/*/schedstat)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError, IndexError, ValueError):  # the thread ended meanwhile
-            total += int((task / "schedstat").read_text().split()[1])
-    return total / 1e9
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        stop(self.process)
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -286,11 +254,6 @@ class Bench:
 
 
 # -- the report ------------------------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 @dataclass
 class Tally:
     first: list[float] = field(default_factory=list)
@@ -318,10 +281,6 @@ class Tally:
             self.cpu.setdefault(name, []).append(seconds)
         for name, seconds in result.wait.items():
             self.wait.setdefault(name, []).append(seconds)
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}"
 
 
 def report(users: int, rounds: int, tallies: dict[str, Tally]) -> None:
@@ -359,48 +318,6 @@ def report(users: int, rounds: int, tallies: dict[str, Tally]) -> None:
 
 
 # -- profiling (py-spy) ------------------------------------------------------------------------------
-class Profiler:
-    """`py-spy record` on a process for the length of a `with` block."""
-
-    def __init__(self, pid: int, out: Path) -> None:
-        self.pid, self.out = pid, out
-
-    def __enter__(self) -> Profiler:
-        self.process = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(self.pid), "--rate", str(SAMPLE_RATE), "--format", "raw",
-             "--output", str(self.out), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        time.sleep(1.0)  # py-spy attaches
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.send_signal(2)  # SIGINT: py-spy writes its output and exits
-        _, err = self.process.communicate(timeout=60)
-        if not self.out.exists():
-            raise RuntimeError(f"py-spy wrote nothing: {err.strip()[-500:]}")
-
-
-def short_frame(frame: str) -> str:
-    """'frame (/tmp/…/source/llmtool/web/sse.py:40)' → 'frame (llmtool/web/sse.py)'."""
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/source/", "/work/main/", "lib/python3.11/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-    return f"{name} ({path})"
-
-
-def stacks(raw: Path) -> list[tuple[list[str], int]]:
-    """py-spy's collapsed stacks: (frames root first, samples)."""
-    found = []
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit():
-            found.append(([short_frame(f) for f in stack.split(";")], int(count)))
-    return found
-
-
 # Where an app's CPU goes. First the subsystems, by any frame in the stack, in this order (what runs
 # inside what first: the run store's and the SDK's work counts as theirs whoever called it); a stack in
 # none of them goes to the bucket of its innermost framework or server frame (so a socket write from a
@@ -436,28 +353,6 @@ def bucket_of(frames: list[str]) -> str:
     return LOOP[0] if any(p in joined for p in LOOP[1]) else OTHER
 
 
-def top_frames(raw: Path, limit: int, keep: Callable[[str], bool]) -> tuple[int, list[tuple[str, int, int]]]:
-    """The total samples and (frame, inclusive, self) of the frames `keep` accepts, the most inclusive
-    first. A frame counts once per stack; `self` is the samples in the frame or in non-llmtool code
-    it called (so a function's calls into libraries count as its own)."""
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    total = 0
-    for frames, count in stacks(raw):
-        total += count
-        for frame in set(frames):
-            inclusive[frame] += count
-        innermost = next((f for f in reversed(frames) if keep(f)), None)
-        if innermost is not None:
-            own[innermost] += count
-    chosen = [(f, n, own[f]) for f, n in inclusive.most_common() if keep(f)]
-    return total, chosen[:limit]
-
-
-def ours(frame: str) -> bool:
-    return "(llmtool/" in frame and "llmtool/web/security" not in frame  # a pass-through ASGI middleware
-
-
 def print_profile(outs: dict[str, Path], cpu: dict[str, float], limit: int) -> None:
     counts: dict[str, Counter[str]] = {}
     for name, out in outs.items():
@@ -472,7 +367,7 @@ def print_profile(outs: dict[str, Path], cpu: dict[str, float], limit: int) -> N
                   f"{share['llmtool'] - share['relay']:>+9.3f}")
     print(f"  {'total (measured CPU)':<56}{cpu['llmtool']:>9.3f}{cpu['relay']:>9.3f}"
           f"{cpu['llmtool'] - cpu['relay']:>+9.3f}")
-    total, frames = top_frames(outs["llmtool"], limit, ours)
+    total, frames = top_frames(outs["llmtool"], limit, ours, self_to_next_kept=True)
     print(f"  llmtool's own functions, share of llmtool's samples ({total}); inclusive / self "
           "(self: the function and the library code it calls, to the next llmtool frame):")
     for frame, inclusive, own in frames:
@@ -496,20 +391,10 @@ def profile(bench: Bench, users: list[int], out: Path, limit: int) -> None:
 
 
 # -- main ------------------------------------------------------------------------------------------
-def snapshot(ref: str, into: Path) -> Path:
-    """The `llmtool` package as committed at `ref`, extracted into `into` (a PYTHONPATH entry)."""
-    root = Path(__file__).resolve().parent.parent
-    into.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(root), "archive", ref, "llmtool"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into
-
-
 def start_servers(data_dir: Path, source: Path | None) -> dict[str, Server]:
     env = {**os.environ, "OPENAI_API_KEY": KEY}
     env.pop("LLMTOOL_CONFIG", None)
-    if source is not None:  # llmtool as committed (see --ref), ahead of the working tree
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
+    env = with_source(env, source)  # llmtool as committed (see --ref), ahead of the working tree
     servers: dict[str, Server] = {}
     try:
         servers["loopback"] = Server("loopback", env, data_dir)

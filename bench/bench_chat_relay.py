@@ -42,25 +42,24 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from profiling import SAMPLE_RATE, Profiler, ours, stacks, top_frames
+from support import cpu_seconds, ms, percentile, serve_app, snapshot, stop, with_source
 
 from llmtool.loopback import LoopbackServer, Scenario
 
 FIRST = "Firstmarker"
 LAST = "Lastmarker"
 MODEL = "gpt-4o-mini"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 INTERVAL = 0.05  # both apps: at most one page update per 50 ms
-RATE = 200  # py-spy samples per second
 SETTLE = 0.5  # s after each round, before the next app's round
 APPS = ("llmtool", "relay")
 USER = re.compile(r"user (\d+): say something")
@@ -116,21 +115,7 @@ def relay_app() -> Any:
 
 def serve(which: str) -> None:
     """Internal: build one app, serve it on a free port, print it, run until stdin closes."""
-    import uvicorn
-
-    app = llmtool_app() if which == "llmtool" else relay_app()
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"bench-{which}", daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise SystemExit(f"{which}: the server did not start")
-        time.sleep(0.01)
-    print(f"PORT {server.servers[0].sockets[0].getsockname()[1]}", flush=True)
-    sys.stdin.read()  # until the benchmark closes our stdin
-    server.should_exit = True
-    thread.join(timeout=10)
+    serve_app(llmtool_app() if which == "llmtool" else relay_app(), which)
 
 
 class App:
@@ -141,8 +126,7 @@ class App:
         env = {**os.environ, "OPENAI_API_KEY": "sk-loopback-bench", "OPENAI_BASE_URL": provider_url,
                "XDG_DATA_HOME": str(data_dir), "LLMTOOL_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir}/llmtool.db"}
         env.pop("LLMTOOL_CONFIG", None)
-        if source is not None:  # llmtool as committed (see --ref), ahead of the working tree
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
+        env = with_source(env, source)  # llmtool as committed (see --ref), ahead of the working tree
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "serve", name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=data_dir,
@@ -161,17 +145,10 @@ class App:
         return self.endpoint.data({first: prompt, **self.extra})
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        return cpu_seconds(self.process.pid)
 
     def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process)
 
 
 def load_event(url: str) -> tuple[int, int] | None:
@@ -323,48 +300,6 @@ def scenarios(args: argparse.Namespace) -> dict[str, tuple[Scenario, float]]:
 
 
 # -- profiling (py-spy) --------------------------------------------------------------------------
-class Profiler:
-    """`py-spy record` on a process for the length of a `with` block."""
-
-    def __init__(self, pid: int, out: Path) -> None:
-        self.pid, self.out = pid, out
-
-    def __enter__(self) -> Profiler:
-        self.process = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(self.pid), "--rate", str(RATE), "--format", "raw",
-             "--output", str(self.out), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        time.sleep(1.0)  # py-spy attaches
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.send_signal(2)  # SIGINT: py-spy writes its output and exits
-        _, err = self.process.communicate(timeout=60)
-        if not self.out.exists():
-            raise RuntimeError(f"py-spy wrote nothing: {err.strip()[-500:]}")
-
-
-def stacks(raw: Path) -> list[tuple[list[str], int]]:
-    """py-spy's collapsed stacks: (frames root first, samples)."""
-    found = []
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit():
-            found.append(([short_frame(f) for f in stack.split(";")], int(count)))
-    return found
-
-
-def short_frame(frame: str) -> str:
-    """'send (/work/main/llmtool/ui/handlers.py:201)' → 'send (llmtool/ui/handlers.py)'."""
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/", "/source/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-    return f"{name} ({path})"
-
-
 # Where an app's CPU goes: the first rule whose pattern is in a sample's stack names its bucket
 # (so the order matters: what runs inside what comes first).
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
@@ -391,21 +326,6 @@ def buckets(raw: Path) -> Counter[str]:
     return counts
 
 
-def top_frames(raw: Path, limit: int, keep: Callable[[str], bool]) -> tuple[int, list[tuple[str, int, int]]]:
-    """The total samples and (frame, inclusive, self) of the frames `keep` accepts, the most
-    inclusive first. A frame counts once per stack."""
-    inclusive: Counter[str] = Counter()
-    own: Counter[str] = Counter()
-    total = 0
-    for frames, count in stacks(raw):
-        total += count
-        for frame in set(frames):
-            inclusive[frame] += count
-        own[frames[-1]] += count
-    chosen = [(f, n, own[f]) for f, n in inclusive.most_common() if keep(f)]
-    return total, chosen[:limit]
-
-
 def profile(app: App, provider: LoopbackServer, scenario: Scenario, users: int, rounds: int, out: Path,
             page_load: bool) -> Tally:
     tally = Tally()
@@ -415,16 +335,7 @@ def profile(app: App, provider: LoopbackServer, scenario: Scenario, users: int, 
     return tally
 
 
-def ours(frame: str) -> bool:
-    return "(llmtool/" in frame and "llmtool/web/security" not in frame
-
-
 # -- the report ----------------------------------------------------------------------------------
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 @dataclass
 class Tally:
     first: list[float] = field(default_factory=list)
@@ -451,10 +362,6 @@ class Tally:
                 self.to_first.append(x.first - x.received)
             if x.closed is not None and x.done is not None:
                 self.tail.append(x.done - x.closed)
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f}"
 
 
 def report(name: str, provider_ttft: float, tallies: dict[str, Tally], args: argparse.Namespace) -> None:
@@ -498,15 +405,6 @@ def print_profiles(outs: dict[str, Path], cpu: dict[str, float], limit: int) -> 
     print(f"   llmtool's own functions, share of llmtool's samples ({total}), inclusive / self:")
     for frame, inclusive, own in frames:
         print(f"     {100 * inclusive / max(1, total):5.1f}% {100 * own / max(1, total):5.1f}%  {frame}")
-
-
-def snapshot(ref: str, into: Path) -> Path:
-    """The `llmtool` package as committed at `ref`, extracted into `into` (a PYTHONPATH entry)."""
-    root = Path(__file__).resolve().parent.parent
-    into.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(root), "archive", ref, "llmtool"], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -569,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
                 if shutil.which("py-spy") is None:
                     raise SystemExit("--profile needs py-spy (pip install py-spy)")
                 args.profile.mkdir(parents=True, exist_ok=True)
-                print(f"\nprofiles: py-spy at {RATE} Hz on each app process, all threads, "
+                print(f"\nprofiles: py-spy at {SAMPLE_RATE} Hz on each app process, all threads, "
                       f"{args.rounds} more rounds of {args.users} users (raw stacks in {args.profile})")
                 for scenario_name, (scenario, _) in chosen.items():
                     outs, cpu, line = {}, {}, []

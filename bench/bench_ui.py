@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from support import cpu_seconds, stop
 
 from llmtool.loopback import LoopbackServer, Scenario
 
 FIRST = "Firstmarker"
 LAST = "Lastmarker"
 CHROMIUM = Path("/usr/bin/chromium")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -100,16 +100,10 @@ class App:
         return next(d["id"] for d in config["dependencies"] if d.get("api_name") == "chat")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        return cpu_seconds(self.process.pid)
 
     def close(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
 
 
 # -- a minimal Gradio API client -----------------------------------------------------------------

@@ -65,11 +65,16 @@ async def event_frames(service: LLMService, run_id: str, start: int,
     reader = asyncio.get_running_loop().create_task(read(), name=f"sse-{run_id}")
     try:
         while True:
-            try:
-                first = await asyncio.wait_for(queue.get(), keep_alive) if queue.empty() else queue.get_nowait()
-            except TimeoutError:
-                yield KEEP_ALIVE_FRAME
-                continue
+            if queue.empty():
+                try:
+                    # asyncio.timeout, not wait_for: no extra task per frame (measurable at 100 streams).
+                    async with asyncio.timeout(keep_alive):
+                        first = await queue.get()
+                except TimeoutError:
+                    yield KEEP_ALIVE_FRAME
+                    continue
+            else:
+                first = queue.get_nowait()
             chunk = [first]
             while chunk[-1] is not None and not queue.empty():
                 chunk.append(queue.get_nowait())

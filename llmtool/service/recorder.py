@@ -198,9 +198,10 @@ class RunRecorder:
                 return
             # One run's data was refused: that must not stop every other run from being kept.
             await self._save_one_by_one(new, taken, error)
-        if self.problem is not None:
-            log.warning("the run store works again")
-        self.problem = None
+        else:
+            if self.problem is not None:
+                log.warning("the run store works again")
+            self.problem = None
         for pending, _ in taken:
             if pending.ended and not pending.events and not pending.columns:
                 self._pending.pop(pending.run.id, None)
@@ -218,6 +219,7 @@ class RunRecorder:
                 await self.store.save(records, changes)
             except Exception as failure:
                 if not refused(failure):  # the store went away meanwhile: keep it all for later
+                    self.problem = "history is not being saved right now (the run store failed); answers still stream"
                     self._new = records + self._new
                     for pending, update in ((self._pending.get(u.run_id), u) for u in changes):
                         if pending is not None:

@@ -59,7 +59,7 @@ class Run:
         self.log.append(event)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
-        for listener in list(self.listeners):
+        for listener in self.listeners:  # (none adds or removes itself while being told)
             try:
                 listener(self, event)
             except Exception:  # a listener's bug must not end the run

@@ -479,6 +479,9 @@ class ChatHandlers:
         )
         if final:
             update.run_id, update.running = "", False
+            problem = self.context.service.store_problem
+            if problem:  # the answer is here; say that it is not being kept while that lasts
+                update.status = f"{update.status} · ⚠ {escape_markdown(problem)}"
         return update
 
 

@@ -266,3 +266,40 @@ def test_the_page_config_and_api_hold_no_secrets(start_ui, lb, loopback, connect
     sent = dict(d.strip().split(" ", 1) for d in page.headers["content-security-policy"].split(";"))
     assert sent["img-src"] == "'self' data: blob:" and sent["default-src"] == "'self'"
     assert not any("*" in v or "http" in v for v in sent.values()), sent
+
+
+class _RefusingStore:
+    """The real store whose writes fail (a database that went away)."""
+
+    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.store, name)
+
+    async def save(self, new, updates) -> None:  # type: ignore[no-untyped-def]
+        raise OSError("connection refused")
+
+
+def test_while_the_store_fails_answers_still_stream_and_the_status_says_they_are_not_kept(
+    ui_server, lb, connect
+) -> None:
+    recorder = app_context(ui_server).started_service().recorder
+    real = recorder.store
+    recorder.store = _RefusingStore(real)
+    try:
+        client = connect(ui_server.url)
+        lb.enqueue(Scenario(tokens_per_second=500))
+        client.predict(prompt="first", api_name="/chat")
+        wait_for(lambda: recorder.problem, timeout=5, what="the failed write")
+        lb.enqueue(Scenario(tokens_per_second=500))
+        result = client.predict(prompt="second", api_name="/chat")
+        assert answer_text(result[CHAT]) == DEFAULT_TEXT  # the answer is there
+        assert result[STATUS].startswith("Done · TTFT")
+        assert "history is not being saved right now" in result[STATUS]
+    finally:
+        recorder.store = real
+    wait_for(lambda: recorder.problem is None, timeout=5, what="the retried writes")
+    lb.enqueue(Scenario(tokens_per_second=500))
+    result = connect(ui_server.url).predict(prompt="third", api_name="/chat")
+    assert "not being saved" not in result[STATUS]

@@ -124,13 +124,17 @@ def date_range(start: str | None, end: str | None) -> tuple[float | None, float 
     last = parse_day(end, "Date to")
     if first and last and first > last:
         raise ValueError(f"Date from ({first.isoformat()}) is after Date to ({last.isoformat()})")
-    since = _midnight(first) if first else None
-    until = _midnight(last + timedelta(days=1)) if last else None
+    since = _midnight(first, "Date from") if first else None
+    until = _midnight(last + timedelta(days=1), "Date to") if last and last < date.max else None
     return since, until
 
 
-def _midnight(day: date) -> float:
-    return datetime(day.year, day.month, day.day).timestamp()  # local time
+def _midnight(day: date, label: str) -> float:
+    try:
+        return datetime(day.year, day.month, day.day).timestamp()  # local time
+    except (ValueError, OverflowError):  # year 1 or 9999: out of what the platform's clock can say
+        raise ValueError(f"{label}: {day.isoformat()} is too far from today; pick a date between "
+                         "1970 and 3000") from None
 
 
 # -- one run --------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ class AppContext:
         self._service: LLMService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # run id → set when the handler streaming that run has returned (see handlers.stop)
-        self._streams: dict[str, asyncio.Event] = {}
+        self._streams: dict[str, tuple[int, asyncio.Event]] = {}
 
     def prepare(self) -> str:
         """Open (and migrate) the run store once, before the server starts, and read the
@@ -132,15 +132,20 @@ class AppContext:
         return self.settings.ui.update_interval
 
     def stream_started(self, run_id: str) -> None:
-        self._streams[run_id] = asyncio.Event()
+        """A page follows `run_id` (two tabs restoring one conversation follow the same run)."""
+        count, ended = self._streams.get(run_id, (0, asyncio.Event()))
+        self._streams[run_id] = (count + 1, ended)
 
     def stream_ended(self, run_id: str) -> None:
-        ended = self._streams.pop(run_id, None)
-        if ended is not None:
-            ended.set()
+        count, ended = self._streams.get(run_id, (1, asyncio.Event()))
+        if count > 1:
+            self._streams[run_id] = (count - 1, ended)
+            return
+        self._streams.pop(run_id, None)
+        ended.set()  # the last follower is gone
 
     async def wait_stream_ended(self, run_id: str, timeout: float) -> None:
-        ended = self._streams.get(run_id)
+        _, ended = self._streams.get(run_id, (0, None))
         if ended is not None:
             try:
                 async with asyncio.timeout(timeout):

@@ -55,3 +55,16 @@ def test_healthz_needs_no_login(context: AppContext) -> None:
     with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         assert http.get("/gradio_api/info").status_code == 401  # Gradio's own routes need the login
+
+
+async def test_stop_waits_for_every_page_following_a_run(context: AppContext) -> None:
+    # Two tabs restoring one conversation follow the same run: the first to end must not
+    # release Stop's wait for the other.
+    context.stream_started("r1")
+    context.stream_started("r1")
+    context.stream_ended("r1")
+    waiting = asyncio.create_task(context.wait_stream_ended("r1", timeout=5))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    context.stream_ended("r1")
+    await asyncio.wait_for(waiting, 1)

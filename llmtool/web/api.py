@@ -91,14 +91,11 @@ async def create_run(
     answers with the first request's run and starts nothing."""
     service = context.service
     spec = CreateRun.parse(await read_json(request))
-    limit = context.settings.ui.queue_size
-    if len(service.running()) >= limit:
-        raise Problem("busy", f"the server is running {limit} runs, its limit: try again in a few seconds",
-                      headers={"Retry-After": "5"})
+    ensure_capacity(context)
     history: list[ChatMessage] = []
     conversation_id, position = spec.conversation_id, 0
     if conversation_id is not None:
-        history, position = await _conversation(service, state, conversation_id, user, context.auth is not None)
+        history, position = await conversation_history(service, state, conversation_id, user, context.auth is not None)
     run_request = spec.run_request(context.registry, history)
     _check_runnable(service, run_request)
     origin = RunOrigin(user=user, source="api", conversation_id=conversation_id or uuid.uuid4().hex[:12],
@@ -109,8 +106,8 @@ async def create_run(
         if owner != run_id:
             status = await _wait_for_run(service, state, owner, user, context.auth is not None)
             return _accepted(status, replayed=True)
-    if conversation_id is not None and state.pending_in(service, conversation_id):
-        raise _conversation_busy(conversation_id)
+    if conversation_id is not None:
+        ensure_idle(service, state, conversation_id)
     run = service.start(run_request, origin, run_id=run_id)
     state.track(service, run, origin)
     return _accepted(live_status(run, origin))
@@ -262,7 +259,7 @@ async def _wait_for_run(service: LLMService, state: ApiState, run_id: str, user:
     """The run a repeated request's key belongs to (the first request may still be starting it)."""
     deadline = time.monotonic() + IDEMPOTENT_WAIT
     while True:
-        status = await _find(service, state, run_id, user, logins)
+        status = await find_status(service, state, run_id, user, logins)
         if status is not None:
             return status
         if time.monotonic() > deadline:
@@ -271,7 +268,7 @@ async def _wait_for_run(service: LLMService, state: ApiState, run_id: str, user:
         await asyncio.sleep(0.05)
 
 
-async def _conversation(service: LLMService, state: ApiState, conversation_id: str, user: str | None,
+async def conversation_history(service: LLMService, state: ApiState, conversation_id: str, user: str | None,
                         logins: bool) -> tuple[list[ChatMessage], int]:
     """(the messages continuing the conversation, the next turn's position); 404 unknown, 409 pending."""
     if state.pending_in(service, conversation_id):
@@ -292,12 +289,27 @@ async def _conversation(service: LLMService, state: ApiState, conversation_id: s
     return continuation(turns), max((t.position or 0) for t in turns) + 1
 
 
+def ensure_capacity(context: AppContext) -> None:
+    """A `busy` Problem (503) when the server already runs as many runs as it takes."""
+    limit = context.settings.ui.queue_size
+    if len(context.service.running()) >= limit:
+        raise Problem("busy", f"the server is running {limit} runs, its limit: try again in a few seconds",
+                      headers={"Retry-After": "5"})
+
+
+def ensure_idle(service: LLMService, state: ApiState, conversation_id: str) -> None:
+    """A `conversation-busy` Problem (409) while a run is pending in the conversation: check it right
+    before starting, after any await, or two requests can both pass it."""
+    if state.pending_in(service, conversation_id):
+        raise _conversation_busy(conversation_id)
+
+
 def _conversation_busy(conversation_id: str) -> Problem:
     return Problem("conversation-busy", f"a run is still pending in conversation {conversation_id}: wait for it "
                                         "to end (or cancel it), then send the next question")
 
 
-async def _find(service: LLMService, state: ApiState, run_id: str, user: str | None,
+async def find_status(service: LLMService, state: ApiState, run_id: str, user: str | None,
                 logins: bool) -> RunStatusBody | None:
     run = service.get(run_id)
     origin = state.origins.get(run_id)
@@ -315,7 +327,7 @@ async def _find(service: LLMService, state: ApiState, run_id: str, user: str | N
 
 
 async def _status(context: AppContext, state: ApiState, run_id: str, user: str | None) -> RunStatusBody:
-    status = await _find(context.service, state, run_id, user, context.auth is not None)
+    status = await find_status(context.service, state, run_id, user, context.auth is not None)
     if status is None:
         raise Problem("not-found", f"no run {run_id}")
     return status

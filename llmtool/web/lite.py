@@ -283,6 +283,14 @@ async def run_page(request: Request, run_id: str, context: Context, state: State
     return await _run_page(request, context, known, await _view(context, state, run_id, user))
 
 
+def _withheld(view: RunView) -> bool:
+    """Buffer mode releases the answer only once it passed its rules: as the browser tool does,
+    a buffered run that did not complete and pass shows no text."""
+    status = view.status
+    passed = status.status == "completed" and (status.validation is None or status.validation.passed)
+    return view.buffered and not passed
+
+
 async def _parts(context: AppContext, known: Estimates, view: RunView) -> dict[str, Any]:
     redact = context.redact
     status = view.status
@@ -292,7 +300,7 @@ async def _parts(context: AppContext, known: Estimates, view: RunView) -> dict[s
         "state": state_line(status, redact=redact, retry=view.retry, buffered=view.buffered),
         "estimate": estimate_line(typical, status.elapsed_s),
         "validation": validation_line(status, redact),
-        "answer_html": render_markdown(redact(status.text)),
+        "answer_html": "" if _withheld(view) else render_markdown(redact(status.text)),
         "earlier": [{"prompt": redact(t.prompt), "answer_html": render_markdown(redact(t.text)),
                      "note": _turn_note(t.status, redact(t.error_message or ""))} for t in view.earlier],
     }

@@ -4,9 +4,9 @@ conversation, how long the model usually takes, starting a run or a next questio
     view = await run_view(context, state, run_id, user)   # None: unknown, or another user's run
     run = await start_run(context, state, request, user, conversation_id=None)
 
-The run's state is the API's (`api._find` → `RunStatusBody`, the same object `/api/runs/{id}`
+The run's state is the API's (`api.find_status` → `RunStatusBody`, the same object `/api/runs/{id}`
 answers), so the page and the API never disagree; a conversation is continued exactly as the API
-does it (`api._conversation`: stored turns → `conversations.continuation`, 404 / 409 problems).
+does it (`api.conversation_history`: stored turns → `conversations.continuation`, 404 / 409 problems).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from llmtool.service import Run, RunOrigin, RunRequest
 from llmtool.service.conversations import current_turns
 from llmtool.service.runs import new_run_id
 from llmtool.store import RunQuery, RunRecord
-from llmtool.web.api import ApiState, _conversation, _find
+from llmtool.web.api import ApiState, conversation_history, ensure_capacity, ensure_idle, find_status
 from llmtool.web.context import AppContext
 from llmtool.web.lite_words import typical_time
 from llmtool.web.run_status import RunStatusBody
@@ -73,7 +73,7 @@ class Estimates:
 
 async def run_view(context: AppContext, state: ApiState, run_id: str, user: str | None) -> RunView | None:
     service = context.service
-    status = await _find(service, state, run_id, user, context.auth is not None)
+    status = await find_status(service, state, run_id, user, context.auth is not None)
     if status is None:
         return None
     run = service.get(run_id)
@@ -109,16 +109,19 @@ async def start_run(context: AppContext, state: ApiState, model: str | None, use
     after `conversation_id`'s stored turns. Raises a `UsageError` (bad request) or a `Problem`
     (not-found: unknown or another user's conversation; conversation-busy: one is pending)."""
     service = context.service
+    ensure_capacity(context)
     history: list[ChatMessage] = []
     position = 0
     if conversation_id is not None:
-        history, position = await _conversation(service, state, conversation_id, user, context.auth is not None)
+        history, position = await conversation_history(service, state, conversation_id, user, context.auth is not None)
     if template_request is not None:
         request = template_request
     else:
         request = RunRequest.parse({"model": model or None, "prompt": prompt or "", "messages": history})
     origin = RunOrigin(user=user, source="lite", conversation_id=conversation_id or uuid.uuid4().hex[:12],
                        position=position)
+    if conversation_id is not None:
+        ensure_idle(service, state, conversation_id)  # again: another form may have started one meanwhile
     run = service.start(request, origin, run_id=new_run_id())
     state.track(service, run, origin)
     return run

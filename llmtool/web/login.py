@@ -26,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llmtool.store import StoreError
@@ -43,7 +44,7 @@ router = APIRouter(include_in_schema=False)
 
 
 # -- who is this ----------------------------------------------------------------------------------
-async def session_user(request: Request, context: AppContext) -> str | None:
+async def session_user(request: HTTPConnection, context: AppContext) -> str | None:
     """The login of the request's session cookie, or None (remembered for the rest of the request)."""
     state = request.scope.setdefault("state", {})
     if _STATE not in state:
@@ -179,13 +180,13 @@ class LoginGate:
         if scope["type"] not in ("http", "websocket") or self.context.auth is None:
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        if await session_user(request, self.context) is not None:
+        if await session_user(HTTPConnection(scope), self.context) is not None:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
+        request = Request(scope)
         response: Response
         if _is_page(request):
             response = RedirectResponse(login_url(request.url.path, request.url.query), status_code=303,

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -151,12 +152,19 @@ def install(app: FastAPI) -> None:
         return problem_response(usage_problem(exc), request.url.path)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # The store's reads raise SQLAlchemy's errors as they are: a database that went away.
+        store_down = isinstance(exc, (StoreError, SQLAlchemyError))
         if not _is_api(request):
+            if store_down:
+                log.error("the run store failed answering %s: %s", request.url.path, exc)
+                return PlainTextResponse("The run store cannot be used right now: try again in a moment.",
+                                         status_code=503, headers={"Retry-After": "5"})
             log.exception("unexpected error answering %s", request.url.path)
             return PlainTextResponse("Internal Server Error", status_code=500)
-        if isinstance(exc, StoreError):
-            log.error("the run store failed answering %s: %s", request.url.path, exc.message)
-            problem = Problem("store-unavailable", f"the run store cannot be used right now: {exc.message}",
+        if store_down:
+            reason = exc.message if isinstance(exc, StoreError) else "the database did not answer"
+            log.error("the run store failed answering %s: %s", request.url.path, exc)
+            problem = Problem("store-unavailable", f"the run store cannot be used right now: {reason}",
                               headers={"Retry-After": "5"})
         elif isinstance(exc, LLMToolError):
             log.error("%s failed: %s", request.url.path, exc.message)

@@ -37,8 +37,9 @@ async def _events(service: LLMService, run_id: str, start: int) -> AsyncGenerato
                 position += 1
                 ended = is_terminal(event)
                 yield event
-        if ended or service.store is None:
-            return
+        run = service.get(run_id)
+        if ended or service.store is None or (run is not None and run.done):
+            return  # (a run that ended here has nothing more to give, stored or not yet)
         record = await service.record(run_id)
         if record is None or (record.ended and record.event_count <= position):
             return

@@ -415,3 +415,44 @@ def test_with_logins_each_user_sees_only_their_runs(loopback: LoopbackServer, pr
             bob.cookies.set("llmtool_csrf", form["csrf_token"])
             refused = bob.post("/lite/runs", data=form)
             assert refused.status_code == 404, refused.text  # another user's conversation
+
+
+def test_follow_ups_sent_at_once_start_one_run(browser: httpx.Client, upstream: LoopbackServer) -> None:
+    import concurrent.futures
+
+    upstream.enqueue(Scenario(text="Done quickly."))
+    first = ask(browser, "One")
+    done = check_again(browser, first, lambda s: s.startswith("Done"))
+    conversation = re.search(r'name="conversation_id" value="([^"]+)"', done.text).group(1)
+    form = {"csrf_token": token(browser), "conversation_id": conversation, "model": "demo:assistant"}
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda i: browser.post("/lite/runs", data={**form, "prompt": f"Two {i}"}), range(4)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(303) == 1 and codes.count(409) == 3, codes
+    for answer in answers:
+        if answer.status_code == 303:
+            browser.post(answer.headers["location"] + "/stop", data={"csrf_token": form["csrf_token"]})
+
+
+def test_the_pages_respect_the_servers_run_limit(loopback: LoopbackServer, prompts: Path, tmp_path: Path) -> None:
+    settings = make_settings(loopback, tmp_path / "runs.db", prompts, ui={"queue_size": 1},
+                             demo={"first_token_delay": 5.0, "tokens_per_second": 10})
+    with BackgroundServer(create_app(context=AppContext(settings))) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as client:
+        first = ask(client, "One", model="demo:assistant")
+        refused = client.post("/lite/runs", data={"csrf_token": token(client), "model": "demo:assistant",
+                                                  "prompt": "Two"})
+        assert refused.status_code == 503, refused.text
+        assert "its limit" in refused.text and "Traceback" not in refused.text
+        client.post(first + "/stop", data={"csrf_token": token(client)})
+
+
+def test_buffer_mode_holds_back_an_answer_that_failed_its_rules(browser: httpx.Client, prompts: Path,
+                                                                upstream: LoopbackServer) -> None:
+    (prompts / "strict.md").write_text("---\nmodel: demo:echo\noutput: buffer\nvalidation:\n  max_length: 5\n"
+                                       "variables:\n  text: {}\n---\n{{ text }}\n")
+    page = browser.post("/lite/runs", data={"csrf_token": token(browser, "/lite?template=strict"),
+                                            "template": "strict", "var_text": "far too long an answer"})
+    assert page.status_code == 303, page.text
+    done = check_again(browser, page.headers["location"], lambda s: not s.startswith(("Waiting", "Writing")))
+    assert "far too long an answer" not in done.text.split('id="answer"', 1)[-1].split("</section>", 1)[0]

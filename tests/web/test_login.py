@@ -323,3 +323,24 @@ async def test_every_session_of_a_user_can_be_ended(store: Any) -> None:
     ann_one, ann_two, bob = [await sessions.create(u) for u in ("ann", "ann", "bob")]
     assert await sessions.end_all("ann") == 2
     assert [await sessions.user_of(v) for v in (ann_one, ann_two, bob)] == [None, None, "bob"]
+
+
+async def test_a_websocket_without_a_session_is_closed_not_crashed() -> None:
+    from llmtool.web.context import AppContext
+    from llmtool.web.login import LoginGate
+
+    reached: list[str] = []
+
+    async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        reached.append(scope["type"])
+
+    context = AppContext(load_settings(), auth=lambda user, password: False)
+    context.secret_key = "k" * 32
+    sent: list[dict] = []
+
+    async def send(message) -> None:  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/gradio_api/ws", "headers": [], "query_string": b""}
+    await LoginGate(app, context)(scope, None, send)  # type: ignore[arg-type]
+    assert sent == [{"type": "websocket.close", "code": 1008}] and reached == []

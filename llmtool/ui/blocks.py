@@ -299,11 +299,12 @@ def wire_open_conversation(
 
     The same path as a page load's restore: only the login that started it gets it (another sees a
     warning and an empty chat), an answer still streaming here is followed, and the browser keeps
-    the id so a reload shows it again. Whatever the chat was streaming goes on server-side (it is
-    kept in history); the page stops following it. Call inside the same `gr.Blocks` as `chat`."""
+    the id so a reload shows it again. While the chat streams an answer, opening is refused with a
+    warning: that stream would go on writing into the page. Call inside the same `gr.Blocks` as
+    `chat`."""
     trigger(lambda: gr.Tabs(selected=CHAT_TAB), outputs=[tabs], queue=False, show_progress="hidden",
             api_visibility="private")
-    trigger(handlers.open_conversation, inputs=[conversation_id], cancels=list(chat.streams),
+    trigger(handlers.open_conversation, inputs=[conversation_id, chat.run_id],
             api_visibility="private", **streaming_options(chat.outputs, handlers.context.settings.ui.concurrency))
 
 

@@ -136,7 +136,11 @@ class CompareHandlers:
         update = CompareUpdate(run_ids=[""] * MAX_COLUMNS)
         started: dict[int, Column] = {}
         for index, run_id in enumerate(ids):
-            record = await service.record(run_id) if run_id else None
+            try:
+                record = await service.record(run_id) if run_id else None
+            except Exception:  # a store that fails must not break the page load: empty columns
+                log.exception("could not read run %s to restore Compare", run_id)
+                record = None
             if record is None or record.user != user:
                 update.columns[index] = ColumnView("", "", "")
                 continue
@@ -146,7 +150,7 @@ class CompareHandlers:
             if run is not None:
                 started[index] = Column(run, RunProgress(model=run.model.id, buffered=_buffered(run)))
             else:
-                update.columns[index] = self._stored_view(await service.record(run_id) or record)
+                update.columns[index] = self._stored_view(record)
         count = max([i + 1 for i, r in enumerate(update.run_ids or []) if r] or [2])
         if not started:
             update.running = False

@@ -158,7 +158,7 @@ class EvalHandlers:
         """Evaluate the template over the dataset × models; stream progress and the table."""
         try:
             job = self._start(template, dataset, upload, models or [], concurrency, failures_only,
-                              user=request.username if request is not None else None)
+                              user=chat_handlers.login(request))
         except DatasetError as error:
             shown, actual = self._dataset_names(dataset, upload)
             message = dataset_problems_markdown(error.problems, shown, actual)

@@ -47,6 +47,7 @@ from llmtool.web.context import AppContext
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 2.0  # how long Stop waits for the streaming handler to finish its last update
+BUSY_CHAT = "An answer is still streaming in the chat: stop it or let it finish, then open the conversation."
 
 
 async def wait_ended(*runs: Run, timeout: float | None = None) -> bool:
@@ -285,9 +286,14 @@ class ChatHandlers:
             yield outputs
 
     async def open_conversation(
-        self, conversation_id: str | None = None, request: gr.Request | None = None
+        self, conversation_id: str | None = None, run_id: str | None = None, request: gr.Request | None = None
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Another tab opens a kept conversation in the chat (the browser keeps it for a reload)."""
+        """Another tab opens a kept conversation in the chat (the browser keeps it for a reload).
+        Not while the chat streams an answer: that stream would go on writing into the page."""
+        if run_id:
+            gr.Warning(BUSY_CHAT)
+            yield Update(status=escape_markdown(f"⚠ {BUSY_CHAT}")).outputs()
+            return
         async for outputs in self._open(saved_id({"conversation_id": (conversation_id or "").strip()}),
                                         login(request), quiet=False):
             yield outputs

@@ -27,6 +27,7 @@ from llmtool.store import RunOrigin, RunQuery, RunRecord, RunStore, StoreError
 from llmtool.store.export import export_runs
 from llmtool.store.records import ENDED_STATUSES
 from llmtool.ui.handlers import STOP_GRACE, wait_ended
+from llmtool.ui.handlers import login as login_of
 from llmtool.ui.history_render import (
     EVENT_HEADERS,
     HEADERS,
@@ -213,12 +214,12 @@ class HistoryHandlers:
         )
 
     def _query(self, filters: dict, request: gr.Request | None, **extra: Any) -> RunQuery:
-        login = _login(request)
+        login = login_of(request)
         values = {**filters, **({"user": login} if login is not None else {})}
         return RunQuery(limit=self.page_size, **values, **extra)
 
     def _scope(self, request: gr.Request | None) -> str:
-        login = _login(request)
+        login = login_of(request)
         return "" if login is None else f" · yours only ({escape_markdown(self.context.redact(login))})"
 
     # -- one run --------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ class HistoryHandlers:
         if store is None:
             raise NotFound(run_id)
         record = await store.get_run(run_id)
-        login = _login(request)
+        login = login_of(request)
         if record is None or (login is not None and record.user != login):
             raise NotFound(run_id)
         return record
@@ -303,7 +304,7 @@ class HistoryHandlers:
                 await store.delete_run(record.id)
                 said = f"Deleted run {record.id}."
             else:
-                count = await self._delete_conversation(store, record, _login(request))
+                count = await self._delete_conversation(store, record, login_of(request))
                 said = f"Deleted {count} run{'s' if count != 1 else ''} of conversation {record.conversation_id}."
         except NotFound:
             return Update(pending="", message=error_markdown(f"run {run_id} not found")).outputs()
@@ -336,7 +337,7 @@ class HistoryHandlers:
                     request: gr.Request | None = None) -> AsyncIterator[tuple[Any, ...]]:
         """Start the run's request again as a new run (source "history") and stream it."""
         run_id = (run_id or "").strip()
-        login = _login(request)
+        login = login_of(request)
         try:
             record = await self._owned(run_id, request)
             run_request = RunRequest.parse(record.request, allow_python_rules=True)  # as the service kept it
@@ -418,7 +419,7 @@ class HistoryHandlers:
         """Stop a re-run by its id; the streaming handler shows how it ended."""
         rerun_id = rerun_id or ""
         run = self.context.service.get(rerun_id) if rerun_id in self._reruns else None
-        if run is None or self._reruns.get(rerun_id) != _login(request):
+        if run is None or self._reruns.get(rerun_id) != login_of(request):
             return Update(running=False).outputs()
         run.cancel()
         await wait_ended(run)
@@ -490,10 +491,6 @@ class _Redacted:
         except ValueError:
             return {"redacted": masked}
         return loaded if isinstance(loaded, dict) else {"redacted": masked}
-
-
-def _login(request: gr.Request | None) -> str | None:
-    return getattr(request, "username", None) if request is not None else None
 
 
 def _picked(value: str | None) -> str | None:

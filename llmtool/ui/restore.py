@@ -11,11 +11,12 @@ is not yet marked interrupted): its stored text is shown with a note, never foll
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from llmtool.events import Validated
 from llmtool.service import LLMService, Run
+from llmtool.service.conversations import current_turns
 from llmtool.store import RunRecord
 from llmtool.ui.status import RunProgress, escape_markdown, metrics_line
 from llmtool.ui.template_fields import template_label
@@ -36,17 +37,6 @@ class Restored:
     @property
     def last(self) -> RunRecord | None:
         return self.records[-1] if self.records else None
-
-
-def newest_siblings(records: Sequence[RunRecord]) -> list[RunRecord]:
-    """One record per position, the newest (a regenerated answer replaces the ones before it)."""
-    chosen: dict[int, RunRecord] = {}
-    for record in records:
-        position = record.position if record.position is not None else len(chosen)
-        kept = chosen.get(position)
-        if kept is None or record.created_at >= kept.created_at:
-            chosen[position] = record
-    return [chosen[p] for p in sorted(chosen)]
 
 
 def turn_from_record(record: RunRecord, redact: Callable[[str], str]) -> Turn:
@@ -113,7 +103,7 @@ async def load_conversation(
         return None
     if any(record.user != user for record in records):
         return Restored(conversation_id, refused=True)
-    shown = newest_siblings(records)
+    shown = current_turns(records)
     last = shown[-1]
     live: Run | None = None
     if last.status == "running":

@@ -8,8 +8,9 @@ import pytest
 from gradio_client import Client
 
 from llmtool.loopback import LoopbackServer, Scenario
+from llmtool.service.conversations import current_turns
 from llmtool.store import RunRecord, ValidationOutcome
-from llmtool.ui.restore import REFUSED, newest_siblings, status_of_record, turn_from_record
+from llmtool.ui.restore import REFUSED, status_of_record, turn_from_record
 from llmtool.ui.transcript import INTERRUPTED, answer_markdown, provider_messages
 from llmtool.web.app import create_app
 from llmtool.web.serve import BackgroundServer
@@ -29,7 +30,7 @@ def record(**fields) -> RunRecord:
 def test_each_position_shows_its_newest_sibling() -> None:
     records = [record(id="a", position=0, created_at=1), record(id="b", position=0, created_at=2),
                record(id="c", position=1, created_at=3)]
-    assert [r.id for r in newest_siblings(records)] == ["b", "c"]
+    assert [r.id for r in current_turns(records)] == ["b", "c"]
 
 
 @pytest.mark.parametrize(("fields", "outcome", "shown"), [
@@ -101,3 +102,21 @@ def test_only_the_login_that_started_a_conversation_gets_it_back(logins, lb: Loo
     restored = client("ann").predict({"conversation_id": conversation}, api_name="/restore")
     assert [answer_text([m]) for m in restored[CHAT]] == ["Hello", "Second answer."]
     assert restored[STATUS].startswith("Done") and restored[-1] == {"conversation_id": conversation}
+
+
+async def test_opening_a_conversation_while_the_chat_streams_is_refused_and_changes_nothing() -> None:
+    import warnings
+
+    from llmtool.settings import load_settings
+    from llmtool.ui.handlers import BUSY_CHAT, ChatHandlers
+    from llmtool.web.context import AppContext
+
+    handlers = ChatHandlers(AppContext(load_settings()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gr.Warning outside a Gradio event
+        updates = [u async for u in handlers.open_conversation("c0ffee", run_id="streaming1")]
+    assert len(updates) == 1
+    chat, turns, run_id, status = updates[0][:4]
+    assert BUSY_CHAT.split(":")[0] in status
+    unchanged = {"__type__": "update"}  # gr.skip(): the chat, its turns and the streaming run stay as they are
+    assert chat == turns == run_id == unchanged

@@ -385,7 +385,8 @@ class HistoryHandlers:
             final = await self._after_rerun(run, state, request)
             yield (final or live).merge(Update(running=False, rerun_id="")).outputs()
         finally:
-            run.cancel()  # no-op once it ended; otherwise closes the provider connection
+            # A closed tab stops following the re-run, not the run (as in the Chat tab): it finishes
+            # and is kept; Stop cancels it while the page follows it.
             self._reruns.pop(run.id, None)
             self.context.stream_ended(run.id)
 

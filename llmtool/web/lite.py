@@ -249,7 +249,8 @@ async def _posted(request: Request) -> FormData:
     """The form, once CSRF checks passed (else a 403 page)."""
     try:
         form = await request.form(max_files=0, max_fields=200, max_part_size=1024 * 1024)
-    except Exception:  # a malformed body: say so, never a traceback
+    except Exception as exc:  # a malformed body: say so, never a traceback
+        log.info("an unreadable form was posted to %s: %s", request.url.path, exc)
         raise Refused(400, "The form could not be read", "The form could not be read: go back and send it "
                       "again.") from None
     refused = csrf.check(request, form)

@@ -150,7 +150,8 @@ async def _form(request: Request) -> FormData | Response:
     """The posted form once its CSRF checks passed; else the refusal page."""
     try:
         form = await request.form(max_files=0, max_fields=20, max_part_size=_MAX_FIELD * 8)
-    except Exception:  # a malformed body: say so, never a traceback
+    except Exception as exc:  # a malformed body: say so, never a traceback
+        log.info("an unreadable form was posted to %s: %s", request.url.path, exc)
         return _page(request, "message.html", 400, title="The form could not be read",
                      message="The form could not be read: go back and send it again.")
     refused = csrf.check(request, form)

@@ -14,6 +14,7 @@ Provider adapters translate at one boundary each; nothing above them sees an SDK
         ├── ConnectionFailedError      connect refused / reset / TLS     retryable
         ├── AuthenticationError        401, 403                          never retried
         ├── RequestRejectedError       400, 404, 413, 422                never retried
+        │   └── ModelNotFoundError     404 for the model named           never retried
         ├── StreamEndedEarlyError      body ended without terminal event retryable
         ├── MalformedStreamError       unparseable event from provider   never retried
         ├── StreamErrorEvent           error event inside the stream     per the event's type
@@ -52,6 +53,8 @@ ErrorKind = Literal[
     "connect_timeout",
     "first_token_timeout",
     "idle_timeout",
+    "reasoning_idle_timeout",
+    "model_not_found",
     "deadline_exceeded",
     "internal",
 ]
@@ -147,6 +150,12 @@ class RequestRejectedError(ProviderError):
     retryable = False
 
 
+class ModelNotFoundError(RequestRejectedError):
+    """The provider's own 404 for the model named in the request."""
+
+    kind: ErrorKind = "model_not_found"
+
+
 class StreamEndedEarlyError(ProviderError):
     kind: ErrorKind = "stream_ended_early"
     retryable = True
@@ -189,6 +198,13 @@ class FirstTokenTimeoutError(LLMTimeoutError):
 
 class IdleTimeoutError(LLMTimeoutError):
     kind: ErrorKind = "idle_timeout"
+    retryable = False
+
+
+class ReasoningIdleTimeoutError(LLMTimeoutError):
+    """The model began to reason, then sent nothing for too long: never retried (billed thinking)."""
+
+    kind: ErrorKind = "reasoning_idle_timeout"
     retryable = False
 
 

@@ -2,13 +2,16 @@
 
 Every run's log reads:
 
-    started → retrying* → text* → usage? → validated → completed
-                                        └─────────────→ stopped | failed
+    started → retrying* → notice* → reasoning* → text* → usage? → validated → completed
+                                                          └─────────────→ stopped | failed
 
 A stored run whose process died while it streamed ends with `interrupted` (written by the store).
 
 Exactly one terminal event (completed, stopped or failed) ends the log. In `buffer` output mode
-the text arrives as one `text` event after validation passed. Consumers never see SDK objects.
+the text arrives as one `text` event after validation passed. Reasoning (a thinking model's summary
+or its full thoughts) is its own stream of `reasoning` events, never part of the text nor validated;
+one with empty text says the model began to think without showing its thoughts. Consumers never
+see SDK objects.
 """
 
 from __future__ import annotations
@@ -35,23 +38,29 @@ class Metrics(BaseModel):
     input_tokens: int | None = None
     cached_input_tokens: int | None = None
     output_tokens: int | None = None
+    reasoning_tokens: int | None = Field(None, description="Part of output_tokens, never added to them.")
+    cache_write_tokens: int | None = Field(None, description="Part of input_tokens, priced as cache writes.")
     usage_estimated: bool = False
     tokens_per_second: float | None = None
-    cost_usd: float | None = None
+    cost_usd: float | None = Field(None, description="None: unknown (no price for the model), never $0.")
+    thinking_time: float | None = Field(None, description="Seconds the model reasoned before its first text.")
 
     def summary(self) -> str:
         """One line for a status bar or stderr: 'TTFT 0.41 s · 3.2 s · 120→512 tok · 160 tok/s · $0.0011'."""
         parts = []
+        if self.thinking_time is not None:
+            parts.append(f"thought {self.thinking_time:.1f} s")
         if self.time_to_first_token is not None:
             parts.append(f"TTFT {self.time_to_first_token:.2f} s")
         parts.append(f"total {self.total_time:.2f} s")
         if self.input_tokens is not None or self.output_tokens is not None:
             approx = "~" if self.usage_estimated else ""
             parts.append(f"{approx}{self.input_tokens or 0}→{self.output_tokens or 0} tok")
+        if self.reasoning_tokens:
+            parts.append(f"{self.reasoning_tokens} reasoning")
         if self.tokens_per_second is not None:
             parts.append(f"{self.tokens_per_second:.0f} tok/s")
-        if self.cost_usd is not None:
-            parts.append(f"${self.cost_usd:.4f}")
+        parts.append("cost unknown" if self.cost_usd is None else f"${self.cost_usd:.4f}")
         if self.attempts > 1:
             parts.append(f"{self.attempts} attempts")
         return " · ".join(parts)
@@ -84,6 +93,20 @@ class Retrying(_Event):
         )
 
 
+class Notice(_Event):
+    """Something the user should know that changes nothing about the run's outcome, e.g. that the
+    provider cannot be asked for structured output, so the schema is asked for by instruction."""
+
+    kind: Literal["notice"] = "notice"
+    message: str
+
+
+class ReasoningDelta(_Event):
+    kind: Literal["reasoning"] = "reasoning"
+    text: str = Field(description="Empty: the model began to think without showing its thoughts.")
+    summary: bool = Field(True, description="A summary of the thoughts (True) or the thoughts themselves.")
+
+
 class TextDelta(_Event):
     kind: Literal["text"] = "text"
     text: str
@@ -94,6 +117,8 @@ class Usage(_Event):
     input_tokens: int | None = None
     cached_input_tokens: int | None = None
     output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
     estimated: bool = False
 
 
@@ -108,12 +133,14 @@ class Completed(_Event):
     kind: Literal["completed"] = "completed"
     finish_reason: FinishReason
     text: str
+    reasoning: str = ""
     metrics: Metrics
 
 
 class Stopped(_Event):
     kind: Literal["stopped"] = "stopped"
     text: str = Field(description="The partial text received (in buffer mode, never shown).")
+    reasoning: str = ""
     metrics: Metrics
 
 
@@ -124,6 +151,7 @@ class Failed(_Event):
     retryable: bool
     status: int | None = None
     text: str = Field("", description="Partial text received before the failure; never lost.")
+    reasoning: str = ""
     metrics: Metrics
 
 
@@ -137,7 +165,8 @@ class Interrupted(_Event):
 
 
 RunEvent = Annotated[
-    Started | Retrying | TextDelta | Usage | Validated | Completed | Stopped | Failed | Interrupted,
+    Started | Retrying | Notice | ReasoningDelta | TextDelta | Usage | Validated
+    | Completed | Stopped | Failed | Interrupted,
     Field(discriminator="kind"),
 ]
 TerminalEvent = Completed | Stopped | Failed | Interrupted
@@ -151,11 +180,12 @@ def is_terminal(event: RunEvent) -> bool:
 
 
 def stretches(events: Sequence[RunEvent]) -> list[tuple[int, list[RunEvent]]]:
-    """The events as a person reads a log: each stretch of consecutive text deltas as one group,
-    every other event a group of its own; with the index of each group's first event."""
+    """The events as a person reads a log: each stretch of consecutive text deltas (or reasoning
+    deltas) as one group, every other event a group of its own; with the index of each group's
+    first event."""
     groups: list[tuple[int, list[RunEvent]]] = []
     for index, event in enumerate(events):
-        if groups and isinstance(event, TextDelta) and isinstance(groups[-1][1][-1], TextDelta):
+        if groups and isinstance(event, TextDelta | ReasoningDelta) and type(groups[-1][1][-1]) is type(event):
             groups[-1][1].append(event)
         else:
             groups.append((index, [event]))

@@ -24,6 +24,8 @@ from llmtool.events import (
     Completed,
     Failed,
     Interrupted,
+    Notice,
+    ReasoningDelta,
     Retrying,
     RunEvent,
     Started,
@@ -37,8 +39,9 @@ from llmtool.settings import Settings
 MASK = "***"
 # The text fields of each event kind that could carry a key (an echoed prompt, an error message).
 _TEXT_FIELDS: dict[type, tuple[str, ...]] = {
-    kind: tuple(name for name in ("text", "message", "reason") if name in kind.model_fields)
-    for kind in (Started, Retrying, TextDelta, Usage, Validated, Completed, Stopped, Failed, Interrupted)
+    kind: tuple(name for name in ("text", "reasoning", "message", "reason") if name in kind.model_fields)
+    for kind in (Started, Retrying, Notice, ReasoningDelta, TextDelta, Usage, Validated, Completed, Stopped,
+                 Failed, Interrupted)
 }
 _SHORTEST_SECRET = 4  # shorter strings would mask ordinary words
 
@@ -93,11 +96,10 @@ class Redactor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Redactor:
-        secrets: list[str] = []
-        for key in (settings.openai_api_key, settings.anthropic_api_key):
-            if key is not None:
-                secrets.append(key.get_secret_value())
-        urls = [settings.openai_base_url, settings.anthropic_base_url]
+        from llmtool.providers.registry import configured_base_urls, configured_keys
+
+        secrets = configured_keys(settings)
+        urls = configured_base_urls(settings)
         for endpoint in settings.endpoints.values():
             urls.append(endpoint.base_url)
             if endpoint.api_key is not None:

@@ -77,6 +77,9 @@ class Timeouts(_Strict):
     connect: float = Field(10.0, gt=0, le=600)
     first_token: float = Field(60.0, gt=0, le=3600, description="From attempt start to first text.")
     idle: float = Field(30.0, gt=0, le=3600, description="Longest gap between two deltas.")
+    reasoning_idle: float = Field(
+        300.0, gt=0, le=86400, description="Longest gap while the model reasons, before its first text."
+    )
     total: float = Field(300.0, gt=0, le=86400, description="Whole run, retries included.")
 
 
@@ -86,6 +89,7 @@ class TimeoutOverrides(_Strict):
     connect: float | None = Field(None, gt=0, le=600)
     first_token: float | None = Field(None, gt=0, le=3600)
     idle: float | None = Field(None, gt=0, le=3600)
+    reasoning_idle: float | None = Field(None, gt=0, le=86400)
     total: float | None = Field(None, gt=0, le=86400)
 
     def apply(self, base: Timeouts) -> Timeouts:
@@ -147,6 +151,7 @@ class PriceOverride(_Strict):
 
     input: float = Field(ge=0)
     cached_input: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0, description="Tokens written to the prompt cache; default: input.")
     output: float = Field(ge=0)
 
 
@@ -224,6 +229,13 @@ class Settings(BaseSettings):
     validator_modules: list[str] = Field(
         default_factory=list,
         description="Modules whose functions `python` validation rules may call (they run server code).",
+    )
+    cache_prompts: bool = Field(
+        True, description="Ask Anthropic to cache long system prompts and long user content "
+        "(a template's cache_prompt overrides it).",
+    )
+    model_list_ttl: float = Field(
+        600.0, ge=0, le=86400, description="Seconds a provider's live model list is reused; 0: ask every time.",
     )
     prompts_dir: Path = Path("prompts")
     database_url: str | None = Field(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from llmtool.catalog import Catalog, ModelInfo
 from llmtool.errors import InvalidRequestError
 from llmtool.providers.base import (
     ChatMessage,
@@ -12,10 +12,15 @@ from llmtool.providers.base import (
     Provider,
     ProviderChunk,
     ProviderRequest,
+    ReasoningChunk,
     TextChunk,
     UsageChunk,
 )
+from llmtool.providers.registry import spec_for
 from llmtool.settings import Settings
+
+if TYPE_CHECKING:
+    from llmtool.catalog import Catalog, ModelInfo
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -25,6 +30,7 @@ __all__ = [
     "ProviderChunk",
     "ProviderPool",
     "ProviderRequest",
+    "ReasoningChunk",
     "TextChunk",
     "UsageChunk",
 ]
@@ -39,41 +45,24 @@ class ProviderPool:
         self._providers: dict[str, Provider] = {}
 
     def for_model(self, model: ModelInfo) -> Provider:
-        provider = self._providers.get(model.provider)
+        return self.for_provider(model.provider)
+
+    def for_provider(self, provider_name: str) -> Provider:
+        provider = self._providers.get(provider_name)
         if provider is None:
+            kind = self.catalog.provider_kind(provider_name)
             try:
-                provider = self._build(model)
+                provider = spec_for(kind).build(self.settings, provider_name)
             except Exception as exc:  # an SDK refusing its settings: the user's to fix
                 raise InvalidRequestError(
-                    f"cannot set up {model.provider}: {type(exc).__name__}: {exc}"
+                    f"cannot set up {provider_name}: {type(exc).__name__}: {exc}"
                 ) from None
-            self._providers[model.provider] = provider
+            self._providers[provider_name] = provider
         return provider
 
-    def _build(self, model: ModelInfo) -> Provider:
-        s = self.settings
-        if model.kind == "demo":
-            from llmtool.providers.demo import DemoProvider
-
-            return DemoProvider(model.provider, s.demo)
-        if model.kind == "openai":
-            from llmtool.providers.openai_responses import OpenAIResponsesProvider
-
-            assert s.openai_api_key is not None  # the catalogue refused the model otherwise
-            return OpenAIResponsesProvider(
-                model.provider, s.openai_api_key.get_secret_value(), s.openai_base_url
-            )
-        if model.kind == "anthropic":
-            from llmtool.providers.anthropic import AnthropicProvider
-
-            assert s.anthropic_api_key is not None
-            return AnthropicProvider(
-                model.provider, s.anthropic_api_key.get_secret_value(), s.anthropic_base_url
-            )
-        from llmtool.providers.openai_chat import OpenAIChatProvider
-
-        endpoint = s.endpoints[model.provider]
-        return OpenAIChatProvider(model.provider, endpoint.key(), endpoint.base_url)
+    def built(self) -> dict[str, Provider]:
+        """The adapters built so far, by provider name."""
+        return dict(self._providers)
 
     async def aclose(self) -> None:
         providers, self._providers = list(self._providers.values()), {}

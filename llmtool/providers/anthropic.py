@@ -8,18 +8,33 @@ from typing import Any
 import anthropic
 
 from llmtool import errors
+from llmtool.catalog import ListedModel, ThinkingMode
+from llmtool.errors import InvalidRequestError
 from llmtool.events import FinishReason
 from llmtool.providers.base import (
+    REASONING_EFFORTS,
     FinishChunk,
     ProviderChunk,
     ProviderRequest,
+    ReasoningChunk,
+    ReasoningEffort,
     TextChunk,
     UsageChunk,
     sdk_timeout,
 )
 from llmtool.providers.sdk_errors import map_sdk_errors
+from llmtool.tokens import estimate_tokens
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires one
+# Thinking budgets (budget_tokens) for the efforts, on models switched on by a budget.
+THINKING_BUDGETS: dict[ReasoningEffort, int] = {
+    "minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000, "max": 63999,
+}
+MIN_THINKING_BUDGET = 1024
+OUTPUT_EFFORTS = ("low", "medium", "high", "xhigh", "max")  # what output_config.effort takes
+# Below this many tokens Anthropic does not cache anyway; marking shorter content is noise.
+CACHEABLE_TOKENS = 1024
+_EPHEMERAL = {"type": "ephemeral"}
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -36,14 +51,31 @@ class AnthropicProvider:
     def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "model": request.model,
-            "messages": [m.model_dump() for m in request.messages],
+            "messages": _messages(request),
             "max_tokens": request.max_output_tokens or DEFAULT_MAX_TOKENS,
             "stream": True,
             "timeout": sdk_timeout(request),
         }
         if request.system:
-            arguments["system"] = request.system
+            if request.cache_prompt and estimate_tokens(request.system) >= CACHEABLE_TOKENS:
+                arguments["system"] = [{"type": "text", "text": request.system, "cache_control": _EPHEMERAL}]
+            else:
+                arguments["system"] = request.system
         # No temperature: the Messages API as of SDK 2.x has no sampling parameters.
+        output_config: dict[str, Any] = {}
+        effort = request.reasoning_effort
+        if effort == "none":
+            arguments["thinking"] = {"type": "disabled"}
+        elif effort is not None:
+            thinking, max_tokens = thinking_config(effort, request.thinking, request.max_output_tokens)
+            arguments["thinking"] = thinking
+            arguments["max_tokens"] = max_tokens
+            if request.effort_param and effort in OUTPUT_EFFORTS:
+                output_config["effort"] = effort
+        if request.json_schema is not None and request.native_schema:
+            output_config["format"] = {"type": "json_schema", "schema": request.json_schema}
+        if output_config:
+            arguments["output_config"] = output_config
         return arguments
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
@@ -51,18 +83,27 @@ class AnthropicProvider:
         cached: int | None = None
         output_tokens: int | None = None
         stop_reason: str | None = None
-        with map_sdk_errors(anthropic, self.name):
+        cache_write: int | None = None
+        with map_sdk_errors(anthropic, self.name, request.model):
             stream = await self.client.messages.create(**self._arguments(request))
             try:
                 async for event in stream:
                     if event.type == "content_block_delta":
                         if event.delta.type == "text_delta":
                             yield TextChunk(event.delta.text)
+                        elif event.delta.type == "thinking_delta":
+                            yield ReasoningChunk(event.delta.thinking, summary=True)
+                        elif event.delta.type == "signature_delta":
+                            yield ReasoningChunk()  # a sign of life while it thinks
+                    elif event.type == "content_block_start":
+                        if event.content_block.type in ("thinking", "redacted_thinking"):
+                            yield ReasoningChunk()  # thinking began, perhaps without display
                     elif event.type == "message_start":
                         # Compatible servers may omit usage: read it defensively.
                         usage = getattr(event.message, "usage", None)
                         cached = getattr(usage, "cache_read_input_tokens", None) or 0
                         created = getattr(usage, "cache_creation_input_tokens", None) or 0
+                        cache_write = created or None
                         fresh = getattr(usage, "input_tokens", None)
                         input_tokens = None if fresh is None else fresh + cached + created
                         output_tokens = getattr(usage, "output_tokens", None)
@@ -79,8 +120,72 @@ class AnthropicProvider:
                 await stream.close()
         if stop_reason == "refusal":
             raise errors.ContentFilteredError(f"{self.name} refused to continue the answer")
-        yield UsageChunk(input_tokens, cached, output_tokens)
+        yield UsageChunk(input_tokens, cached, output_tokens, cache_write_tokens=cache_write)
         yield FinishChunk(_FINISH.get(stop_reason or "", "other"))
+
+    async def list_models(self) -> list[ListedModel]:
+        with map_sdk_errors(anthropic, self.name):
+            return [_listed(model) async for model in self.client.models.list(limit=1000, timeout=10.0)]
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = [m.model_dump() for m in request.messages]
+    last = messages[-1]
+    if request.cache_prompt and estimate_tokens(last["content"]) >= CACHEABLE_TOKENS:
+        # A pasted document: cache it, so the follow-up questions about it read it from the cache.
+        last["content"] = [{"type": "text", "text": last["content"], "cache_control": _EPHEMERAL}]
+    return messages
+
+
+def thinking_config(
+    effort: ReasoningEffort, mode: ThinkingMode | None, max_output_tokens: int | None
+) -> tuple[dict[str, Any], int]:
+    """The `thinking` parameter for an effort, and the max_tokens to send with it (thinking counts
+    against max_tokens). Raises InvalidRequestError when the output limit leaves no room to think."""
+    if mode == "adaptive":
+        return {"type": "adaptive", "display": "summarized"}, max_output_tokens or DEFAULT_MAX_TOKENS
+    budget = THINKING_BUDGETS.get(effort, THINKING_BUDGETS["medium"])
+    if max_output_tokens is None:
+        max_tokens = budget + DEFAULT_MAX_TOKENS
+    else:
+        if max_output_tokens <= MIN_THINKING_BUDGET:
+            raise InvalidRequestError(
+                f"thinking needs more than {MIN_THINKING_BUDGET} output tokens; raise max_output_tokens "
+                f"(now {max_output_tokens}) or set the reasoning effort to none"
+            )
+        max_tokens = max_output_tokens
+        budget = min(budget, max_tokens - 1)
+    return {"type": "enabled", "budget_tokens": budget, "display": "summarized"}, max_tokens
+
+
+def _listed(model: Any) -> ListedModel:
+    """A model from Anthropic's list, with the efforts its capabilities name."""
+    capabilities = getattr(model, "capabilities", None)
+    if capabilities is None:
+        return ListedModel(name=model.id, display_name=getattr(model, "display_name", None))
+    effort = capabilities.effort
+    thinking = capabilities.thinking
+    levels = [
+        level for level in REASONING_EFFORTS
+        if effort.supported and getattr(getattr(effort, level, None), "supported", False)
+    ]
+    types = thinking.types if thinking.supported else None
+    mode: ThinkingMode | None = None
+    if types is not None and types.adaptive.supported:
+        mode = "adaptive"
+    elif types is not None and types.enabled.supported:
+        mode = "budget"
+    efforts: list[ReasoningEffort] = []
+    if mode is not None or levels:
+        efforts = ["none"] if types is None or types.disabled.supported else []
+        efforts += levels or (["low", "medium", "high"] if mode == "budget" else [])
+    return ListedModel(
+        name=model.id,
+        display_name=getattr(model, "display_name", None),
+        efforts=tuple(efforts),
+        thinking=mode,
+        effort_param=bool(levels),
+    )

@@ -1,8 +1,9 @@
 """What every provider adapter takes and yields.
 
-An adapter is translation only: `stream(request)` is an async generator that yields `TextChunk`s,
-then at most one `UsageChunk`, and ends with exactly one `FinishChunk`; every failure is raised as an
-`llmtool.errors.ProviderError`. Retries, timing, timeouts and validation belong to the service.
+An adapter is translation only: `stream(request)` is an async generator that yields
+`ReasoningChunk`s (a thinking model's thoughts; one with empty text when a reasoning item or thinking
+block opens), `TextChunk`s, at most one `UsageChunk`, and ends with exactly one `FinishChunk`; every
+failure is raised as an `llmtool.errors.ProviderError`. Retries, timing, timeouts and validation belong to the service.
 
 Cancellation contract: the service cancels the task iterating the generator (or closes it);
 the adapter's `finally` must close the upstream HTTP response, so the provider sees the connection
@@ -19,6 +20,9 @@ import httpx2
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmtool.events import FinishReason
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+REASONING_EFFORTS: tuple[ReasoningEffort, ...] = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 
 
 class ChatMessage(BaseModel):
@@ -45,6 +49,16 @@ class ProviderRequest(BaseModel):
     json_schema: dict | None = Field(
         None, description="The output must be JSON of this schema (the demo provider obeys it)."
     )
+    native_schema: bool = Field(
+        True, description="Ask the provider for `json_schema` in its own protocol; False: the "
+        "schema is already in the system prompt as an instruction.",
+    )
+    reasoning_effort: ReasoningEffort | None = None
+    thinking: Literal["adaptive", "budget"] | None = Field(
+        None, description="Anthropic: how the model switches thinking on (unknown models: budget)."
+    )
+    effort_param: bool = Field(False, description="Anthropic: the model takes output_config.effort.")
+    cache_prompt: bool = Field(False, description="Mark the system prompt and long user content cacheable.")
 
 
 def sdk_timeout(request: ProviderRequest) -> httpx2.Timeout:
@@ -58,10 +72,18 @@ class TextChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningChunk:
+    text: str = ""
+    summary: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class UsageChunk:
-    input_tokens: int | None = None
+    input_tokens: int | None = None  # all of it: fresh, read from the cache and written to it
     cached_input_tokens: int | None = None
-    output_tokens: int | None = None
+    output_tokens: int | None = None  # reasoning included
+    reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +91,7 @@ class FinishChunk:
     reason: FinishReason
 
 
-ProviderChunk = TextChunk | UsageChunk | FinishChunk
+ProviderChunk = ReasoningChunk | TextChunk | UsageChunk | FinishChunk
 
 
 class Provider(Protocol):

@@ -11,10 +11,11 @@ from llmtool.providers.base import (
     FinishChunk,
     ProviderChunk,
     ProviderRequest,
+    ReasoningChunk,
     TextChunk,
     UsageChunk,
 )
-from llmtool.providers.demo_answers import answer
+from llmtool.providers.demo_answers import THINKING_SECONDS, answer, reasoning
 from llmtool.settings import DemoSettings
 from llmtool.tokens import estimate_tokens
 
@@ -33,18 +34,32 @@ class DemoProvider:
         if limit is not None and len(tokens) > limit:
             tokens, finish = tokens[:limit], "max_tokens"
         await asyncio.sleep(self.pacing.first_token_delay)
-        interval = 1.0 / self.pacing.tokens_per_second
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for index, token in enumerate(tokens):
-            # Pace against the clock, not per sleep, so many small sleeps do not drift slow.
-            delay = start + index * interval - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        thoughts = _TOKEN.findall(reasoning(request.model, request))
+        if thoughts:
+            yield ReasoningChunk()
+            seconds = THINKING_SECONDS.get(request.reasoning_effort or "medium", 2.0)
+            async for token in _paced(thoughts, seconds / len(thoughts)):
+                yield ReasoningChunk(token)
+        async for token in _paced(tokens, 1.0 / self.pacing.tokens_per_second):
             yield TextChunk(token)
         prompt_text = (request.system or "") + "".join(m.content for m in request.messages)
-        yield UsageChunk(input_tokens=estimate_tokens(prompt_text), output_tokens=len(tokens))
+        yield UsageChunk(
+            input_tokens=estimate_tokens(prompt_text),
+            output_tokens=len(tokens) + len(thoughts),
+            reasoning_tokens=len(thoughts) or None,
+        )
         yield FinishChunk(finish)
 
     async def aclose(self) -> None:
         return None
+
+
+async def _paced(tokens: list[str], interval: float) -> AsyncGenerator[str, None]:
+    # Pace against the clock, not per sleep, so many small sleeps do not drift slow.
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for index, token in enumerate(tokens):
+        delay = start + index * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield token

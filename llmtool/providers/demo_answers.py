@@ -24,6 +24,30 @@ def answer(model: str, request: ProviderRequest) -> str:
     return _markdown_answer(prompt, request)
 
 
+# How many seconds demo:thinker thinks, by effort (its default is medium).
+THINKING_SECONDS = {"minimal": 0.6, "low": 1.0, "medium": 2.0, "high": 3.5, "xhigh": 5.0, "max": 6.0}
+
+
+def reasoning(model: str, request: ProviderRequest) -> str:
+    """What demo:thinker thinks before answering (a summary, as reasoning models show it);
+    empty for the other demo models and for effort none."""
+    if model != "thinker" or request.reasoning_effort == "none":
+        return ""
+    prompt = request.messages[-1].content if request.messages else ""
+    words = prompt.split()
+    topic = " ".join(words[:8]) + ("…" if len(words) > 8 else "") or "the question"
+    steps = [
+        f"**Understanding the request.** The user asks about {topic}. ",
+        "I should work out what they actually need before writing anything.\n\n",
+        "**Planning the answer.** A short summary first, then the key points, then a next step. ",
+        "Keep it concrete and avoid padding.\n\n",
+    ]
+    if request.json_schema is not None:
+        steps.append("**Format.** The answer must be JSON matching the schema, nothing else.\n\n")
+    steps.append("**Checking.** The plan covers the question; time to answer.")
+    return "".join(steps)
+
+
 def _markdown_answer(prompt: str, request: ProviderRequest) -> str:
     words = prompt.split()
     topic = " ".join(words[:8]) + ("…" if len(words) > 8 else "") or "your question"

@@ -8,16 +8,20 @@ from typing import Any
 import openai
 
 from llmtool import errors
+from llmtool.catalog import ListedModel
 from llmtool.events import FinishReason
 from llmtool.providers.base import (
     FinishChunk,
     ProviderChunk,
     ProviderRequest,
+    ReasoningChunk,
     TextChunk,
     UsageChunk,
     sdk_timeout,
 )
+from llmtool.providers.schemas import schema_name, strict_compatible
 from llmtool.providers.sdk_errors import map_sdk_errors
+from llmtool.providers.think_tags import ThinkTagSplitter
 
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "max_tokens", "tool_calls": "tool_use"}
 
@@ -43,29 +47,49 @@ class OpenAIChatProvider:
         if request.max_output_tokens is not None:
             # `max_tokens`, not `max_completion_tokens`: the one every compatible server reads.
             arguments["max_tokens"] = request.max_output_tokens
+        if request.reasoning_effort is not None:
+            arguments["reasoning_effort"] = request.reasoning_effort
+        if request.json_schema is not None and request.native_schema:
+            arguments["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": schema_name(request.json_schema),
+                "schema": request.json_schema,
+                "strict": strict_compatible(request.json_schema),
+            }}
         return arguments
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
         finish: str | None = None
         usage = UsageChunk()
-        with map_sdk_errors(openai, self.name):
+        think_tags = ThinkTagSplitter()
+        with map_sdk_errors(openai, self.name, request.model):
             stream = await self.client.chat.completions.create(**self._arguments(request))
             try:
                 async for chunk in stream:
                     if chunk.usage is not None:
-                        details = getattr(chunk.usage, "prompt_tokens_details", None)
-                        usage = UsageChunk(
-                            input_tokens=getattr(chunk.usage, "prompt_tokens", None),
-                            cached_input_tokens=getattr(details, "cached_tokens", None),
-                            output_tokens=getattr(chunk.usage, "completion_tokens", None),
-                        )
+                        usage = _usage(chunk.usage)
                     for choice in (chunk.choices or [])[:1]:
-                        if choice.delta and choice.delta.content:
-                            yield TextChunk(choice.delta.content)
+                        delta = choice.delta
+                        if delta:
+                            # Servers put reasoning beside the content under either name (the SDK
+                            # keeps unknown fields as attributes), or inside it as <think> tags.
+                            thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+                            if isinstance(thought, str) and thought:
+                                yield ReasoningChunk(thought, summary=False)
+                            if delta.content:
+                                reasoning, text = think_tags.feed(delta.content)
+                                if reasoning or think_tags.thinking:
+                                    yield ReasoningChunk(reasoning, summary=False)
+                                if text:
+                                    yield TextChunk(text)
                         if choice.finish_reason:
                             finish = choice.finish_reason
             finally:
                 await stream.close()
+        reasoning, text = think_tags.flush()
+        if reasoning:
+            yield ReasoningChunk(reasoning, summary=False)
+        if text:
+            yield TextChunk(text)
         # The SDK ends silently on a body cut short: no finish_reason means it never completed.
         if finish is None:
             raise errors.StreamEndedEarlyError(
@@ -76,5 +100,20 @@ class OpenAIChatProvider:
         yield usage
         yield FinishChunk(_FINISH.get(finish, "other"))
 
+    async def list_models(self) -> list[ListedModel]:
+        with map_sdk_errors(openai, self.name):
+            return [ListedModel(name=model.id) async for model in self.client.models.list(timeout=10.0)]
+
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _usage(usage: Any) -> UsageChunk:
+    details = getattr(usage, "prompt_tokens_details", None)
+    output_details = getattr(usage, "completion_tokens_details", None)
+    return UsageChunk(
+        input_tokens=getattr(usage, "prompt_tokens", None),
+        cached_input_tokens=getattr(details, "cached_tokens", None),
+        output_tokens=getattr(usage, "completion_tokens", None),
+        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) or None,
+    )

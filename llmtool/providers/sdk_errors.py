@@ -99,10 +99,16 @@ def stream_error(provider: str, body: Any, fallback: str) -> errors.ProviderErro
     return cls(f"{provider} reported an error mid-stream ({kind or 'unknown'}): {detail}")
 
 
-def _status_error(provider: str, exc: Any) -> errors.ProviderError:
+def _status_error(provider: str, exc: Any, model: str | None = None) -> errors.ProviderError:
     status: int = exc.status_code
     headers = exc.response.headers
     detail = _body_message(exc.body, str(exc.message))
+    if status == 404 and model is not None and _about_model(exc.body, detail, model):
+        return errors.ModelNotFoundError(
+            f"{provider} does not know model {model!r} (HTTP 404: {detail}); check the name "
+            f"against the models {provider} lists",
+            status=404,
+        )
     what = _STATUS_WORDS.get(status, "answered with an error")
     return errors.error_for_status(
         status,
@@ -110,6 +116,11 @@ def _status_error(provider: str, exc: Any) -> errors.ProviderError:
         retry_after=retry_after_seconds(headers),
         should_retry=should_retry_header(headers),
     )
+
+
+def _about_model(body: Any, detail: str, model: str) -> bool:
+    """Whether a 404 is about the model (not a wrong base URL path)."""
+    return _body_type(body) in ("model_not_found", "not_found_error") or model in detail
 
 
 def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:
@@ -133,8 +144,9 @@ def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:
 
 
 @contextmanager
-def map_sdk_errors(sdk: ModuleType, provider: str) -> Iterator[None]:
-    """Re-raise anything the `sdk` (openai or anthropic) or httpx2 raises as an llmtool error."""
+def map_sdk_errors(sdk: ModuleType, provider: str, model: str | None = None) -> Iterator[None]:
+    """Re-raise anything the `sdk` (openai or anthropic) or httpx2 raises as an llmtool error;
+    `model`: the model the request named, so the provider's 404 for it reads clearly."""
     sdk_base: type[Exception] = getattr(sdk, "OpenAIError", None) or sdk.AnthropicError
     try:
         yield
@@ -143,7 +155,7 @@ def map_sdk_errors(sdk: ModuleType, provider: str) -> Iterator[None]:
     except sdk.APIStatusError as exc:
         if exc.status_code == 200:  # Anthropic: an `event: error` inside a 200 stream
             raise stream_error(provider, exc.body, str(exc.message)) from exc
-        raise _status_error(provider, exc) from exc
+        raise _status_error(provider, exc, model) from exc
     except sdk.APIResponseValidationError as exc:
         raise errors.MalformedStreamError(f"{provider} sent data llmtool could not read") from exc
     except sdk.APIConnectionError as exc:  # includes APITimeoutError

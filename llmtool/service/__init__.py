@@ -27,8 +27,10 @@ from llmtool.catalog import Catalog, ModelInfo
 from llmtool.errors import InvalidRequestError
 from llmtool.events import RunEvent
 from llmtool.providers import ProviderPool
+from llmtool.providers.registry import spec_for
 from llmtool.redact import Redactor
 from llmtool.service.executor import RunExecutor
+from llmtool.service.model_lists import ModelLists
 from llmtool.service.recorder import RunRecorder
 from llmtool.service.requests import RunRequest
 from llmtool.service.runs import Run
@@ -45,6 +47,7 @@ class LLMService:
         self.settings = settings or load_settings()
         self.catalog = Catalog(self.settings)
         self.providers = ProviderPool(self.settings, self.catalog)
+        self.model_lists = ModelLists(self.catalog, self.providers, self.settings.model_list_ttl)
         self.redactor = Redactor.from_settings(self.settings)
         self.max_runs = max_runs
         self.store: RunStore | None = None
@@ -74,8 +77,12 @@ class LLMService:
         return self.recorder.problem if self.recorder is not None else None
 
     def models(self) -> list[ModelInfo]:
-        """Usable models: those of configured providers, plus the offline demo."""
+        """Usable models known without asking anyone: configured providers', plus the offline demo."""
         return self.catalog.usable()
+
+    async def model_ids(self) -> list[str]:
+        """Usable models as the providers list them now (cached), configured ones where they cannot."""
+        return await self.model_lists.model_ids()
 
     def default_model(self) -> str:
         return self.catalog.default_model()
@@ -91,6 +98,12 @@ class LLMService:
             except ValueError as exc:
                 raise InvalidRequestError(str(exc)) from None
         model = self.catalog.resolve(request.model or self.default_model())
+        model.check_effort(request.reasoning_effort)
+        capabilities = spec_for(model.kind).capabilities
+        if model.kind == "anthropic" and request.reasoning_effort not in (None, "none"):
+            from llmtool.providers.anthropic import thinking_config
+
+            thinking_config(request.reasoning_effort, model.thinking, request.max_output_tokens)  # refuses early
         timeouts = request.timeouts.apply(self.settings.timeouts)
         if timeouts.first_token > timeouts.total:
             raise InvalidRequestError(
@@ -98,7 +111,12 @@ class LLMService:
                 f"limit ({timeouts.total:g} s)"
             )
         run = Run(request, model, run_id)
-        executor = RunExecutor(run, self.providers.for_model(model), timeouts, self.settings.retry, self.redactor)
+        cache_prompt = self.settings.cache_prompts if request.cache_prompt is None else request.cache_prompt
+        executor = RunExecutor(
+            run, self.providers.for_model(model), timeouts, self.settings.retry, self.redactor,
+            native_schema=capabilities.structured_output,
+            cache_prompt=cache_prompt and capabilities.prompt_cache,
+        )
         if self.recorder is not None:
             self.recorder.track(run, origin or RunOrigin())
         loop = asyncio.get_running_loop()

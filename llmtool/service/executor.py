@@ -1,7 +1,12 @@
 """Drives one run: attempts with retries, the four timeouts, stop, metrics and validation.
 
-This is the only place that turns provider chunks into user-visible events, so the rule
-"retry only before the first text reached the user" is enforced here and nowhere else.
+This is the only place that turns provider chunks into user-visible events, so the rule "retry
+only before the model produced anything (text or reasoning): a retry would bill it again" is
+enforced here and nowhere else.
+
+Timers of an attempt: until the model shows a sign of life (a reasoning item or thinking block
+opening, a reasoning or text delta) the first-token limit; while it reasons before its first text,
+the reasoning-idle limit between two signs; after its first text, the idle limit between deltas.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from llmtool.events import (
     Failed,
     FinishReason,
     Metrics,
+    Notice,
+    ReasoningDelta,
     Retrying,
     RunEvent,
     Started,
@@ -28,9 +35,11 @@ from llmtool.providers.base import (
     FinishChunk,
     Provider,
     ProviderRequest,
+    ReasoningChunk,
     TextChunk,
     UsageChunk,
 )
+from llmtool.providers.schemas import rejects_structured_output, schema_instruction
 from llmtool.redact import Redactor
 from llmtool.service.retry import build_retrying, retry_after_too_long, short_reason
 from llmtool.service.runs import Run
@@ -42,7 +51,8 @@ log = logging.getLogger(__name__)
 
 class RunExecutor:
     def __init__(self, run: Run, provider: Provider, timeouts: Timeouts, policy: RetryPolicy,
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, *, native_schema: bool = True,
+                 cache_prompt: bool = False) -> None:
         self.run = run
         self.redactor = redactor
         self.provider = provider
@@ -51,11 +61,16 @@ class RunExecutor:
         self.loop = asyncio.get_running_loop()
         self.started_at = self.loop.time()
         self.attempts = 0
-        self.released = False  # has any text reached consumers? then no more retries
+        self.released = False  # has any text reached consumers?
+        self.produced = False  # has the model produced text or reasoning? then no more retries
         self.parts: list[str] = []
+        self.thoughts: list[str] = []
         self.deltas = 0
         self.first_text_at: float | None = None
         self.last_text_at: float | None = None
+        self.first_reasoning_at: float | None = None
+        self.native_schema = native_schema and run.request.validation.json_schema is not None
+        self.cache_prompt = cache_prompt
         self.usage = UsageChunk()
         self.finish: FinishReason = "other"
         self.buffered = run.request.validation.mode == "buffer"
@@ -72,6 +87,10 @@ class RunExecutor:
     def text(self) -> str:
         return "".join(self.parts)
 
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.thoughts)
+
     async def execute(self) -> None:
         self._emit(Started(run_id=self.run.id, model=self.run.model.id))
         deadline_at = self.started_at + self.timeouts.total
@@ -79,14 +98,15 @@ class RunExecutor:
             async with asyncio.timeout_at(deadline_at) as deadline:
                 retrying = build_retrying(
                     self.policy,
-                    may_retry=lambda: not self.released,
+                    may_retry=lambda: not self.produced,
                     announce=self._announce_retry,
                     time_left=lambda: deadline_at - self.loop.time(),
                 )
                 await retrying(self._attempt)
             self._complete()
         except asyncio.CancelledError:
-            self._emit(Stopped(elapsed=self.elapsed(), text=self.text, metrics=self._metrics(estimate=True)))
+            self._emit(Stopped(elapsed=self.elapsed(), text=self.text, reasoning=self.reasoning,
+                               metrics=self._metrics(estimate=True)))
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -104,27 +124,53 @@ class RunExecutor:
     # -- one attempt --------------------------------------------------------------------------
     def _provider_request(self) -> ProviderRequest:
         request = self.run.request
+        schema = request.validation.json_schema
+        system = request.system
+        if schema is not None and not self.native_schema:
+            system = f"{system}\n\n{schema_instruction(schema)}" if system else schema_instruction(schema)
         return ProviderRequest(
             model=self.run.model.name,
             messages=request.messages,
-            system=request.system,
+            system=system,
             temperature=request.temperature,
             max_output_tokens=request.max_output_tokens,
             connect_timeout=self.timeouts.connect,
             # The SDK's read timeout is only a backstop: ours below fire first.
-            read_timeout=max(self.timeouts.first_token, self.timeouts.idle) + 5.0,
-            json_schema=request.validation.json_schema,
+            read_timeout=max(self.timeouts.first_token, self.timeouts.idle, self.timeouts.reasoning_idle) + 5.0,
+            json_schema=schema,
+            native_schema=self.native_schema,
+            reasoning_effort=request.reasoning_effort,
+            thinking=self.run.model.thinking,
+            effort_param=self.run.model.effort_param,
+            cache_prompt=self.cache_prompt,
         )
 
     async def _attempt(self) -> None:
         self.attempts += 1
-        # Retries happen only while nothing was released, so each attempt starts from scratch.
-        self.parts, self.deltas, self.usage, self.first_text_at = [], 0, UsageChunk(), None
+        try:
+            await self._stream_once()
+        except errors.RequestRejectedError as error:
+            if not (self.native_schema and not self.produced and rejects_structured_output(error)):
+                raise
+            # The model or server cannot be asked for a schema: ask by instruction instead, at
+            # once (a refused request costs nothing); the validation after completion stays.
+            self.native_schema = False
+            self._emit(Notice(
+                elapsed=self.elapsed(),
+                message=f"{self.provider.name} cannot be asked for structured output "
+                f"({error.message}); the JSON Schema is asked for by instruction and checked after the answer",
+            ))
+            await self._stream_once()
+
+    async def _stream_once(self) -> None:
+        # Retries happen only while nothing was produced, so each attempt starts from scratch.
+        self.parts, self.thoughts, self.deltas, self.usage = [], [], 0, UsageChunk()
+        self.first_text_at = self.first_reasoning_at = None
         attempt_started = self.loop.time()
         stream = self.provider.stream(self._provider_request())
         try:
             # One timer for the attempt: first the time-to-first-token limit, then, after each
-            # delta, pushed forward by the idle limit.
+            # sign of life, pushed forward by the reasoning-idle or the idle limit.
             async with asyncio.timeout_at(attempt_started + self.timeouts.first_token) as limit:
                 async with aclosing(stream):
                     async for chunk in stream:
@@ -132,6 +178,10 @@ class RunExecutor:
                             if chunk.text:
                                 self._on_text(chunk.text)
                                 limit.reschedule(self.loop.time() + self.timeouts.idle)
+                        elif isinstance(chunk, ReasoningChunk):
+                            self._on_reasoning(chunk)
+                            if self.first_text_at is None:
+                                limit.reschedule(self.loop.time() + self.timeouts.reasoning_idle)
                         elif isinstance(chunk, UsageChunk):
                             self.usage = chunk
                         elif isinstance(chunk, FinishChunk):
@@ -143,13 +193,29 @@ class RunExecutor:
         except TimeoutError:
             if not limit.expired():
                 raise
-            if not self.parts:
-                raise errors.FirstTokenTimeoutError(
-                    f"{self.provider.name} sent no text within {self.timeouts.first_token:g} s"
+            if self.parts:
+                raise errors.IdleTimeoutError(
+                    f"{self.provider.name} stopped sending for more than {self.timeouts.idle:g} s"
                 ) from None
-            raise errors.IdleTimeoutError(
-                f"{self.provider.name} stopped sending for more than {self.timeouts.idle:g} s"
+            if self.first_reasoning_at is not None:
+                raise errors.ReasoningIdleTimeoutError(
+                    f"{self.provider.name} was thinking but sent nothing for more than "
+                    f"{self.timeouts.reasoning_idle:g} s"
+                ) from None
+            raise errors.FirstTokenTimeoutError(
+                f"{self.provider.name} sent nothing within {self.timeouts.first_token:g} s"
             ) from None
+
+    def _on_reasoning(self, chunk: ReasoningChunk) -> None:
+        now = self.loop.time()
+        first = self.first_reasoning_at is None
+        if first:
+            self.first_reasoning_at = now
+        self.produced = True
+        if chunk.text:
+            self.thoughts.append(chunk.text)
+        if chunk.text or first:
+            self._emit(ReasoningDelta(elapsed=now - self.started_at, text=chunk.text, summary=chunk.summary))
 
     def _on_text(self, text: str) -> None:
         now = self.loop.time()
@@ -158,6 +224,7 @@ class RunExecutor:
         self.last_text_at = now
         self.parts.append(text)
         self.deltas += 1
+        self.produced = True
         if not self.buffered:
             self.released = True
             self._emit(TextDelta(elapsed=now - self.started_at, text=text))
@@ -185,7 +252,8 @@ class RunExecutor:
         if self.buffered and not problems:
             self._emit(TextDelta(elapsed=self.elapsed(), text=text))
         self._emit(Completed(
-            elapsed=self.elapsed(), finish_reason=self.finish, text=text, metrics=self._metrics(usage=usage)
+            elapsed=self.elapsed(), finish_reason=self.finish, text=text, reasoning=self.reasoning,
+            metrics=self._metrics(usage=usage),
         ))
 
     def _fail(self, error: errors.LLMToolError) -> None:
@@ -204,6 +272,7 @@ class RunExecutor:
             retryable=error.wants_retry if isinstance(error, errors.ProviderError) else error.retryable,
             status=getattr(error, "status", None),
             text=self.text,
+            reasoning=self.reasoning,
             metrics=self._metrics(estimate=True),
         ))
 
@@ -214,23 +283,34 @@ class RunExecutor:
                 input_tokens=self.usage.input_tokens,
                 cached_input_tokens=self.usage.cached_input_tokens,
                 output_tokens=self.usage.output_tokens,
+                reasoning_tokens=self.usage.reasoning_tokens,
+                cache_write_tokens=self.usage.cache_write_tokens,
             )
         return Usage(elapsed=self.elapsed(), estimated=True, **self._estimated_tokens())
 
-    def _estimated_tokens(self) -> dict[str, int]:
+    def _estimated_tokens(self) -> dict[str, int | None]:
         request = self.run.request
         prompt = (request.system or "") + "".join(m.content for m in request.messages)
-        return {"input_tokens": estimate_tokens(prompt), "output_tokens": estimate_tokens(self.text)}
+        reasoning = estimate_tokens(self.reasoning) if self.thoughts else None
+        return {
+            "input_tokens": estimate_tokens(prompt),
+            "output_tokens": estimate_tokens(self.text) + (reasoning or 0),
+            "reasoning_tokens": reasoning,
+        }
 
     def _metrics(self, usage: Usage | None = None, estimate: bool = False) -> Metrics:
         if usage is None:
             usage = Usage(estimated=True, **self._estimated_tokens()) if estimate else Usage()
         ttft = None if self.first_text_at is None else self.first_text_at - self.started_at
+        thinking = None
+        if self.first_reasoning_at is not None:
+            thinking = (self.first_text_at or self.loop.time()) - self.first_reasoning_at
         rate = None
-        if usage.output_tokens and self.first_text_at is not None and self.last_text_at is not None:
+        answer_tokens = (usage.output_tokens or 0) - (usage.reasoning_tokens or 0)
+        if answer_tokens > 0 and self.first_text_at is not None and self.last_text_at is not None:
             span = self.last_text_at - self.first_text_at
             if span > 0:
-                rate = usage.output_tokens / span
+                rate = answer_tokens / span
         return Metrics(
             time_to_first_token=ttft,
             total_time=self.elapsed(),
@@ -239,7 +319,12 @@ class RunExecutor:
             input_tokens=usage.input_tokens,
             cached_input_tokens=usage.cached_input_tokens,
             output_tokens=usage.output_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             usage_estimated=usage.estimated,
             tokens_per_second=rate,
-            cost_usd=self.run.model.cost(usage.input_tokens, usage.cached_input_tokens, usage.output_tokens),
+            cost_usd=self.run.model.cost(
+                usage.input_tokens, usage.cached_input_tokens, usage.output_tokens, usage.cache_write_tokens
+            ),
+            thinking_time=thinking,
         )

@@ -23,7 +23,16 @@ from typing import Any
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from llmtool.events import Completed, Failed, RunEvent, Stopped, TextDelta, Validated, is_terminal
+from llmtool.events import (
+    Completed,
+    Failed,
+    ReasoningDelta,
+    RunEvent,
+    Stopped,
+    TextDelta,
+    Validated,
+    is_terminal,
+)
 from llmtool.service.runs import Run
 from llmtool.settings import StoreSettings
 from llmtool.store import (
@@ -130,6 +139,8 @@ class RunRecorder:
         pending.events.append(event)
         if isinstance(event, TextDelta):
             pending.columns["text"] = None  # filled from the run at write time (once, not per delta)
+        elif isinstance(event, ReasoningDelta) and event.text:
+            pending.columns["reasoning"] = None
         elif isinstance(event, Validated):
             pending.columns["validation"] = ValidationOutcome(
                 passed=event.passed, problems=event.problems, rules_checked=event.rules_checked
@@ -182,6 +193,8 @@ class RunRecorder:
             columns, pending.columns = pending.columns, {}
             if "text" in columns and columns["text"] is None:
                 columns["text"] = pending.run.text_so_far()
+            if "reasoning" in columns and columns["reasoning"] is None:
+                columns["reasoning"] = pending.run.reasoning_so_far()
             update = RunUpdate(run_id=pending.run.id, start=pending.start, events=pending.events, columns=columns)
             pending.events = []
             pending.start += len(update.events)
@@ -303,6 +316,7 @@ def _ending(event: RunEvent) -> dict[str, Any]:
     columns: dict[str, Any] = {"status": event.kind, "ended_at": time.time()}
     if isinstance(event, (Completed, Stopped, Failed)):
         columns["text"] = event.text
+        columns["reasoning"] = event.reasoning
         columns["metrics"] = event.metrics
     if isinstance(event, Failed):
         columns["error_kind"] = event.error_kind

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from llmtool.errors import InvalidRequestError
-from llmtool.providers.base import ChatMessage
+from llmtool.providers.base import ChatMessage, ReasoningEffort
 from llmtool.settings import TimeoutOverrides, describe_validation_error
 from llmtool.validation import ValidationRules
 
@@ -26,6 +26,13 @@ class RunRequest(BaseModel):
     system: str | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     max_output_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    reasoning_effort: ReasoningEffort | None = Field(
+        None, description="How hard a reasoning model thinks: none, minimal, low, medium, high, xhigh or "
+        "max (models accept some of them); unset: the model's default.",
+    )
+    cache_prompt: bool | None = Field(
+        None, description="Anthropic: cache the system prompt and long user content; unset: the setting.",
+    )
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
     validation: ValidationRules = Field(default_factory=ValidationRules)
     template: str | None = Field(None, description="Template name, recorded with the run.")

@@ -20,6 +20,7 @@ from llmtool.events import (
     Failed,
     Interrupted,
     Metrics,
+    ReasoningDelta,
     RunEvent,
     Stopped,
     TerminalEvent,
@@ -87,6 +88,9 @@ class Run:
 
     def text_so_far(self) -> str:
         return "".join(e.text for e in self.log if isinstance(e, TextDelta))
+
+    def reasoning_so_far(self) -> str:
+        return "".join(e.text for e in self.log if isinstance(e, ReasoningDelta))
 
     # -- read by anyone ------------------------------------------------------------------------
     @property

@@ -59,6 +59,7 @@ class RunRecord(BaseModel):
     variables: dict[str, Any] | None = None
     status: RunStatus = "running"
     text: str = Field("", description="The answer, or the partial text of a run that did not complete.")
+    reasoning: str = Field("", description="What a reasoning model showed of its thoughts, apart from the answer.")
     validation: ValidationOutcome | None = None
     error_kind: str | None = None
     error_message: str | None = None

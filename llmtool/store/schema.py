@@ -32,6 +32,7 @@ runs = sa.Table(
     sa.Column("variables", sa.JSON),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
+    sa.Column("reasoning", sa.Text, nullable=False, server_default=""),
     sa.Column("validation", sa.JSON),
     sa.Column("error_kind", sa.String(40)),
     sa.Column("error_message", sa.Text),

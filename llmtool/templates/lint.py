@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmtool.catalog import Catalog
-from llmtool.errors import MissingKeyError, UnknownModelError
+from llmtool.errors import InvalidRequestError, MissingKeyError, UnknownModelError
 from llmtool.evaluation.dataset import DATASET_SUFFIXES, Dataset, DatasetError, load_dataset
 from llmtool.templates.errors import TemplateError
 from llmtool.templates.model import Value
@@ -56,11 +56,14 @@ def lint_template(template: Template, catalog: Catalog | None = None) -> list[Te
                 problems.append(TemplateError(error.path, error.line, f"{error.detail} ({about})"))
     if catalog is not None and template.model is not None:
         try:
-            catalog.resolve(template.model)
+            catalog.resolve(template.model).check_effort(template.meta.reasoning_effort)
         except MissingKeyError:
             pass  # known model, just no key here: fine for CI
         except UnknownModelError as error:
             problems.append(TemplateError(template.path, template.lines.get("model"), error.message))
+        except InvalidRequestError as error:
+            line = template.lines.get("reasoning_effort")
+            problems.append(TemplateError(template.path, line, error.message))
     return problems
 
 

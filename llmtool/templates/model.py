@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from llmtool.providers.base import ReasoningEffort
 from llmtool.settings import TimeoutOverrides
 from llmtool.validation import OutputMode, ValidationRules
 
@@ -149,6 +150,12 @@ class TemplateMeta(BaseModel):
     model: str | None = Field(None, description="PROVIDER:MODEL; the service default when unset.")
     temperature: float | None = Field(None, ge=0, le=2)
     max_output_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    reasoning_effort: ReasoningEffort | None = Field(
+        None, description="none, minimal, low, medium, high, xhigh or max; the model's default when unset."
+    )
+    cache_prompt: bool | None = Field(
+        None, description="Anthropic: cache the system prompt and long user content; unset: the setting."
+    )
     system: str | None = Field(None, description="System prompt; Jinja like the body.")
     variables: dict[str, VariableSpec] = Field(default_factory=dict)
     output: OutputMode | None = Field(None, description="stream (default) or buffer.")

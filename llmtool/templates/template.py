@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtool.errors import InvalidRequestError
+from llmtool.providers.base import ReasoningEffort
 from llmtool.service.requests import RunRequest
 from llmtool.templates.errors import TemplateError
 from llmtool.templates.model import TemplateMeta, Value, VariableSpec
@@ -121,6 +122,7 @@ class Template:
         model: str | None = None,
         temperature: float | None = None,
         max_output_tokens: int | None = None,
+        reasoning_effort: ReasoningEffort | None = None,
     ) -> RunRequest:
         """The request for one run: rendered text, the template's parameters, rules and timeouts,
         its name and content hash. Arguments given here override the template's defaults."""
@@ -135,6 +137,8 @@ class Template:
                 "system": rendered.system,
                 "temperature": meta.temperature if temperature is None else temperature,
                 "max_output_tokens": meta.max_output_tokens if max_output_tokens is None else max_output_tokens,
+                "reasoning_effort": reasoning_effort or meta.reasoning_effort,
+                "cache_prompt": meta.cache_prompt,
                 "timeouts": meta.timeouts,
                 "validation": self.rules,
                 "template": self.name,

@@ -1,7 +1,7 @@
 import pytest
 
-from llmtool.catalog import Catalog
-from llmtool.errors import MissingKeyError, UnknownModelError
+from llmtool.catalog import Catalog, ListedModel
+from llmtool.errors import InvalidRequestError, MissingKeyError, UnknownModelError
 from llmtool.settings import load_settings
 
 
@@ -24,7 +24,7 @@ def test_keys_make_providers_usable_and_real_models_come_first():
     [
         ("gpt-4.1", UnknownModelError, "PROVIDER:MODEL"),
         ("mystery:model", UnknownModelError, "unknown provider 'mystery'"),
-        ("demo:nonexistent", UnknownModelError, "known: assistant, echo"),
+        ("demo:nonexistent", UnknownModelError, "known: assistant, echo, thinker"),
         ("openai:gpt-4.1-mini", MissingKeyError, "OPENAI_API_KEY"),
         ("anthropic:claude-haiku-4-5", MissingKeyError, "ANTHROPIC_API_KEY"),
     ],
@@ -44,10 +44,63 @@ def test_endpoint_models_and_names_with_colons():
     assert settings.endpoints["ollama"].base_url == "http://127.0.0.1:1/v1"
 
 
-def test_listed_endpoint_models_are_the_only_ones_accepted():
+def test_any_model_name_of_a_configured_provider_resolves_with_its_cost_unknown():
+    catalog = Catalog(load_settings(OPENAI_API_KEY="k", ANTHROPIC_API_KEY="k"))
+    for model_id in ("openai:gpt-7-turbo-preview", "anthropic:claude-future-9"):
+        info = catalog.resolve(model_id)
+        assert info.id == model_id
+        assert not info.priced
+        assert info.cost(1000, 0, 1000) is None  # unknown, never $0
+        assert info.efforts is None  # unknown: the provider decides
+        assert model_id in (catalog.price_hint(info) or "")
+    assert catalog.price_hint(catalog.resolve("openai:gpt-4.1")) is None
+
+
+def test_an_endpoint_takes_models_it_does_not_list_and_they_are_free():
     settings = load_settings(endpoints={"vllm": {"base_url": "http://h/v1", "models": ["qwen"]}})
-    with pytest.raises(UnknownModelError, match="known: qwen"):
-        Catalog(settings).resolve("vllm:other")
+    info = Catalog(settings).resolve("vllm:other")
+    assert info.kind == "openai_compatible" and info.cost(1000, 0, 1000) == 0.0
+
+
+def test_a_provider_wildcard_prices_its_other_models_but_not_the_listed_ones():
+    settings = load_settings(OPENAI_API_KEY="k", prices={"openai:*": {"input": 1, "output": 2}})
+    catalog = Catalog(settings)
+    assert catalog.resolve("openai:gpt-new").cost(1_000_000, None, 1_000_000) == pytest.approx(3.0)
+    assert catalog.resolve("openai:gpt-4.1-mini").cost(1_000_000, None, 0) == pytest.approx(0.40)
+    with pytest.raises(UnknownModelError, match="pick one"):
+        catalog.resolve("openai:*")
+
+
+def test_cache_writes_are_priced_apart_from_reads_and_fresh_input():
+    info = Catalog(load_settings(ANTHROPIC_API_KEY="k")).resolve("anthropic:claude-sonnet-4-5")
+    # 1M input: 200k read from the cache, 300k written to it, 500k fresh; no output.
+    expected = 0.5 * 3.00 + 0.2 * 0.30 + 0.3 * 3.75
+    assert info.cost(1_000_000, 200_000, 0, cache_write=300_000) == pytest.approx(expected)
+
+
+def test_reasoning_efforts_a_model_does_not_take_are_refused_with_what_it_takes():
+    catalog = Catalog(load_settings(OPENAI_API_KEY="k"))
+    with pytest.raises(InvalidRequestError, match=r"does not accept reasoning effort 'xhigh'.*minimal, low"):
+        catalog.resolve("openai:gpt-5").check_effort("xhigh")
+    with pytest.raises(InvalidRequestError, match="not a reasoning model"):
+        catalog.resolve("openai:gpt-4.1").check_effort("low")
+    catalog.resolve("openai:gpt-5").check_effort("minimal")
+    catalog.resolve("openai:gpt-unknown").check_effort("max")  # unknown model: the provider decides
+
+
+def test_a_live_list_teaches_capabilities_and_keeps_configured_prices():
+    catalog = Catalog(load_settings(ANTHROPIC_API_KEY="k"))
+    learned = catalog.learn("anthropic", [
+        ListedModel(name="claude-opus-4-5", efforts=("none", "low", "medium", "high", "max"),
+                    thinking="adaptive", effort_param=True),
+        ListedModel(name="claude-new", efforts=("none", "low"), thinking="budget"),
+    ])
+    assert [m.id for m in learned] == ["anthropic:claude-opus-4-5", "anthropic:claude-new"]
+    opus = catalog.resolve("anthropic:claude-opus-4-5")
+    assert opus.input_price == 5.00 and opus.thinking == "adaptive"
+    assert opus.efforts == ("none", "low", "medium", "high", "max")  # the provider's word wins
+    new = catalog.resolve("anthropic:claude-new")
+    assert new.efforts == ("none", "low") and not new.priced
 
 
 def test_cost_uses_cached_price_for_cached_tokens():

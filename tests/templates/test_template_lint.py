@@ -49,10 +49,11 @@ def test_required_variables_get_sample_values(tmp_path: Path) -> None:
 
 
 def test_unknown_default_model(tmp_path: Path, fast_settings: Settings) -> None:
-    path = write_template(tmp_path, "t", "---\nmodel: openai:gpt-9000\n---\nHi\n")
+    path = write_template(tmp_path, "t", "---\nmodel: mystery:gpt-9000\n---\nHi\n")
     write_template(tmp_path, "keyless", "---\nmodel: openai:gpt-5-mini\n---\nHi\n")  # no key: fine
+    write_template(tmp_path, "new", "---\nmodel: openai:gpt-9000\n---\nHi\n")  # any name: the provider decides
     [message] = messages(tmp_path, fast_settings)
-    assert message.startswith(f"{path}:2: unknown model 'gpt-9000'")
+    assert message.startswith(f"{path}:2: unknown provider 'mystery'")
 
 
 def test_broken_file_and_bad_dataset_are_both_reported(tmp_path: Path) -> None:

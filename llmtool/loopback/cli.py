@@ -78,7 +78,9 @@ def _banner(server: LoopbackServer, preset: str) -> str:
             f"Presets, selected by a URL prefix ({url}/scenario/<preset>/v1 for OpenAI, "
             f"{url}/scenario/<preset> for Anthropic):",
             "  " + ", ".join(PRESETS),
-            "Control: GET /_loopback/requests, POST /_loopback/enqueue, POST /_loopback/reset",
+            f"Models: GET {url}/v1/models (Anthropic's shape when sent an anthropic-version header)",
+            "Control: GET /_loopback/requests, POST /_loopback/enqueue, POST /_loopback/reset, "
+            "GET|POST /_loopback/models",
             "Ctrl-C to stop.",
         ]
     )

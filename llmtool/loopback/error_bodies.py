@@ -56,7 +56,11 @@ def _dumps(obj: Any) -> bytes:
 
 
 def openai_error(
-    status: int, error_type: str | None = None, message: str | None = None, code: str | None = None
+    status: int,
+    error_type: str | None = None,
+    message: str | None = None,
+    code: str | None = None,
+    param: str | None = None,
 ) -> dict[str, Any]:
     """``{"error": {...}}`` for an OpenAI endpoint; unknown statuses fall back to 4xx/5xx defaults."""
     default = _OPENAI_ERRORS.get(status) or _OPENAI_ERRORS[500 if status >= 500 else 400]
@@ -64,7 +68,7 @@ def openai_error(
         "error": {
             "message": message or default[2],
             "type": error_type or default[0],
-            "param": None,
+            "param": param,
             "code": code if code is not None else default[1],
         }
     }
@@ -89,8 +93,21 @@ def error_body(
     error_type: str | None = None,
     message: str | None = None,
     request_id: str = "",
+    code: str | None = None,
+    param: str | None = None,
 ) -> bytes:
-    """The JSON body for an HTTP error; the Anthropic shape for ``/v1/messages``, OpenAI otherwise."""
+    """The JSON body for an HTTP error; the Anthropic shape for ``/v1/messages``, OpenAI otherwise.
+
+    ``code`` and ``param`` exist only in the OpenAI shape and are ignored for Anthropic.
+    """
     if protocol == "messages":
         return _dumps(anthropic_error(status, error_type, message, request_id))
-    return _dumps(openai_error(status, error_type, message))
+    return _dumps(openai_error(status, error_type, message, code, param))
+
+
+def model_not_found_body(protocol: Protocol | None, model: str, request_id: str = "") -> bytes:
+    """The 404 each provider returns for a model it does not serve, worded as the real APIs word it."""
+    if protocol == "messages":
+        return _dumps(anthropic_error(404, "not_found_error", f"model: {model}", request_id))
+    message = f"The model `{model}` does not exist or you do not have access to it."
+    return _dumps(openai_error(404, "invalid_request_error", message, "model_not_found"))

@@ -9,8 +9,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
+from .protocols import requested_schema
 from .scenarios import Scenario
 
 
@@ -23,14 +24,33 @@ class RecordedRequest(BaseModel):
     target: str  # request-target exactly as received
     headers: dict[str, str]  # lower-cased names
     body: Any = None  # parsed JSON, None when absent or not JSON
-    protocol: str | None = None  # "responses" | "chat" | "messages" | None (not an API route)
+    protocol: str | None = None  # "responses" | "chat" | "messages" | "models" (GET /v1/models) | None (no route)
     preset: str | None = None  # from the URL prefix, if any
     scenario_kind: str | None = None  # None when the request never reached a scenario (404, 405)
     status: int | None = None  # HTTP status sent; None when reset before responding
     received_at: float
     closed_at: float | None = None
     closed_by_client: bool = False  # the client left before we finished writing
-    deltas_sent: int = 0
+    deltas_sent: int = 0  # answer text deltas
+    reasoning_deltas_sent: int = 0  # reasoning/thinking deltas (none when the reasoning is omitted)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def structured_output(self) -> dict[str, Any] | None:
+        """The JSON schema the request asked for; see the module-level ``structured_output``."""
+        return structured_output(self)
+
+
+def structured_output(record: RecordedRequest) -> dict[str, Any] | None:
+    """The JSON schema ``record`` asked for in its protocol's own field, else None.
+
+    Responses: the ``text.format`` object (``{"type": "json_schema", "name", "schema", "strict"}``);
+    Chat: ``response_format.json_schema`` (``{"name", "schema", "strict"}``); Messages: the
+    ``output_config.format`` object (``{"type": "json_schema", "schema"}``). Formats without a
+    schema (``json_object``, ``text``) and other routes give None.
+    """
+    found = requested_schema(record.protocol, record.body)
+    return found[1] if found is not None else None
 
 
 class RequestLog:

@@ -9,20 +9,23 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qsl, unquote
 
 from pydantic import TypeAdapter, ValidationError
 
 from .error_bodies import error_body
 from .http11 import BadRequest, Connection, Request, read_request
-from .playback import play
-from .protocols import ROUTES, new_request_id, request_id_header
+from .models import DEFAULT_MODELS, ModelSpec, model_specs
+from .playback import play, play_models
+from .protocols import ROUTES, Protocol, new_request_id, request_id_header
 from .records import RecordedRequest, RequestLog
 from .scenarios import PRESETS, Scenario
 
 _PREFIX = re.compile(r"^/scenario/([^/]+)(/.*)?$")
+_MODELS = re.compile(r"^/v1/models(?:/(.+))?$")
 _SCENARIO_LIST = TypeAdapter(list[Scenario | str])
 
 
@@ -35,6 +38,11 @@ class LoopbackServer:
 
     Scenario per request: the next ``enqueue``d one, else the preset named by a
     ``/scenario/<preset>/`` URL prefix, else ``default``.
+
+    ``GET /v1/models`` (and ``/v1/models/<id>``) lists ``models`` (default ``DEFAULT_MODELS``) in
+    Anthropic's shape when the request has an ``anthropic-version`` header, else OpenAI's; each
+    shape lists only its provider's models. Listing takes a scenario like any request and is
+    recorded with ``protocol="models"``.
     """
 
     def __init__(
@@ -44,8 +52,10 @@ class LoopbackServer:
         default: Scenario | None = None,
         tokens_per_second: float | None = None,
         on_request: Callable[[RecordedRequest], None] | None = None,
+        models: Iterable[ModelSpec | str] | None = None,
     ):
         self.host = host
+        self.models = DEFAULT_MODELS if models is None else models
         self.default = default or Scenario()
         self.tokens_per_second = tokens_per_second
         self._requested_port = port
@@ -139,6 +149,15 @@ class LoopbackServer:
         return f"{self.url}/scenario/{preset}"
 
     @property
+    def models(self) -> tuple[ModelSpec, ...]:
+        """What ``GET /v1/models`` lists; assign a list of ``ModelSpec``s or ids to change it."""
+        return self._models
+
+    @models.setter
+    def models(self, models: Iterable[ModelSpec | str]) -> None:
+        self._models = model_specs(models)
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """Snapshots of the records so far, in arrival order."""
         return self._log.snapshot()
@@ -210,24 +229,46 @@ class LoopbackServer:
         match = _PREFIX.match(request.path)
         preset, path = (match.group(1), match.group(2) or "/") if match else (None, request.path)
         protocol = ROUTES.get(path)
+        models = _MODELS.match(path)
+        anthropic_listing = models is not None and "anthropic-version" in request.headers
+        # The error body shape: Anthropic's for /v1/messages and Anthropic model listings.
+        shape: Protocol | None = "messages" if anthropic_listing else protocol
         request_id = new_request_id()
-        self._log.update(record, path=path, protocol=protocol, preset=preset)
-        rid = {request_id_header(protocol): request_id}
+        self._log.update(record, path=path, protocol="models" if models is not None else protocol, preset=preset)
+        rid = {request_id_header(shape): request_id}
 
         async def refuse(status: int, message: str) -> bool:
             self._log.update(record, status=status)
-            body = error_body(protocol, status, message=message, request_id=request_id)
+            body = error_body(shape, status, message=message, request_id=request_id)
             return await conn.send_json(status, body, rid)
 
         if preset is not None and preset not in PRESETS:
             return await refuse(404, f"Unknown scenario preset {preset!r}. Valid presets: {', '.join(PRESETS)}.")
-        if protocol is None:
+        if protocol is None and models is None:
             return await refuse(404, f"Invalid URL ({request.method} {path})")
-        if request.method != "POST":
-            return await refuse(405, f"Method {request.method} not allowed for {path}; use POST.")
+        method = "GET" if models is not None else "POST"
+        if request.method != method:
+            return await refuse(405, f"Method {request.method} not allowed for {path}; use {method}.")
 
         scenario = self._log.next_scenario() or (Scenario.preset(preset) if preset else self.default)
         self._log.update(record, scenario_kind=scenario.kind)
+
+        def report(**fields: Any) -> None:
+            self._log.update(record, **fields)
+
+        if models is not None:
+            query = dict(parse_qsl(request.target.partition("?")[2]))
+            return await play_models(
+                conn,
+                anthropic=anthropic_listing,
+                model_id=unquote(models.group(1)) if models.group(1) else None,
+                query=query,
+                specs=self.models,
+                scenario=scenario,
+                request_id=request_id,
+                report=report,
+            )
+        assert protocol is not None
         return await play(
             conn,
             protocol=protocol,
@@ -235,7 +276,7 @@ class LoopbackServer:
             scenario=scenario,
             tokens_per_second=self.tokens_per_second,
             request_id=request_id,
-            report=lambda **fields: self._log.update(record, **fields),
+            report=report,
         )
 
     async def _control(self, conn: Connection, request: Request) -> None:
@@ -244,6 +285,16 @@ class LoopbackServer:
             await conn.send_json(200, _dumps([r.model_dump(mode="json") for r in self.requests]))
         elif route == ("GET", "/_loopback/presets"):
             await conn.send_json(200, _dumps({k: v.model_dump(mode="json") for k, v in PRESETS.items()}))
+        elif route == ("GET", "/_loopback/models"):
+            await conn.send_json(200, _dumps([m.model_dump(mode="json") for m in self.models]))
+        elif route == ("POST", "/_loopback/models"):
+            try:
+                payload = json.loads(request.body or b"null")
+                self.models = payload if isinstance(payload, list) else [payload]
+            except (ValueError, ValidationError) as exc:
+                await conn.send_json(400, error_body(None, 400, message=str(exc)))
+                return
+            await conn.send_json(200, _dumps([m.model_dump(mode="json") for m in self.models]))
         elif route == ("POST", "/_loopback/reset"):
             self.reset()
             await conn.send_json(200, _dumps({"ok": True}))

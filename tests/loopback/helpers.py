@@ -34,7 +34,9 @@ def delta_text(protocol: str, event: Any) -> str:
         return event.delta if event.type == "response.output_text.delta" else ""
     if protocol == "chat":
         return (event.choices[0].delta.content or "") if event.choices else ""
-    return event.delta.text if event.type == "content_block_delta" else ""
+    if event.type == "content_block_delta" and event.delta.type == "text_delta":
+        return event.delta.text
+    return ""  # thinking and signature deltas are not the answer
 
 
 async def collect(protocol: str, stream: Any) -> Collected:

@@ -12,7 +12,7 @@ class ThinkTagSplitter:
     content counts: `<think>` later in an answer is the answer's own text."""
 
     def __init__(self) -> None:
-        self.state = "start"  # start → thinking → answer
+        self.state = "start"  # start → thinking → after (blank lines dropped) → answer
         self.pending = ""
 
     def feed(self, delta: str) -> tuple[str, str]:
@@ -34,7 +34,12 @@ class ThinkTagSplitter:
                 cut = len(self.pending) - _partial_suffix(self.pending, CLOSE)
                 reasoning, self.pending = self.pending[:cut], self.pending[cut:]
                 return reasoning, ""
-            reasoning, self.pending = self.pending[:end], self.pending[end + len(CLOSE):].lstrip("\n")
+            reasoning, self.pending = self.pending[:end], self.pending[end + len(CLOSE):]
+            self.state = "after"
+        if self.state == "after":
+            self.pending = self.pending.lstrip()
+            if not self.pending:
+                return reasoning, ""
             self.state = "answer"
         if self.state == "answer":
             text, self.pending = self.pending, ""

@@ -14,7 +14,7 @@ def test_demo_is_the_only_usable_provider_without_keys():
 def test_keys_make_providers_usable_and_real_models_come_first():
     catalog = Catalog(load_settings(OPENAI_API_KEY="k", ANTHROPIC_API_KEY="k"))
     ids = [m.id for m in catalog.usable()]
-    assert "openai:gpt-4.1-mini" in ids and "anthropic:claude-sonnet-4-5" in ids
+    assert "openai:gpt-4.1-mini" in ids and "anthropic:claude-haiku-4-5" in ids
     assert ids[-1].startswith("demo:")
     assert catalog.default_model().split(":")[0] in {"openai", "anthropic"}
 
@@ -72,9 +72,9 @@ def test_a_provider_wildcard_prices_its_other_models_but_not_the_listed_ones():
 
 
 def test_cache_writes_are_priced_apart_from_reads_and_fresh_input():
-    info = Catalog(load_settings(ANTHROPIC_API_KEY="k")).resolve("anthropic:claude-sonnet-4-5")
+    info = Catalog(load_settings(ANTHROPIC_API_KEY="k")).resolve("anthropic:claude-opus-4-5")
     # 1M input: 200k read from the cache, 300k written to it, 500k fresh; no output.
-    expected = 0.5 * 3.00 + 0.2 * 0.30 + 0.3 * 3.75
+    expected = 0.5 * 5.00 + 0.2 * 0.50 + 0.3 * 6.25
     assert info.cost(1_000_000, 200_000, 0, cache_write=300_000) == pytest.approx(expected)
 
 

@@ -189,3 +189,21 @@ async def test_first_token_timeouts_are_retried_even_when_as_long_as_the_retry_b
     await service.aclose()
     # attempt time (0.2 s each) does not count against the waits-only retry budget
     assert [e.kind for e in run.log] == ["started", "retrying", "retrying", "failed"]
+
+
+async def test_the_demo_thinker_shows_its_thoughts_apart_from_its_answer(fast_settings):
+    service = LLMService(fast_settings)
+    run = service.start({"model": "demo:thinker", "prompt": "Plan a launch", "reasoning_effort": "minimal"})
+    events = [event async for event in run.events()]
+    completed = events[-1]
+    assert completed.kind == "completed"
+    reasoning = "".join(e.text for e in events if e.kind == "reasoning")
+    assert reasoning == completed.reasoning and "Plan a launch" in reasoning
+    assert "Understanding the request" not in completed.text
+    assert completed.metrics.thinking_time is not None and completed.metrics.thinking_time >= 0.5
+    assert completed.metrics.reasoning_tokens and completed.metrics.reasoning_tokens < completed.metrics.output_tokens
+    assert "thought" in completed.metrics.summary()
+    # Effort none: the thinker answers at once, with no thoughts at all.
+    quick = await service.start({"model": "demo:thinker", "prompt": "hi", "reasoning_effort": "none"}).wait()
+    assert quick.reasoning == "" and quick.metrics.thinking_time is None
+    await service.aclose()

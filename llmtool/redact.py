@@ -2,10 +2,12 @@
 enter a run's log (`mask_event`), and every text that reaches the browser goes through a `Redactor`.
 
 Keys are never put in components or state, but an error message (or a model echoing its prompt)
-could still carry one, or a base URL with `user:password@` or `?api-key=` in it.
+could still carry one, or a base URL with `?api-key=` in it (a `user:password@` base URL is refused
+by the settings). Each secret is also masked URL-encoded and in base64. Streamed text goes through a
+`StreamMasker`, so a key echoed in pieces never shows a fragment.
 
     redact = Redactor.from_settings(settings)
-    redact("could not connect to http://bob:hunter2@host/v1")   # '… http://***@host/v1'
+    redact("could not connect to https://proxy/v1?api-key=s3cr3t")   # '… https://proxy/v1?api-key=***'
     redact("/srv/app/prompts/classify.md:35: unknown variable")  # 'classify.md:35: unknown variable'
 
 It also keeps the server's layout off the page: a path inside the prompts directory is shown
@@ -14,11 +16,12 @@ relative to it (as a template's file:line), the directory itself by its name.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from llmtool.events import (
     Completed,
@@ -46,11 +49,21 @@ _TEXT_FIELDS: dict[type, tuple[str, ...]] = {
 _SHORTEST_SECRET = 4  # shorter strings would mask ordinary words
 
 
+def encoded_forms(secret: str) -> set[str]:
+    """The secret as it could be echoed back: itself, URL-encoded, base64 (as in HTTP Basic)."""
+    raw = secret.encode()
+    forms = {secret, quote(secret, safe=""), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    # base64 padding is often dropped when echoed; the unpadded form still identifies the secret.
+    return forms | {form.rstrip("=") for form in forms}
+
+
 class Redactor:
     def __init__(self, secrets: Iterable[str], directories: Iterable[Path] = ()) -> None:
-        unique = {s for s in secrets if s and len(s) >= _SHORTEST_SECRET}
+        unique = {form for s in secrets if s and len(s) >= _SHORTEST_SECRET for form in encoded_forms(s)}
         # Longest first, so a secret containing another is masked whole.
         self.secrets = sorted(unique, key=len, reverse=True)
+        self._first_chars = frozenset(secret[0] for secret in self.secrets)
+        self._longest = max((len(secret) for secret in self.secrets), default=0)
         self._directories: list[tuple[str, re.Pattern[str], re.Pattern[str], str]] = []
         for directory in directories:
             forms = {str(directory.absolute()), str(directory.resolve())} - {"", os.sep}
@@ -74,6 +87,20 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, MASK)
         return text
+
+    def held_back(self, text: str) -> int:
+        """How many trailing characters of `text` could still become a secret with what comes
+        next: the longest suffix that begins some secret (0 when none does)."""
+        start = max(len(text) - self._longest + 1, 0)
+        for index in range(start, len(text)):
+            if text[index] in self._first_chars:
+                tail = text[index:]
+                if any(secret.startswith(tail) for secret in self.secrets):
+                    return len(text) - index
+        return 0
+
+    def stream(self) -> StreamMasker:
+        return StreamMasker(self)
 
     def mask_event(self, event: RunEvent) -> RunEvent:
         """The event with its texts (answer, message, reason, problems) masked; itself if clean.
@@ -109,6 +136,28 @@ class Redactor:
         for url in urls:
             secrets.extend(url_secrets(url))
         return cls(secrets, directories=[Path(settings.prompts_dir)])
+
+
+class StreamMasker:
+    """Masks a text that arrives in pieces: a secret cut across deltas is masked whole. It holds
+    back only the shortest tail that could still become a secret and releases it as soon as it
+    cannot; `flush()` releases what is held when the text ends."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.held = ""
+
+    def feed(self, delta: str) -> str:
+        if not self.redactor.secrets:
+            return delta
+        text = self.redactor.mask_secrets(self.held + delta)
+        keep = self.redactor.held_back(text)
+        self.held = text[len(text) - keep:] if keep else ""
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        held, self.held = self.held, ""
+        return self.redactor.mask_secrets(held)
 
 
 def url_secrets(url: str | None) -> list[str]:

@@ -56,6 +56,13 @@ def check_base_url(value: str | None) -> str | None:
         raise ValueError("base URL must look like http://host:port/path or https://host/path")
     if url.port is not None and not 0 < url.port < 65536:
         raise ValueError(f"base URL port {url.port} is not between 1 and 65535")
+    if url.userinfo:
+        # The SDKs would send it as HTTP Basic beside the key: credentials nobody asked to send.
+        raise ValueError(
+            "base URL has a user name or password in it (http://user:…@host): llmtool does not send "
+            "credentials from a URL; remove them and set the key (api_key, api_key_env or the "
+            "provider's key variable)"
+        )
     return value
 
 

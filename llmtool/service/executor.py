@@ -70,6 +70,9 @@ class RunExecutor:
         self.last_text_at: float | None = None
         self.first_reasoning_at: float | None = None
         self.native_schema = native_schema and run.request.validation.json_schema is not None
+        # A key echoed in pieces is masked whole: each stream holds back a tail that could become one.
+        self.text_mask = redactor.stream() if redactor is not None else None
+        self.reasoning_mask = redactor.stream() if redactor is not None else None
         self.cache_prompt = cache_prompt
         self.usage = UsageChunk()
         self.finish: FinishReason = "other"
@@ -77,8 +80,15 @@ class RunExecutor:
 
     def _emit(self, event: RunEvent) -> None:
         """Into the run's log, keys masked: nothing downstream (readers, store, replay) sees one.
-        (A key split across two deltas is not caught here.)"""
+        (Deltas come here through the stream maskers, so a key cut across deltas is masked too.)"""
         self.run.append(self.redactor.mask_event(event) if self.redactor is not None else event)
+
+    def _release_held(self) -> None:
+        """Before the run's end: the tails the maskers held back, since nothing more can come."""
+        if self.reasoning_mask is not None and (held := self.reasoning_mask.flush()):
+            self._emit(ReasoningDelta(elapsed=self.elapsed(), text=held))
+        if self.text_mask is not None and (held := self.text_mask.flush()) and self.released:
+            self._emit(TextDelta(elapsed=self.elapsed(), text=held))
 
     def elapsed(self) -> float:
         return self.loop.time() - self.started_at
@@ -105,6 +115,7 @@ class RunExecutor:
                 await retrying(self._attempt)
             self._complete()
         except asyncio.CancelledError:
+            self._release_held()
             self._emit(Stopped(elapsed=self.elapsed(), text=self.text, reasoning=self.reasoning,
                                metrics=self._metrics(estimate=True)))
         except TimeoutError:
@@ -214,8 +225,9 @@ class RunExecutor:
         self.produced = True
         if chunk.text:
             self.thoughts.append(chunk.text)
-        if chunk.text or first:
-            self._emit(ReasoningDelta(elapsed=now - self.started_at, text=chunk.text, summary=chunk.summary))
+        shown = self.reasoning_mask.feed(chunk.text) if self.reasoning_mask is not None else chunk.text
+        if shown or first:
+            self._emit(ReasoningDelta(elapsed=now - self.started_at, text=shown, summary=chunk.summary))
 
     def _on_text(self, text: str) -> None:
         now = self.loop.time()
@@ -227,7 +239,9 @@ class RunExecutor:
         self.produced = True
         if not self.buffered:
             self.released = True
-            self._emit(TextDelta(elapsed=now - self.started_at, text=text))
+            shown = self.text_mask.feed(text) if self.text_mask is not None else text
+            if shown:
+                self._emit(TextDelta(elapsed=now - self.started_at, text=shown))
 
     def _announce_retry(self, attempt: int, delay: float, error: errors.ProviderError) -> None:
         self._emit(Retrying(
@@ -241,6 +255,7 @@ class RunExecutor:
 
     # -- endings ------------------------------------------------------------------------------
     def _complete(self) -> None:
+        self._release_held()
         text = self.text
         usage = self._usage_event()
         self._emit(usage)
@@ -257,6 +272,7 @@ class RunExecutor:
         ))
 
     def _fail(self, error: errors.LLMToolError) -> None:
+        self._release_held()
         message = error.message
         if isinstance(error, errors.ProviderError) and retry_after_too_long(error, self.policy):
             message += (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -22,7 +23,8 @@ from llmtool.providers.base import (
     UsageChunk,
     sdk_timeout,
 )
-from llmtool.providers.sdk_errors import map_sdk_errors
+from llmtool.providers.sdk_errors import map_sdk_errors, stream_error
+from llmtool.providers.sse_lines import sse_events
 from llmtool.tokens import estimate_tokens
 
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires one
@@ -85,39 +87,44 @@ class AnthropicProvider:
         stop_reason: str | None = None
         cache_write: int | None = None
         with map_sdk_errors(anthropic, self.name, request.model):
-            stream = await self.client.messages.create(**self._arguments(request))
-            try:
-                async for event in stream:
-                    if event.type == "content_block_delta":
-                        if event.delta.type == "text_delta":
-                            yield TextChunk(event.delta.text)
-                        elif event.delta.type == "thinking_delta":
-                            yield ReasoningChunk(event.delta.thinking, summary=True)
-                        elif event.delta.type == "signature_delta":
+            # The raw body, not the SDK's event objects: see llmtool.providers.sse_lines.
+            create = self.client.messages.with_streaming_response.create
+            async with create(**self._arguments(request)) as response:
+                async for _, data in sse_events(response.http_response):
+                    event = json.loads(data)
+                    kind = event.get("type") if isinstance(event, dict) else None
+                    if kind == "content_block_delta":
+                        delta = event.get("delta") or {}
+                        delta_kind = delta.get("type")
+                        if delta_kind == "text_delta":
+                            yield TextChunk(delta.get("text") or "")
+                        elif delta_kind == "thinking_delta":
+                            yield ReasoningChunk(delta.get("thinking") or "", summary=True)
+                        elif delta_kind == "signature_delta":
                             yield ReasoningChunk()  # a sign of life while it thinks
-                    elif event.type == "content_block_start":
-                        if event.content_block.type in ("thinking", "redacted_thinking"):
+                    elif kind == "content_block_start":
+                        if (event.get("content_block") or {}).get("type") in ("thinking", "redacted_thinking"):
                             yield ReasoningChunk()  # thinking began, perhaps without display
-                    elif event.type == "message_start":
+                    elif kind == "message_start":
                         # Compatible servers may omit usage: read it defensively.
-                        usage = getattr(event.message, "usage", None)
-                        cached = getattr(usage, "cache_read_input_tokens", None) or 0
-                        created = getattr(usage, "cache_creation_input_tokens", None) or 0
+                        usage = (event.get("message") or {}).get("usage") or {}
+                        cached = usage.get("cache_read_input_tokens") or 0
+                        created = usage.get("cache_creation_input_tokens") or 0
                         cache_write = created or None
-                        fresh = getattr(usage, "input_tokens", None)
+                        fresh = usage.get("input_tokens")
                         input_tokens = None if fresh is None else fresh + cached + created
-                        output_tokens = getattr(usage, "output_tokens", None)
-                    elif event.type == "message_delta":
-                        stop_reason = getattr(event.delta, "stop_reason", None) or stop_reason
-                        output_tokens = getattr(event.usage, "output_tokens", None) or output_tokens
-                    elif event.type == "message_stop":
+                        output_tokens = usage.get("output_tokens")
+                    elif kind == "message_delta":
+                        stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
+                        output_tokens = (event.get("usage") or {}).get("output_tokens") or output_tokens
+                    elif kind == "message_stop":
                         break
+                    elif kind == "error" or not isinstance(event, dict):
+                        raise stream_error(self.name, event, "error event")
                 else:
                     raise errors.StreamEndedEarlyError(
                         f"the stream ended early: {self.name} closed the response before message_stop"
                     )
-            finally:
-                await stream.close()
         if stop_reason == "refusal":
             raise errors.ContentFilteredError(f"{self.name} refused to continue the answer")
         yield UsageChunk(input_tokens, cached, output_tokens, cache_write_tokens=cache_write)

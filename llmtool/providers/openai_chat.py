@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -20,7 +21,8 @@ from llmtool.providers.base import (
     sdk_timeout,
 )
 from llmtool.providers.schemas import schema_name, strict_compatible
-from llmtool.providers.sdk_errors import map_sdk_errors
+from llmtool.providers.sdk_errors import map_sdk_errors, stream_error
+from llmtool.providers.sse_lines import sse_events
 from llmtool.providers.think_tags import ThinkTagSplitter
 
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "max_tokens", "tool_calls": "tool_use"}
@@ -62,29 +64,35 @@ class OpenAIChatProvider:
         usage = UsageChunk()
         think_tags = ThinkTagSplitter()
         with map_sdk_errors(openai, self.name, request.model):
-            stream = await self.client.chat.completions.create(**self._arguments(request))
-            try:
-                async for chunk in stream:
-                    if chunk.usage is not None:
-                        usage = _usage(chunk.usage)
-                    for choice in (chunk.choices or [])[:1]:
-                        delta = choice.delta
-                        if delta:
-                            # Servers put reasoning beside the content under either name (the SDK
-                            # keeps unknown fields as attributes), or inside it as <think> tags.
-                            thought = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
-                            if isinstance(thought, str) and thought:
-                                yield ReasoningChunk(thought, summary=False)
-                            if delta.content:
-                                reasoning, text = think_tags.feed(delta.content)
-                                if reasoning or think_tags.thinking:
-                                    yield ReasoningChunk(reasoning, summary=False)
-                                if text:
-                                    yield TextChunk(text)
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
-            finally:
-                await stream.close()
+            # The raw body, not the SDK's chunk objects: see llmtool.providers.sse_lines.
+            create = self.client.chat.completions.with_streaming_response.create
+            async with create(**self._arguments(request)) as response:
+                async for _, data in sse_events(response.http_response):
+                    if data.startswith("[DONE]"):
+                        break
+                    chunk = json.loads(data)
+                    if not isinstance(chunk, dict):
+                        raise errors.MalformedStreamError(f"{self.name} sent an event llmtool could not read")
+                    if chunk.get("error"):
+                        raise stream_error(self.name, chunk, "error event")
+                    if chunk.get("usage"):
+                        usage = _usage(chunk["usage"])
+                    for choice in (chunk.get("choices") or [])[:1]:
+                        delta = choice.get("delta") or {}
+                        # Servers put reasoning beside the content under either name, or inside
+                        # it as <think> tags.
+                        thought = delta.get("reasoning_content") or delta.get("reasoning")
+                        if isinstance(thought, str) and thought:
+                            yield ReasoningChunk(thought, summary=False)
+                        content = delta.get("content")
+                        if isinstance(content, str) and content:
+                            reasoning, text = think_tags.feed(content)
+                            if reasoning or think_tags.thinking:
+                                yield ReasoningChunk(reasoning, summary=False)
+                            if text:
+                                yield TextChunk(text)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
         reasoning, text = think_tags.flush()
         if reasoning:
             yield ReasoningChunk(reasoning, summary=False)
@@ -108,12 +116,12 @@ class OpenAIChatProvider:
         await self.client.close()
 
 
-def _usage(usage: Any) -> UsageChunk:
-    details = getattr(usage, "prompt_tokens_details", None)
-    output_details = getattr(usage, "completion_tokens_details", None)
+def _usage(usage: dict[str, Any]) -> UsageChunk:
+    details = usage.get("prompt_tokens_details") or {}
+    output_details = usage.get("completion_tokens_details") or {}
     return UsageChunk(
-        input_tokens=getattr(usage, "prompt_tokens", None),
-        cached_input_tokens=getattr(details, "cached_tokens", None),
-        output_tokens=getattr(usage, "completion_tokens", None),
-        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) or None,
+        input_tokens=usage.get("prompt_tokens"),
+        cached_input_tokens=details.get("cached_tokens"),
+        output_tokens=usage.get("completion_tokens"),
+        reasoning_tokens=output_details.get("reasoning_tokens") or None,
     )

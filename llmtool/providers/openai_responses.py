@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -20,6 +21,7 @@ from llmtool.providers.base import (
 )
 from llmtool.providers.schemas import schema_name, strict_compatible
 from llmtool.providers.sdk_errors import map_sdk_errors, stream_error
+from llmtool.providers.sse_lines import sse_events
 
 
 class OpenAIResponsesProvider:
@@ -59,39 +61,42 @@ class OpenAIResponsesProvider:
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
         summary_part = 0
         with map_sdk_errors(openai, self.name, request.model):
-            stream = await self.client.responses.create(**self._arguments(request))
-            try:
-                async for event in stream:
-                    if event.type == "response.output_text.delta":
-                        yield TextChunk(event.delta)
-                    elif event.type == "response.reasoning_summary_text.delta":
+            # The raw body, not the SDK's event objects: see llmtool.providers.sse_lines.
+            async with self.client.responses.with_streaming_response.create(**self._arguments(request)) as response:
+                async for _, data in sse_events(response.http_response):
+                    event = json.loads(data)
+                    kind = event.get("type") if isinstance(event, dict) else None
+                    if kind == "response.output_text.delta":
+                        yield TextChunk(event["delta"])
+                    elif kind == "response.reasoning_summary_text.delta":
                         # Summary parts are paragraphs: keep them apart.
-                        index = getattr(event, "summary_index", 0) or 0
+                        index = event.get("summary_index") or 0
                         prefix = "\n\n" if index != summary_part else ""
                         summary_part = index
-                        yield ReasoningChunk(prefix + event.delta, summary=True)
-                    elif event.type == "response.reasoning_text.delta":
-                        yield ReasoningChunk(event.delta, summary=False)
-                    elif event.type == "response.output_item.added":
-                        if getattr(event.item, "type", None) == "reasoning":
+                        yield ReasoningChunk(prefix + event["delta"], summary=True)
+                    elif kind == "response.reasoning_text.delta":
+                        yield ReasoningChunk(event["delta"], summary=False)
+                    elif kind == "response.output_item.added":
+                        if (event.get("item") or {}).get("type") == "reasoning":
                             yield ReasoningChunk()  # thinking began, perhaps silently
-                    elif event.type in ("response.completed", "response.incomplete"):
-                        response = event.response
-                        yield _usage(response.usage)
-                        yield FinishChunk(_finish_reason(self.name, response))
+                    elif kind in ("response.completed", "response.incomplete"):
+                        body = event.get("response") or {}
+                        yield _usage(body.get("usage"))
+                        yield FinishChunk(_finish_reason(self.name, body))
                         return
-                    elif event.type == "response.failed":
-                        error = event.response.error
-                        detail = f"{error.code}: {error.message}" if error else "no reason given"
+                    elif kind == "response.failed":
+                        error = (event.get("response") or {}).get("error")
+                        detail = f"{error.get('code')}: {error.get('message')}" if error else "no reason given"
                         raise errors.ResponseFailedError(f"{self.name} reported the response failed ({detail})")
-                    elif event.type == "error":  # the flat form; the SDK raises the nested one itself
-                        body = {"type": event.code, "message": event.message}
+                    elif kind == "error" or not isinstance(event, dict) or isinstance(event.get("error"), dict):
+                        body = event.get("error") if isinstance(event, dict) else None
+                        if not isinstance(body, dict):  # the flat form
+                            body = {"type": event.get("code"), "message": event.get("message")} \
+                                if isinstance(event, dict) else None
                         raise stream_error(self.name, body, "error event")
-                raise errors.StreamEndedEarlyError(
-                    f"the stream ended early: {self.name} closed the response before it completed"
-                )
-            finally:
-                await stream.close()
+            raise errors.StreamEndedEarlyError(
+                f"the stream ended early: {self.name} closed the response before it completed"
+            )
 
     async def list_models(self) -> list[ListedModel]:
         with map_sdk_errors(openai, self.name):
@@ -102,22 +107,22 @@ class OpenAIResponsesProvider:
 
 
 def _usage(usage: Any) -> UsageChunk:
-    if usage is None:
+    if not isinstance(usage, dict):
         return UsageChunk()
-    details = getattr(usage, "input_tokens_details", None)
-    output_details = getattr(usage, "output_tokens_details", None)
+    details = usage.get("input_tokens_details") or {}
+    output_details = usage.get("output_tokens_details") or {}
     return UsageChunk(
-        input_tokens=getattr(usage, "input_tokens", None),
-        cached_input_tokens=getattr(details, "cached_tokens", None),
-        output_tokens=getattr(usage, "output_tokens", None),
-        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) or None,
+        input_tokens=usage.get("input_tokens"),
+        cached_input_tokens=details.get("cached_tokens"),
+        output_tokens=usage.get("output_tokens"),
+        reasoning_tokens=output_details.get("reasoning_tokens") or None,
     )
 
 
-def _finish_reason(provider: str, response: Any) -> Any:
-    if response.status == "completed":
+def _finish_reason(provider: str, response: dict[str, Any]) -> Any:
+    if response.get("status") == "completed":
         return "stop"
-    reason = response.incomplete_details.reason if response.incomplete_details else None
+    reason = (response.get("incomplete_details") or {}).get("reason")
     if reason == "max_output_tokens":
         return "max_tokens"
     if reason == "content_filter":

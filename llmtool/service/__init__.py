@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -112,10 +113,14 @@ class LLMService:
             )
         run = Run(request, model, run_id)
         cache_prompt = self.settings.cache_prompts if request.cache_prompt is None else request.cache_prompt
+        learn = None
+        if request.reasoning_effort is not None and model.efforts is None and capabilities.lists_models:
+            learn = functools.partial(self._learn, model)
         executor = RunExecutor(
             run, self.providers.for_model(model), timeouts, self.settings.retry, self.redactor,
             native_schema=capabilities.structured_output,
             cache_prompt=cache_prompt and capabilities.prompt_cache,
+            learn_model=learn,
         )
         if self.recorder is not None:
             self.recorder.track(run, origin or RunOrigin())
@@ -128,6 +133,11 @@ class LLMService:
             self._watchdogs.add(watchdog)
             watchdog.add_done_callback(self._watchdogs.discard)
         return run
+
+    async def _learn(self, model: ModelInfo) -> ModelInfo:
+        """The model as its provider's (cached) list describes it; as it was when the list lacks it."""
+        listed = await self.model_lists.for_provider(model.provider)
+        return next((m for m in listed.models if m.name == model.name), model)
 
     def get(self, run_id: str) -> Run | None:
         """The run if it is in this process's memory (running, or just ended and not yet stored)."""

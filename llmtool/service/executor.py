@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 
 from llmtool import errors
+from llmtool.catalog import ModelInfo
 from llmtool.events import (
     Completed,
     Failed,
@@ -52,7 +54,8 @@ log = logging.getLogger(__name__)
 class RunExecutor:
     def __init__(self, run: Run, provider: Provider, timeouts: Timeouts, policy: RetryPolicy,
                  redactor: Redactor | None = None, *, native_schema: bool = True,
-                 cache_prompt: bool = False) -> None:
+                 cache_prompt: bool = False,
+                 learn_model: Callable[[], Awaitable[ModelInfo]] | None = None) -> None:
         self.run = run
         self.redactor = redactor
         self.provider = provider
@@ -74,6 +77,7 @@ class RunExecutor:
         self.text_mask = redactor.stream() if redactor is not None else None
         self.reasoning_mask = redactor.stream() if redactor is not None else None
         self.cache_prompt = cache_prompt
+        self.learn_model = learn_model
         self.usage = UsageChunk()
         self.finish: FinishReason = "other"
         self.buffered = run.request.validation.mode == "buffer"
@@ -106,6 +110,8 @@ class RunExecutor:
         deadline_at = self.started_at + self.timeouts.total
         try:
             async with asyncio.timeout_at(deadline_at) as deadline:
+                if self.learn_model is not None:
+                    await self._learn_model()
                 retrying = build_retrying(
                     self.policy,
                     may_retry=lambda: not self.produced,
@@ -131,6 +137,19 @@ class RunExecutor:
             self._fail(errors.LLMToolError(
                 f"llmtool failed unexpectedly ({type(error).__name__}); the server log has the details"
             ))
+
+    async def _learn_model(self) -> None:
+        """A model nobody told us about asked for a reasoning effort: what does the provider's
+        list say it takes (its thinking mode too)? Refuse before sending what it cannot take."""
+        assert self.learn_model is not None
+        try:
+            model = await self.learn_model()
+        except errors.UsageError:
+            raise
+        except errors.LLMToolError:
+            return  # no list to learn from: the provider decides
+        self.run.model = model
+        model.check_effort(self.run.request.reasoning_effort)
 
     # -- one attempt --------------------------------------------------------------------------
     def _provider_request(self) -> ProviderRequest:

@@ -9,7 +9,7 @@ import pytest
 
 from llmtool.errors import InvalidRequestError
 from llmtool.events import Completed, Failed, Notice, ReasoningDelta, TextDelta
-from llmtool.loopback import DEFAULT_TEXT, Scenario
+from llmtool.loopback import DEFAULT_TEXT, ModelSpec, Scenario
 from tests.providers.conftest import service_for
 
 # One reasoning model per wire protocol.
@@ -263,3 +263,26 @@ async def test_long_prompts_are_cached_at_anthropic_and_cache_writes_priced(serv
     # 5000 fresh at $1, 4000 written at $1.25, the output at $5 (per million)
     output = metrics.output_tokens or 0
     assert metrics.cost_usd == pytest.approx((5000 * 1.0 + 4000 * 1.25 + output * 5.0) / 1e6)
+
+
+async def test_a_model_unknown_here_is_looked_up_in_the_providers_list_before_an_effort_is_sent(server) -> None:
+    server.enqueue("normal", Scenario(reasoning=THOUGHTS, tokens_per_second=400))  # the list, then the run
+    service = service_for(server)
+    run = service.start({"model": "anthropic:claude-opus-4-7", "prompt": "hi", "reasoning_effort": "max"})
+    assert (await run.wait()).kind == "completed"
+    assert [r.protocol for r in server.requests] == ["models", "messages"]
+    assert server.requests[-1].body["thinking"]["type"] == "adaptive"  # as the list says, not a budget
+
+    # A listed model that does not take the effort is refused before its request is sent.
+    listed = server.models
+    server.models = [*listed, ModelSpec(id="claude-small", thinking=("enabled",), efforts=("low",))]
+    try:
+        service.model_lists.forget()
+        server.enqueue("normal")
+        failed = await service.start({"model": "anthropic:claude-small", "prompt": "hi", "reasoning_effort": "high"}).wait()
+    finally:
+        server.models = listed
+        await service.aclose()
+    assert isinstance(failed, Failed) and failed.error_kind == "invalid_request"
+    assert "does not accept reasoning effort 'high'" in failed.message
+    assert [r.protocol for r in server.requests] == ["models", "messages", "models"]

@@ -31,6 +31,7 @@ class Capabilities:
     prompt_cache: bool = False
     temperature: bool = True
     lists_models: bool = True
+    lists_capabilities: bool = False  # its model list says which efforts and thinking each takes
     any_model: bool = True  # any model name is passed through; False: only the catalogue's
 
 
@@ -87,7 +88,7 @@ SPECS: dict[ProviderKind, ProviderSpec] = {
         key_setting="anthropic_api_key",
         base_url_setting="anthropic_base_url",
         # The Messages API of SDK 2.x has no sampling parameters.
-        capabilities=Capabilities(prompt_cache=True, temperature=False),
+        capabilities=Capabilities(prompt_cache=True, temperature=False, lists_capabilities=True),
     ),
     "openai_compatible": ProviderSpec(
         kind="openai_compatible",

@@ -114,7 +114,7 @@ class LLMService:
         run = Run(request, model, run_id)
         cache_prompt = self.settings.cache_prompts if request.cache_prompt is None else request.cache_prompt
         learn = None
-        if request.reasoning_effort is not None and model.efforts is None and capabilities.lists_models:
+        if request.reasoning_effort is not None and model.efforts is None and capabilities.lists_capabilities:
             learn = functools.partial(self._learn, model)
         executor = RunExecutor(
             run, self.providers.for_model(model), timeouts, self.settings.retry, self.redactor,

@@ -1,5 +1,7 @@
-"""Streams a run to a terminal: the answer on stdout as it arrives, everything else on stderr;
-`run_with_service` gives a command its service on a fresh loop and closes it after.
+"""Streams a run to a terminal: the answer on stdout as it arrives, everything else on stderr (a
+reasoning model's thoughts dimmed as they stream, unless hidden; notices; the metrics; how to price
+a model whose cost is unknown); `run_with_service` gives a command its service on a fresh loop and
+closes it after.
 
 Exit codes: 0 completed, 1 the run failed (or its answer failed validation), 2 bad usage, 130 stopped
 by Ctrl-C (the run is cancelled, so the provider connection closes).
@@ -10,18 +12,72 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from llmtool.catalog import ModelInfo
 from llmtool.errors import UsageError
-from llmtool.events import Completed, Failed, Retrying, Stopped, TextDelta, Validated
+from llmtool.events import Completed, Failed, Notice, ReasoningDelta, Retrying, Stopped, TextDelta, Validated
 from llmtool.service import LLMService, RunOrigin, RunRequest
 from llmtool.settings import load_settings
 from llmtool.store import StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+def dims(stream: TextIO) -> bool:
+    """Whether to dim text on `stream`: a terminal, and NO_COLOR unset (no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # closed
+        return False
+
+
+def price_hint(service: LLMService, model: ModelInfo, err: TextIO) -> None:
+    """Say once how to price a model whose cost is unknown (nothing for a priced one)."""
+    hint = service.catalog.price_hint(model)
+    if hint is not None:
+        print(f"· {hint}", file=err)
+
+
+class _Reasoning:
+    """A run's thoughts on stderr as they stream: dimmed on a terminal, ended by a newline before
+    anything else is printed; with `show=False` only a line saying the model is thinking."""
+
+    def __init__(self, err: TextIO, show: bool) -> None:
+        self.err, self.show, self.dim = err, show, dims(err)
+        self.began = False
+        self.dimmed = False  # the terminal is dimming what is written
+        self.open = False  # thoughts printed and not yet ended by a newline
+
+    def add(self, event: ReasoningDelta) -> None:
+        if not self.began:
+            self.began = True
+            print("· thinking…" + ("" if self.show else " (--no-reasoning: its thoughts are not shown)"),
+                  file=self.err, flush=True)
+        if not self.show or not event.text:
+            return
+        if self.dim and not self.dimmed:
+            self.err.write(DIM)
+            self.dimmed = True
+        self.err.write(event.text)
+        self.err.flush()
+        self.open = not event.text.endswith("\n")
+
+    def close(self) -> None:
+        """The thoughts are over (the answer begins, or anything else comes): undim, end the line."""
+        if not (self.dimmed or self.open):
+            return
+        self.err.write((RESET if self.dimmed else "") + ("\n" if self.open else ""))
+        self.err.flush()
+        self.dimmed = self.open = False
 
 
 async def stream_to_console(
@@ -29,7 +85,10 @@ async def stream_to_console(
     request: RunRequest | dict,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    *,
+    show_reasoning: bool = True,
 ) -> int:
+    """Run `request`: the answer alone on `out` (stdout), the rest on `err` (stderr); the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
     try:
@@ -51,8 +110,13 @@ async def stream_to_console(
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
     code = EXIT_OK
     ended_with_newline = True
+    thoughts = _Reasoning(err, show_reasoning)
     try:
         async for event in run.events():
+            if isinstance(event, ReasoningDelta):
+                thoughts.add(event)
+                continue
+            thoughts.close()
             if isinstance(event, TextDelta):
                 out.write(event.text)
                 out.flush()
@@ -64,6 +128,8 @@ async def stream_to_console(
                 ended_with_newline = True
             if isinstance(event, Retrying):
                 print(f"· {event.describe()}", file=err, flush=True)
+            elif isinstance(event, Notice):
+                print(f"· {event.message}", file=err, flush=True)
             elif isinstance(event, Validated) and not event.passed:
                 print("· validation failed: " + "; ".join(event.problems), file=err)
                 code = EXIT_FAILED
@@ -75,11 +141,16 @@ async def stream_to_console(
             elif isinstance(event, Failed):
                 print(f"llmtool: {event.message}", file=err)
                 code = EXIT_FAILED
+            if isinstance(event, Completed | Stopped | Failed) and event.metrics.cost_usd is None \
+                    and (not isinstance(event, Failed) or event.text or event.reasoning):  # tokens were billed
+                price_hint(service, run.model, err)
     except BrokenPipeError:  # `llmtool chat … | head`: the reader left, stop the model too
         run.cancel()
         await run.wait()
         return EXIT_OK
     finally:
+        with contextlib.suppress(OSError, ValueError):  # never leave the terminal dimmed
+            thoughts.close()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
     return code

@@ -83,6 +83,10 @@ def _eval(args: argparse.Namespace) -> int:
             _write_partial(build_report(template, dataset, models, finished), len(dataset.cases) * len(models), args)
             raise
         _print_report(report)
+        for model in models:  # a model without a price: its cost column is unknown, say how to price it
+            hint = service.catalog.price_hint(service.catalog.resolve(model))
+            if hint is not None:
+                print(f"· {hint}", file=sys.stderr)
         if args.output is not None:
             path = report.write(args.output, failures_only=args.failures_only)
             print(f"· results written to {path}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
     llmtool logs                          # the newest 10 runs, newest first
     llmtool logs -n 0 -q invoice --status failed --json
-    llmtool logs show 3f2a9c1b7d40        # one run: request, answer, metrics, events
+    llmtool logs show 3f2a9c1b7d40        # one run: request, reasoning, answer, metrics, events
     llmtool logs export -o failed.csv --status failed
     llmtool logs delete 3f2a9c1b7d40      # or: llmtool logs delete --conversation CID
     llmtool logs path                     # where the store is
@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from llmtool.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from llmtool.errors import InvalidRequestError
-from llmtool.events import RunEvent, TextDelta, stretches
+from llmtool.events import ReasoningDelta, RunEvent, TextDelta, stretches
 from llmtool.service import LLMService
 from llmtool.settings import Settings, load_settings
 from llmtool.store import RunQuery, RunRecord, RunStatus, RunStore, StoreError, describe_url
@@ -276,6 +276,7 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "prompt": record.prompt,
         "system": record.system,
         "text": record.text,
+        "reasoning": record.reasoning,
         "validation": record.validation.model_dump(mode="json") if record.validation else None,
         "error": ({"kind": record.error_kind, "message": record.error_message}
                   if record.error_kind or record.error_message else None),
@@ -344,11 +345,18 @@ def describe_run_fully(record: RunRecord, events: list[RunEvent]) -> str:
     for message in request.get("messages", []):
         out.append(f"  {message.get('role', '?')}")
         out.append(_indent(str(message.get("content", "")), "    "))
-    parameters = {key: request[key] for key in ("temperature", "max_output_tokens", "timeouts") if key in request}
+    parameters = {key: request[key] for key in ("temperature", "max_output_tokens", "reasoning_effort",
+                                                "cache_prompt", "timeouts") if request.get(key) is not None}
     if parameters:
         out.append("  parameters   " + ", ".join(f"{k}={_compact(v)}" for k, v in parameters.items()))
     if request.get("validation"):
         out.append("  rules        " + _compact(request["validation"]))
+
+    thought = record.metrics.thinking_time if record.metrics is not None else None
+    if record.reasoning or thought is not None:
+        out += ["", "reasoning" + (f" (thought {thought:.1f} s)" if thought is not None else "")]
+        out.append(_indent(record.reasoning.rstrip("\n"), "  ") if record.reasoning
+                   else "  (the model did not show its thoughts)")
 
     out += ["", "answer" + (f" {ending_mark(record)}" if ending_mark(record) else "")]
     out.append(_indent(record.text.rstrip("\n"), "  ") if record.text else "  (no text)")
@@ -368,15 +376,15 @@ def describe_run_fully(record: RunRecord, events: list[RunEvent]) -> str:
 
 
 def describe_events(events: list[RunEvent]) -> list[str]:
-    """One line per event; a stretch of text deltas is one line (how many, how much text)."""
+    """One line per event; a stretch of text (or reasoning) deltas is one line (how many, how much text)."""
     lines: list[str] = []
     for position, group in stretches(events):
         first, last = group[0], group[-1]
-        if isinstance(first, TextDelta):
-            chars = sum(len(e.text) for e in group if isinstance(e, TextDelta))
+        if isinstance(first, TextDelta | ReasoningDelta):
+            chars = sum(len(e.text) for e in group if isinstance(e, TextDelta | ReasoningDelta))
             end = position + len(group) - 1
             where = f"{position}" if end == position else f"{position}-{end}"
-            lines.append(f"{where:>9}  {first.elapsed:8.3f} s  text ×{len(group)} ({chars} chars)"
+            lines.append(f"{where:>9}  {first.elapsed:8.3f} s  {first.kind} ×{len(group)} ({chars} chars)"
                          + (f", until {last.elapsed:.3f} s" if end > position else ""))
         else:
             lines.append(f"{position:>9}  {first.elapsed:8.3f} s  {first.kind}{_event_detail(first)}")

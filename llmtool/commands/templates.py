@@ -1,6 +1,7 @@
 """`llmtool run` and `llmtool prompts list|check`.
 
     llmtool run summarise -v text=@notes.txt -v audience=executives --model openai:gpt-5-mini
+    llmtool run plan -v goal="a picnic" -m demo:thinker --reasoning-effort low --no-reasoning
     llmtool prompts list
     llmtool prompts check            # CI: non-zero exit when any template or dataset has a problem
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from llmtool.catalog import Catalog
+from llmtool.commands.chat import add_run_options
 from llmtool.console import EXIT_FAILED, EXIT_OK, run_with_service, stream_to_console
 from llmtool.errors import InvalidRequestError
 from llmtool.service import LLMService
@@ -71,6 +73,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("-m", "--model", help="PROVIDER:MODEL (default: the template's, else the service's)")
     run.add_argument("-t", "--temperature", type=float)
     run.add_argument("--max-tokens", type=int, dest="max_output_tokens")
+    add_run_options(run)  # --reasoning-effort (over the template's), --no-reasoning, --cache-prompt
     run.add_argument("--dry-run", action="store_true", help="print the rendered prompt; call no model")
     run.set_defaults(handler=_run)
 
@@ -85,13 +88,16 @@ def _run(args: argparse.Namespace) -> int:
         print(rendered.prompt)
         return EXIT_OK
     request = template.to_run_request(
-        values, model=args.model, temperature=args.temperature, max_output_tokens=args.max_output_tokens
+        values, model=args.model, temperature=args.temperature, max_output_tokens=args.max_output_tokens,
+        reasoning_effort=args.reasoning_effort,
     )
+    if args.cache_prompt is not None:
+        request = request.model_copy(update={"cache_prompt": args.cache_prompt})
 
     async def body(service: LLMService) -> int:
         service.catalog.resolve(request.model or service.default_model())  # bad model: exit 2 first
         print(f"· template {template.name} @ {template.content_hash}", file=sys.stderr)
-        return await stream_to_console(service, request)
+        return await stream_to_console(service, request, show_reasoning=not args.no_reasoning)
 
     return run_with_service(args, body)
 

@@ -6,6 +6,10 @@
     curl -N localhost:7860/api/runs/3f2a…/events -H 'Last-Event-ID: 7' # the rest, from position 8
     curl -X POST localhost:7860/api/runs/3f2a…/cancel
 
+A reasoning model's run takes `reasoning_effort`; its thoughts come as `reasoning` frames before the
+answer's `text` frames (and as the status's `reasoning`, apart from `text`); a `notice` frame says what
+changed on the way (a schema asked by instruction). `GET /api/models` answers each provider's live list.
+
 Errors are problem+json (`problems.py`). With logins configured every route needs HTTP Basic
 (`basic_auth.py`) and a user sees only their own runs. Docs: `/api/docs` (`apidocs.py`).
 """
@@ -22,8 +26,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from llmtool.catalog import ModelInfo
 from llmtool.errors import InvalidRequestError
-from llmtool.providers.base import ChatMessage
+from llmtool.providers.base import ChatMessage, ReasoningEffort
 from llmtool.service import LLMService, Run, RunOrigin, RunRequest
 from llmtool.service.conversations import continuation, current_turns, pending
 from llmtool.service.runs import new_run_id
@@ -120,7 +125,9 @@ async def get_run(run_id: str, context: Context, state: State, user: User) -> JS
 
 
 @router.get("/runs/{run_id}/events", response_class=StreamingResponse, responses={
-    200: {"content": {"text/event-stream": {}}, "description": "One frame per event: id, event, data."},
+    200: {"content": {"text/event-stream": {}}, "description": "One frame per event: id (its position), event "
+          "(its kind: started, retrying, notice, reasoning, text, usage, validated, then completed, stopped, "
+          "failed or interrupted), data (the event as JSON)."},
     204: {"description": "Asked at or past the terminal event: nothing more will come."},
     **apidocs.problems(401, 404, 422),
 })
@@ -206,15 +213,51 @@ async def list_runs(
 
 
 # -- what a client may pick ----------------------------------------------------------------------
-@router.get("/models", tags=["catalog"], responses=apidocs.problems(401))
-async def list_models(context: Context) -> dict[str, Any]:
-    """Usable models (`PROVIDER:MODEL`) and the default."""
+class ModelEntry(BaseModel):
+    id: str = Field(description="PROVIDER:MODEL, as `model` takes it.")
+    provider: str
+    name: str
+    kind: str = Field(description="The provider's protocol: openai, anthropic, openai_compatible or demo.")
+    display_name: str | None = None
+    input_price: float | None = Field(None, description="Dollars per million input tokens; null: unknown.")
+    output_price: float | None = Field(None, description="Dollars per million output tokens; null: unknown.")
+    priced: bool = Field(description="False: the model has no price, its runs' cost is unknown.")
+    efforts: list[ReasoningEffort] | None = Field(
+        None, description="The reasoning efforts it takes; [] not a reasoning model; null: not known (any is sent).")
+
+
+class ProviderEntry(BaseModel):
+    provider: str
+    live: bool = Field(description="True: the provider's own list (asked recently); false: the configured list.")
+    problem: str | None = Field(None, description="Why the provider's list could not be had.")
+    models: list[str] = Field(description="Its model ids, as in `models`.")
+
+
+class ModelList(BaseModel):
+    default: str
+    models: list[ModelEntry] = Field(description="Every provider's models; any other PROVIDER:MODEL of a "
+                                                 "configured provider may be asked for too.")
+    providers: list[ProviderEntry]
+
+
+@router.get("/models", tags=["catalog"], response_model=ModelList, responses=apidocs.problems(401))
+async def list_models(context: Context) -> JSONResponse:
+    """The models each configured provider offers now (its live list, cached; the configured list when
+    it cannot be asked, with the reason), and the default."""
     service = context.service
-    return {
-        "default": service.default_model(),
-        "models": [{"id": m.id, "provider": m.provider, "name": m.name, "kind": m.kind,
-                    "input_price": m.input_price, "output_price": m.output_price} for m in service.models()],
-    }
+    listed = await service.model_lists.all()
+    models: list[ModelEntry] = []
+    providers: list[ProviderEntry] = []
+    for entry in listed:
+        providers.append(ProviderEntry(provider=entry.provider, live=entry.live,
+                                       problem=context.redact(entry.problem) if entry.problem else None,
+                                       models=[m.id for m in entry.models]))
+        models += [ModelEntry(id=m.id, provider=m.provider, name=m.name, kind=m.kind, display_name=m.display_name,
+                              input_price=m.input_price, output_price=m.output_price, priced=m.priced,
+                              efforts=list(m.efforts) if m.efforts is not None else None)
+                   for m in entry.models]
+    body = ModelList(default=service.default_model(), models=models, providers=providers)
+    return JSONResponse(body.model_dump(mode="json"))
 
 
 @router.get("/templates", tags=["catalog"], responses=apidocs.problems(401))
@@ -239,11 +282,22 @@ async def problem_type(slug: str) -> dict[str, Any]:
 # -- helpers -------------------------------------------------------------------------------------
 def _check_runnable(service: LLMService, request: RunRequest) -> None:
     """What `service.start` would refuse, checked before an Idempotency-Key is tied to the run."""
-    service.catalog.resolve(request.model or service.default_model())
+    model = service.catalog.resolve(request.model or service.default_model())
+    refuse_effort(model, request.reasoning_effort, request.max_output_tokens)
     timeouts = request.timeouts.apply(service.settings.timeouts)
     if timeouts.first_token > timeouts.total:
         raise InvalidRequestError(f"the first-token timeout ({timeouts.first_token:g} s) is longer than the "
                                   f"total limit ({timeouts.total:g} s)")
+
+
+def refuse_effort(model: ModelInfo, effort: ReasoningEffort | None, max_output_tokens: int | None) -> None:
+    """The InvalidRequestError `service.start` raises for a reasoning effort the model does not take
+    (or an output limit that leaves it no room to think), with the same sentence, before anything starts."""
+    model.check_effort(effort)
+    if model.kind == "anthropic" and effort not in (None, "none"):
+        from llmtool.providers.anthropic import thinking_config
+
+        thinking_config(effort, model.thinking, max_output_tokens)
 
 
 async def _claim(service: LLMService, state: ApiState, user: str | None, key: str, run_id: str) -> str:

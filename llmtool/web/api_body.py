@@ -15,7 +15,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmtool.errors import InvalidRequestError
-from llmtool.providers.base import ChatMessage
+from llmtool.providers.base import ChatMessage, ReasoningEffort
 from llmtool.service import RunRequest
 from llmtool.settings import TimeoutOverrides, describe_validation_error
 from llmtool.templates import TemplateRegistry
@@ -32,6 +32,7 @@ class CreateRun(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"model": "demo:assistant", "prompt": "Say hello in French."},
         {"template": "summarise", "variables": {"text": "…"}},
+        {"model": "demo:thinker", "prompt": "Plan a picnic.", "reasoning_effort": "low"},
     ]})
 
     model: str | None = Field(None, description="PROVIDER:MODEL; the template's or the server's default when unset.")
@@ -40,6 +41,15 @@ class CreateRun(BaseModel):
     system: str | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     max_output_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    reasoning_effort: ReasoningEffort | None = Field(
+        None, description="How hard a reasoning model thinks: none, minimal, low, medium, high, xhigh or max "
+        "(each model takes some of them; another is refused with 422). Unset: the template's, else the model's "
+        "default.",
+    )
+    cache_prompt: bool | None = Field(
+        None, description="Anthropic: cache the system prompt and long user content. Unset: the template's, "
+        "else the server's setting.",
+    )
     validation: ValidationRules | None = None
     timeouts: TimeoutOverrides | None = None
     template: str | None = Field(None, description="A template's name (see GET /api/templates).")
@@ -64,7 +74,9 @@ class CreateRun(BaseModel):
             given = [name for name in TEMPLATE_FIELDS if getattr(spec, name) is not None]
             if given:
                 raise Problem("invalid-request", f"{', '.join(given)} cannot go with a template: the template file "
-                                                 "sets them (send `variables`, and optionally `model`)")
+                                                 "sets them (send `variables`, and optionally `model`, "
+                                                 "`temperature`, `max_output_tokens`, `reasoning_effort`, "
+                                                 "`cache_prompt`)")
         elif spec.variables is not None:
             raise Problem("invalid-request", "`variables` needs a `template`")
         return spec
@@ -75,8 +87,10 @@ class CreateRun(BaseModel):
         if self.template is not None:
             request = registry.get(self.template).to_run_request(
                 self.variables or {}, model=self.model, temperature=self.temperature,
-                max_output_tokens=self.max_output_tokens,
+                max_output_tokens=self.max_output_tokens, reasoning_effort=self.reasoning_effort,
             )
+            if self.cache_prompt is not None:
+                request = request.model_copy(update={"cache_prompt": self.cache_prompt})
             if not history:
                 return request
             continued = request.model_copy(update={"messages": [*history, *request.messages]})

@@ -1,6 +1,7 @@
 """Pages that work without JavaScript, under `/lite` (the seeds' pattern: post, redirect, check again).
 
-    GET  /lite                      the form: model + prompt, or a template's typed variable fields
+    GET  /lite                      the form: model (any PROVIDER:MODEL; the providers' lists offered),
+                                    reasoning effort, prompt, or a template's typed variable fields
     GET  /lite?template=NAME        the same form with that template's fields
     POST /lite/runs                 start a run (or the next question of a conversation) → 303 to its page
     GET  /lite/runs/{id}            the conversation so far, the run's state in words, the text so far,
@@ -14,7 +15,8 @@ No timed refresh (WCAG 2.2.1): the page is read again with Check again. With Jav
 Every page sends its own Content-Security-Policy (scripts from our origin only, nothing inline).
 Forms carry a CSRF token (`csrf.py`); with logins configured a browser without a session is sent
 to `/login` (`login.py`) and comes back here, and each user sees only their own runs. Model output
-and error messages pass through `context.redact`; answers are rendered as sanitized Markdown (`markdown.py`).
+and error messages pass through `context.redact`; answers, and a reasoning model's thoughts (collapsed
+above the answer: "Thought for 14 s"), are rendered as sanitized Markdown (`markdown.py`).
 """
 
 from __future__ import annotations
@@ -31,14 +33,16 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
 from llmtool.errors import UsageError
+from llmtool.events import Metrics
+from llmtool.providers.base import REASONING_EFFORTS, ReasoningEffort
 from llmtool.store import StoreError
 from llmtool.templates import Template, TemplateError
 from llmtool.web import csrf
-from llmtool.web.api import ApiState, api_state
+from llmtool.web.api import ApiState, api_state, refuse_effort
 from llmtool.web.context import AppContext, app_context, context_dependency
 from llmtool.web.lite_forms import template_fields, template_values
 from llmtool.web.lite_runs import Estimates, RunView, run_view, start_run
-from llmtool.web.lite_words import estimate_line, state_line, validation_line
+from llmtool.web.lite_words import estimate_line, seconds, state_line, thinking_line, validation_line
 from llmtool.web.login import login_url, session_user
 from llmtool.web.markdown import render_markdown
 from llmtool.web.problems import Problem
@@ -48,6 +52,7 @@ HERE = Path(__file__).parent
 STATIC = {"lite.css": "text/css", "lite.js": "text/javascript"}
 STOP_WAIT = 2.0  # seconds Stop waits for the run's end before redirecting back
 MAX_PROMPT = 200_000  # characters; a form field past it is refused with a sentence, not a 413 page
+LIST_WAIT = 2.0  # seconds a page waits for the providers' model lists before offering the configured ones
 POLICY = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
@@ -62,8 +67,23 @@ POLICY = "; ".join([
     "frame-ancestors 'self'",
 ])
 
+EFFORT_LABELS: dict[str, str] = {
+    "none": "None: answer without thinking", "minimal": "Minimal", "low": "Low", "medium": "Medium",
+    "high": "High", "xhigh": "Extra high", "max": "Max",
+}
+
 pages = Environment(loader=FileSystemLoader(HERE / "templates" / "lite"),
                     autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+pages.globals["efforts"] = [(effort, EFFORT_LABELS[effort]) for effort in REASONING_EFFORTS]
+
+
+_fetching: set[asyncio.Future[Any]] = set()  # model lists still being fetched after a page gave up waiting
+
+
+def _fetched(fetch: asyncio.Future[Any]) -> None:
+    _fetching.discard(fetch)
+    if not fetch.cancelled() and fetch.exception() is not None:
+        log.warning("listing the models failed: %s", fetch.exception())
 
 
 class Refused(Exception):
@@ -141,25 +161,49 @@ async def form_page(request: Request, context: Context, template: str | None = N
             chosen = context.registry.get(template)
         except TemplateError as exc:
             errors["template"] = context.redact(exc.message)
-    return _form(request, context, chosen, errors=errors, status_code=422 if errors else 200,
-                 picked=template or "")
+    return await _form(request, context, chosen, errors=errors, status_code=422 if errors else 200,
+                       picked=template or "")
 
 
-def _form(request: Request, context: AppContext, template: Template | None, *, errors: dict[str, str] | None = None,
-          typed: FormData | None = None, status_code: int = 200, picked: str = "") -> HTMLResponse:
+async def model_choices(context: AppContext) -> dict[str, Any]:
+    """What the model field offers: every provider's models (its live list, else the configured one),
+    and a sentence for each provider whose list could not be had. A provider slow to list its models
+    does not hold the page up: past `LIST_WAIT` the configured models are offered, and the list goes on
+    being fetched (cached for the next page)."""
+    fetch = asyncio.ensure_future(context.service.model_lists.all())
+    try:
+        async with asyncio.timeout(LIST_WAIT):
+            listed = await asyncio.shield(fetch)
+    except TimeoutError:
+        _fetching.add(fetch)
+        fetch.add_done_callback(_fetched)
+        return {"models": [model.id for model in context.service.models()], "model_notes": []}
+    return {
+        "models": [model.id for entry in listed for model in entry.models],
+        "model_notes": [f"The list of {entry.provider}'s models could not be read ({context.redact(entry.problem)}): "
+                        "its usual models are offered." for entry in listed if entry.problem],
+    }
+
+
+async def _form(request: Request, context: AppContext, template: Template | None, *,
+                errors: dict[str, str] | None = None, typed: FormData | None = None, status_code: int = 200,
+                picked: str = "") -> HTMLResponse:
     errors = errors or {}
     service = context.service
     model = (typed.get("model") if typed is not None else None) or (template.model if template else None) \
         or service.default_model()
     fields = template_fields(template, typed, errors) if template is not None else []
     summary = [(f"var_{f.name}", f.error) for f in fields if f.error]
-    summary += [(key, message) for key, message in errors.items() if key in ("model", "prompt", "template", "form")]
+    summary += [(key, message) for key, message in errors.items()
+                if key in ("model", "reasoning_effort", "prompt", "template", "form")]
+    effort = _text(typed, "reasoning_effort") if typed is not None else ""
+    default_effort = template.meta.reasoning_effort if template is not None else None
     return page(
         request, "form.html", status_code,
-        title="Ask a model", models=[m.id for m in service.models()], model=str(model),
+        title="Ask a model", model=str(model), effort=effort, default_effort=default_effort,
         templates=[t.name for t in context.registry.list()], template=template, picked=picked or
         (template.name if template else ""), fields=fields, errors=errors, summary=summary,
-        prompt=str(typed.get("prompt") or "") if typed is not None else "",
+        prompt=str(typed.get("prompt") or "") if typed is not None else "", **await model_choices(context),
     )
 
 
@@ -181,18 +225,23 @@ async def create(request: Request, context: Context, state: State, user: User) -
         try:
             template = context.registry.get(name)
         except TemplateError as exc:
-            return _form(request, context, None, errors={"template": context.redact(exc.message)}, typed=form,
-                         status_code=422)
-    model = _text(form, "model") or None
-    errors = _check_model(context, model)
+            return await _form(request, context, None, errors={"template": context.redact(exc.message)},
+                               typed=form, status_code=422)
+    model = _text(form, "model").strip() or None
+    effort, errors = _effort(form)
+    if not errors and template is not None:
+        meta = template.meta
+        errors = _check_choices(context, model or meta.model, effort or meta.reasoning_effort, meta.max_output_tokens)
+    elif not errors:
+        errors = _check_choices(context, model, effort)
     try:
         if template is not None:
             values, problems = template_values(template, form)
             errors.update(problems)
             if errors:
-                return _form(request, context, template, errors=errors, typed=form, status_code=422)
-            run = await start_run(context, state, model, user,
-                                  template_request=template.to_run_request(values, model=model))
+                return await _form(request, context, template, errors=errors, typed=form, status_code=422)
+            run = await start_run(context, state, model, user, template_request=template.to_run_request(
+                values, model=model, reasoning_effort=effort))
         else:
             prompt = _text(form, "prompt")
             if not prompt.strip():
@@ -200,12 +249,12 @@ async def create(request: Request, context: Context, state: State, user: User) -
             elif len(prompt) > MAX_PROMPT:
                 errors["prompt"] = f"The prompt is {len(prompt):,} characters; the limit is {MAX_PROMPT:,}."
             if errors:
-                return _form(request, context, None, errors=errors, typed=form, status_code=422)
-            run = await start_run(context, state, model, user, prompt=prompt)
+                return await _form(request, context, None, errors=errors, typed=form, status_code=422)
+            run = await start_run(context, state, model, user, prompt=prompt, reasoning_effort=effort)
     except UsageError as exc:
         key = "form" if template is not None else "prompt"
-        return _form(request, context, template, errors={key: context.redact(exc.message)}, typed=form,
-                     status_code=422)
+        return await _form(request, context, template, errors={key: context.redact(exc.message)}, typed=form,
+                           status_code=422)
     return RedirectResponse(f"/lite/runs/{run.id}", status_code=303)
 
 
@@ -214,15 +263,18 @@ async def _follow_up(request: Request, context: AppContext, state: ApiState, use
     """The next question of a conversation; a mistake shows the run page it was written on again."""
     after = _text(form, "after")
     prompt = _text(form, "prompt")
-    model = _text(form, "model") or None
-    errors = _check_model(context, model)
+    model = _text(form, "model").strip() or None
+    effort, errors = _effort(form)
+    if not errors:
+        errors = _check_choices(context, model, effort)
     if not prompt.strip():
         errors["prompt"] = "Enter your next question: it is empty."
     elif len(prompt) > MAX_PROMPT:
         errors["prompt"] = f"The question is {len(prompt):,} characters; the limit is {MAX_PROMPT:,}."
     try:
         if not errors:
-            run = await start_run(context, state, model, user, prompt=prompt, conversation_id=conversation_id)
+            run = await start_run(context, state, model, user, prompt=prompt, conversation_id=conversation_id,
+                                  reasoning_effort=effort)
             return RedirectResponse(f"/lite/runs/{run.id}", status_code=303)
     except Problem as problem:
         if problem.slug == "conversation-busy":
@@ -235,14 +287,42 @@ async def _follow_up(request: Request, context: AppContext, state: ApiState, use
     if view is None:
         raise Refused(422, "The question was not sent", next(iter(errors.values())))
     return await _run_page(request, context, await lite_state(request), view, errors=errors, typed_prompt=prompt,
-                           typed_model=model, status_code=422)
+                           typed_model=model, typed_effort=_text(form, "reasoning_effort"), status_code=422)
 
 
-def _check_model(context: AppContext, model: str | None) -> dict[str, str]:
-    if model is None or model in {m.id for m in context.service.models()}:
-        return {}
-    return {"model": f"The model {context.redact(model)!r} is not one of the models you can use: "
-                     "pick one from the list."}
+def _effort(form: FormData) -> tuple[ReasoningEffort | None, dict[str, str]]:
+    """The reasoning effort picked (None: the default), or the error for a value not in the list."""
+    value = _text(form, "reasoning_effort").strip()
+    if not value:
+        return None, {}
+    for effort in REASONING_EFFORTS:
+        if effort == value:
+            return effort, {}
+    return None, {"reasoning_effort": "Pick a reasoning effort from the list (or the model's default)."}
+
+
+def _check_choices(context: AppContext, model: str | None, effort: ReasoningEffort | None,
+                   max_output_tokens: int | None = None) -> dict[str, str]:
+    """The model field's error (any PROVIDER:MODEL of a configured provider goes), else the reasoning
+    effort's (one the model does not take), each the service's own sentence."""
+    service = context.service
+    try:
+        info = service.catalog.resolve(model or service.default_model())
+    except UsageError as exc:
+        return {"model": _sentence(context.redact(exc.message))}
+    try:
+        refuse_effort(info, effort, max_output_tokens)
+    except UsageError as exc:
+        return {"reasoning_effort": _sentence(context.redact(exc.message))}
+    return {}
+
+
+def _sentence(message: str) -> str:
+    """'demo:x does not…' → 'demo:x does not….' (capitalized when it starts with a word)."""
+    message = message.strip()
+    if message[:1].islower() and ":" not in message.split(" ", 1)[0]:
+        message = message[0].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else message + "."
 
 
 async def _posted(request: Request) -> FormData:
@@ -301,10 +381,23 @@ async def _parts(context: AppContext, known: Estimates, view: RunView) -> dict[s
         "state": state_line(status, redact=redact, retry=view.retry, buffered=view.buffered),
         "estimate": estimate_line(typical, status.elapsed_s),
         "validation": validation_line(status, redact),
+        "notices": [redact(notice) for notice in view.notices],
+        # The reasoning is not the answer: shown (collapsed) even while a buffered answer is withheld.
+        "thought": thinking_line(status),
+        "thinking": not view.ended and not status.text and not view.buffered,
+        "reasoning_html": render_markdown(redact(status.reasoning)),
         "answer_html": "" if _withheld(view) else render_markdown(redact(status.text)),
         "earlier": [{"prompt": redact(t.prompt), "answer_html": render_markdown(redact(t.text)),
+                     "thought": _earlier_thought(t.reasoning, t.metrics),
+                     "reasoning_html": render_markdown(redact(t.reasoning)),
                      "note": _turn_note(t.status, redact(t.error_message or ""))} for t in view.earlier],
     }
+
+
+def _earlier_thought(reasoning: str, metrics: Metrics | None) -> str | None:
+    if metrics is not None and metrics.thinking_time is not None:
+        return f"Thought for {seconds(metrics.thinking_time)}"
+    return "The model's thoughts" if reasoning else None
 
 
 def _turn_note(status: str, message: str) -> str | None:
@@ -316,13 +409,16 @@ def _turn_note(status: str, message: str) -> str | None:
 
 async def _run_page(request: Request, context: AppContext, known: Estimates, view: RunView, *,
                     errors: dict[str, str] | None = None, typed_prompt: str = "", typed_model: str | None = None,
-                    status_code: int = 200) -> HTMLResponse:
+                    typed_effort: str | None = None, status_code: int = 200) -> HTMLResponse:
     parts = await _parts(context, known, view)
     errors = errors or {}
-    return page(request, "run.html", status_code, title=parts["state"].split(" — ")[0], errors=errors,
+    title = parts["state"].split(" — ")[0]
+    if title.startswith("Thinking…"):
+        title = "Thinking…"  # the title stays put while the seconds go on
+    return page(request, "run.html", status_code, title=title, errors=errors,
                 summary=[(key, message) for key, message in errors.items()],
-                models=[m.id for m in context.service.models()], model=typed_model or view.status.model,
-                prompt=context.redact(view.prompt), typed_prompt=typed_prompt, **parts)
+                model=typed_model or view.status.model, effort=view.effort if typed_effort is None else typed_effort,
+                prompt=context.redact(view.prompt), typed_prompt=typed_prompt, **parts, **await model_choices(context))
 
 
 @router.get("/runs/{run_id}/part")
@@ -333,12 +429,12 @@ async def run_part(request: Request, run_id: str, context: Context, state: State
     parts = await _parts(context, known, view)
     token = csrf.token(request)
     controls = pages.get_template("_controls.html").render(
-        view=view, csrf_field=csrf.FIELD, csrf_token=token, models=[m.id for m in context.service.models()],
-        model=view.status.model, errors={}, typed_prompt="")
+        view=view, csrf_field=csrf.FIELD, csrf_token=token, model=view.status.model, effort=view.effort or "",
+        errors={}, typed_prompt="", **await model_choices(context))
     answer = pages.get_template("_answer.html").render(**parts)
     response = JSONResponse({"ended": view.ended, "status": view.status.status, "state": parts["state"],
                              "estimate": parts["estimate"], "answer_html": answer, "controls_html": controls,
-                             "after": view.last_event},
+                             "thought": parts["thought"], "after": view.last_event},
                             headers={"Cache-Control": "no-store"})
     return csrf.remember(response, request, token)
 

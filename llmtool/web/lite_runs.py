@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from llmtool.events import Retrying
+from llmtool.events import Notice, Retrying
 from llmtool.providers.base import ChatMessage
 from llmtool.service import Run, RunOrigin, RunRequest
 from llmtool.service.conversations import current_turns
@@ -38,6 +38,8 @@ class RunView:
     prompt: str
     retry: Retrying | None = None
     buffered: bool = False
+    effort: str | None = None  # the reasoning effort asked for (None: the model's default)
+    notices: list[str] = field(default_factory=list)  # what the run said to know (while it is in memory)
     earlier: list[RunRecord] = field(default_factory=list)  # the conversation's turns before this one
 
     @property
@@ -81,11 +83,15 @@ async def run_view(context: AppContext, state: ApiState, run_id: str, user: str 
     if run is not None:
         prompt, buffered = run.request.messages[-1].content, run.request.validation.mode == "buffer"
         retry = _pending_retry(run)
+        effort: str | None = run.request.reasoning_effort
+        notices = [e.message for e in list(run.log) if isinstance(e, Notice)]
     else:
         prompt = record.prompt if record is not None else ""
-        rules = (record.request.get("validation") or {}) if record is not None else {}
+        request = record.request if record is not None else {}
+        rules = request.get("validation") or {}
         buffered, retry = rules.get("mode") == "buffer", None
-    view = RunView(status=status, prompt=prompt, retry=retry, buffered=buffered)
+        effort, notices = request.get("reasoning_effort"), []
+    view = RunView(status=status, prompt=prompt, retry=retry, buffered=buffered, effort=effort, notices=notices)
     if status.conversation_id and status.position and service.store is not None:
         records = await service.store.conversation(status.conversation_id)
         view.earlier = [t for t in current_turns(records) if (t.position or 0) < status.position]
@@ -104,7 +110,7 @@ def _pending_retry(run: Run) -> Retrying | None:
 
 async def start_run(context: AppContext, state: ApiState, model: str | None, user: str | None, *,
                     prompt: str | None = None, template_request: RunRequest | None = None,
-                    conversation_id: str | None = None) -> Run:
+                    conversation_id: str | None = None, reasoning_effort: str | None = None) -> Run:
     """Start a run from the form (a prompt, or a rendered template's request), in a new conversation or
     after `conversation_id`'s stored turns. Raises a `UsageError` (bad request) or a `Problem`
     (not-found: unknown or another user's conversation; conversation-busy: one is pending)."""
@@ -117,7 +123,8 @@ async def start_run(context: AppContext, state: ApiState, model: str | None, use
     if template_request is not None:
         request = template_request
     else:
-        request = RunRequest.parse({"model": model or None, "prompt": prompt or "", "messages": history})
+        request = RunRequest.parse({"model": model or None, "prompt": prompt or "", "messages": history,
+                                    "reasoning_effort": reasoning_effort or None})
     origin = RunOrigin(user=user, source="lite", conversation_id=conversation_id or uuid.uuid4().hex[:12],
                        position=position)
     if conversation_id is not None:

@@ -1,6 +1,8 @@
 """A run's state in words for the no-JavaScript pages (pure functions, unit-tested).
 
     state_line(status)                       # 'Writing… — 12 s', 'Done in 3.2 s · 412 tokens · $0.0031'
+                                             # 'Thinking… (12 s)' while a reasoning model thinks
+    thinking_line(status)                    # 'Thought for 14 s' (the reasoning's summary), None without reasoning
     estimate_line(typical=8.4, elapsed=3)    # 'Answers from this model usually take about 8.4 s: about 5 s left.'
 
 The words match the Gradio tool's (`ui/status.py`) where they overlap; these say "—" and whole
@@ -44,7 +46,9 @@ def metrics_words(metrics: Metrics | None) -> str:
     if metrics.output_tokens is not None:
         approx = "~" if metrics.usage_estimated else ""
         parts.append(f"{approx}{metrics.output_tokens} token{'s' if metrics.output_tokens != 1 else ''}")
-    if metrics.cost_usd is not None:
+    if metrics.cost_usd is None:
+        parts.append("cost unknown")  # no price for the model: never $0
+    else:
         parts.append(f"${metrics.cost_usd:.4f}" if metrics.cost_usd > 0 else "no cost")
     return "".join(f" · {part}" for part in parts)
 
@@ -59,6 +63,8 @@ def state_line(status: RunStatusBody, *, redact: Redact = str, retry: Retrying |
                     f" — {waited(elapsed)}")
         if buffered and not status.text:
             return f"Writing and checking the answer (it is shown once it passes its checks) — {waited(elapsed)}"
+        if not status.text and (status.thinking_s is not None or status.reasoning):
+            return f"Thinking… ({waited(status.thinking_s)})" if status.thinking_s is not None else "Thinking…"
         if not status.text:
             return f"Waiting for the first token — {waited(elapsed)}"
         return f"Writing… — {waited(elapsed)}"
@@ -72,6 +78,18 @@ def state_line(status: RunStatusBody, *, redact: Redact = str, retry: Retrying |
     if status.status == "interrupted":
         return f"Interrupted: {message or 'the server stopped while this answer was written'}{kept}"
     return f"Failed: {message or 'the run ended with an error'}{kept}"
+
+
+def thinking_line(status: RunStatusBody) -> str | None:
+    """The summary of a run's reasoning: 'Thinking… (12 s)' while the model thinks (no text yet),
+    'Thought for 14 s' once it wrote or ended; None when it did not reason."""
+    if status.thinking_s is None and not status.reasoning:
+        return None
+    if status.status in ("running", "queued") and not status.text:
+        return f"Thinking… ({waited(status.thinking_s)})" if status.thinking_s is not None else "Thinking…"
+    if status.thinking_s is None:
+        return "The model's thoughts"
+    return f"Thought for {seconds(status.thinking_s)}"
 
 
 def typical_time(total_times: Iterable[float]) -> float | None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from llmtool.events import Failed, Interrupted, Metrics, Validated
+from llmtool.events import Failed, Interrupted, Metrics, ReasoningDelta, RunEvent, TextDelta, Validated
 from llmtool.service import Run, RunOrigin
 from llmtool.store import RunRecord
 
@@ -42,6 +42,12 @@ class RunStatusBody(BaseModel):
     created_at: float = Field(description="Unix time.")
     elapsed_s: float = Field(description="Seconds since the run started (its whole duration once it ended).")
     text: str = Field(description="The answer so far (the whole answer once completed).")
+    reasoning: str = Field("", description="What a reasoning model showed of its thoughts so far, apart from "
+                                           "the answer (empty: it showed none, or did not think).")
+    thinking_s: float | None = Field(
+        None, description="Seconds the model reasoned before its first text: so far while it still thinks "
+                          "(no text yet), else until its first text. Null: it did not reason, or it is not known "
+                          "(a buffered run that has not ended).")
     metrics: Metrics | None = Field(None, description="Timing, tokens and cost, once the run ended.")
     validation: RunValidation | None = None
     error: RunError | None = None
@@ -75,6 +81,9 @@ def live_status(run: Run, origin: RunOrigin | None) -> RunStatusBody:
         created_at=run.created_at,
         elapsed_s=round(max(elapsed, 0.0), 3),
         text=terminal.text if terminal is not None and terminal.kind == "completed" else run.text_so_far(),
+        reasoning=getattr(terminal, "reasoning", "") or run.reasoning_so_far(),
+        thinking_s=_thinking(log, terminal.metrics if terminal is not None else None, elapsed,
+                             buffered=run.request.validation.mode == "buffer"),
         metrics=terminal.metrics if terminal is not None else None,
         validation=RunValidation(passed=validation.passed, problems=validation.problems,
                                  rules_checked=validation.rules_checked) if validation else None,
@@ -84,6 +93,24 @@ def live_status(run: Run, origin: RunOrigin | None) -> RunStatusBody:
         events=len(log),
         links=links(run.id),
     )
+
+
+def _thinking(log: list[RunEvent], metrics: Metrics | None, elapsed: float, buffered: bool) -> float | None:
+    """Seconds from the first reasoning event to the first text (or to now, while no text came).
+    In buffer mode the text comes at the end, all at once: not known until the run ends."""
+    if _thought(metrics) is not None or buffered:
+        return _thought(metrics)
+    began = next((e.elapsed for e in log if isinstance(e, ReasoningDelta)), None)
+    if began is None:
+        return None
+    until = next((e.elapsed for e in log if isinstance(e, TextDelta)), None)
+    if until is None and metrics is not None:  # ended before any text: it thought until the end
+        until = metrics.total_time or elapsed
+    return round(max((elapsed if until is None else until) - began, 0.0), 3)
+
+
+def _thought(metrics: Metrics | None) -> float | None:
+    return round(metrics.thinking_time, 3) if metrics is not None and metrics.thinking_time is not None else None
 
 
 def stored_status(record: RunRecord) -> RunStatusBody:
@@ -98,6 +125,8 @@ def stored_status(record: RunRecord) -> RunStatusBody:
         created_at=record.created_at,
         elapsed_s=round(max(elapsed, 0.0), 3),
         text=record.text,
+        reasoning=record.reasoning,
+        thinking_s=_thought(record.metrics),
         metrics=record.metrics,
         validation=RunValidation(**record.validation.model_dump()) if record.validation else None,
         error=error,

@@ -219,7 +219,10 @@ PROBLEMS = [
     # (what, body or raw bytes, content type, status, problem type, words in the detail)
     ("empty prompt", {"prompt": "  "}, None, 422, "invalid-request", "the prompt is empty"),
     ("unknown provider", {"model": "nope:x", "prompt": "hi"}, None, 422, "unknown-model", "unknown provider 'nope'"),
-    ("unknown model", {"model": "openai:gpt-nothing", "prompt": "hi"}, None, 422, "unknown-model", "unknown model"),
+    ("unknown model", {"model": "demo:nothing", "prompt": "hi"}, None, 422, "unknown-model", "unknown model 'nothing'"),
+    ("unknown effort", {"prompt": "hi", "reasoning_effort": "extreme"}, None, 422, "invalid-request", "reasoning_effort"),
+    ("effort for a model that does not reason", {"model": "demo:assistant", "prompt": "hi", "reasoning_effort": "low"},
+     None, 422, "invalid-request", "demo:assistant is not a reasoning model: leave the reasoning effort unset"),
     ("unknown template", {"template": "nope"}, None, 422, "unknown-template", "unknown template 'nope'"),
     ("bad temperature type", {"prompt": "hi", "temperature": "hot"}, None, 422, "invalid-request", "temperature"),
     ("temperature out of range", {"prompt": "hi", "temperature": 9}, None, 422, "invalid-request", "temperature"),

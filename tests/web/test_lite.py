@@ -71,7 +71,14 @@ def prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def served(loopback: LoopbackServer, prompts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
     settings = make_settings(loopback, tmp_path_factory.mktemp("lite") / "runs.db", prompts)
     with BackgroundServer(create_app(context=AppContext(settings))) as server:
+        warm_model_lists(server)
         yield server
+
+
+def warm_model_lists(server: BackgroundServer) -> None:
+    """The form offers the providers' live lists: ask the loopback server for its list (cached) now,
+    before a test queues a scenario for a run (listing takes a scenario like any request)."""
+    assert httpx.get(f"{server.url}/lite", timeout=10).status_code == 200
 
 
 @pytest.fixture
@@ -149,7 +156,8 @@ def assert_page_rules(page: httpx.Response) -> None:
 def test_the_form_lists_usable_models_and_sets_the_csrf_cookie(browser: httpx.Client) -> None:
     page = browser.get("/lite")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert '<option value="demo:assistant" selected>' in page.text and f'<option value="{MODEL}"' in page.text
+    assert '<input type="text" id="model" name="model" value="demo:assistant" list="model-list"' in page.text
+    assert '<option value="demo:assistant">' in page.text and f'<option value="{MODEL}">' in page.text  # the datalist
     assert '<label for="prompt">' in page.text and '<textarea id="prompt" name="prompt"' in page.text
     cookie = page.headers["set-cookie"]
     assert cookie.startswith("llmtool_csrf=") and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
@@ -285,7 +293,11 @@ def test_same_origin_headers_pass(browser: httpx.Client, served: BackgroundServe
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"prompt": "   "}, "Enter your question"),
-    ({"prompt": "Keep this text", "model": "nowhere:model"}, "is not one of the models you can use"),
+    ({"prompt": "Keep this text", "model": "nowhere:model"}, "Unknown provider 'nowhere'; known providers:"),
+    ({"prompt": "Keep this text", "model": "demo:nothing"}, "Unknown model 'nothing' for provider 'demo'"),
+    ({"prompt": "Keep this text", "model": "demo:assistant", "reasoning_effort": "high"},
+     "demo:assistant is not a reasoning model: leave the reasoning effort unset."),
+    ({"prompt": "Keep this text", "reasoning_effort": "enormous"}, "Pick a reasoning effort from the list"),
 ])
 def test_bad_input_rerenders_the_form_with_422_keeping_the_input(browser: httpx.Client, fields, message) -> None:
     form = {"csrf_token": token(browser), "model": MODEL, **fields}
@@ -367,6 +379,7 @@ def test_the_page_estimates_the_time_left_from_the_models_past_runs(loopback: Lo
     loopback.reset()
     with BackgroundServer(create_app(context=AppContext(make_settings(loopback, tmp_path / "runs.db", prompts)))) as server, \
             httpx.Client(base_url=server.url, timeout=10) as client:
+        warm_model_lists(server)
         loopback.enqueue(Scenario(kind="stall_before_first_token", stall_seconds=30))
         first = ask(client, "No history yet")
         assert 'id="estimate" class="hint" hidden' in client.get(first).text  # nothing to go by: no estimate

@@ -7,7 +7,7 @@ from starlette.requests import Request
 
 from llmtool.events import Metrics, Retrying
 from llmtool.web import csrf
-from llmtool.web.lite_words import estimate_line, seconds, state_line, typical_time, waited
+from llmtool.web.lite_words import estimate_line, seconds, state_line, thinking_line, typical_time, waited
 from llmtool.web.markdown import render_markdown
 from llmtool.web.run_status import RunError, RunStatusBody, links
 
@@ -24,7 +24,7 @@ def status(state: str = "running", text: str = "", elapsed: float = 4.2, metrics
     (status("completed", "Hi", metrics=Metrics(total_time=3.21, output_tokens=412, cost_usd=0.0031)),
      "Done in 3.2 s · 412 tokens · $0.0031"),
     (status("completed", "Hi", metrics=Metrics(total_time=14, output_tokens=1, usage_estimated=True)),
-     "Done in 14 s · ~1 token"),
+     "Done in 14 s · ~1 token · cost unknown"),
     (status("completed", "Hi", metrics=Metrics(total_time=1, output_tokens=5, cost_usd=0.0)), "Done in 1.0 s · 5 tokens · no cost"),
     (status("stopped", "", metrics=Metrics(total_time=2.0)), "Stopped after 2.0 s"),
     (status("stopped", "part", metrics=Metrics(total_time=2.0)), "Stopped after 2.0 s · the partial answer is kept"),
@@ -114,3 +114,26 @@ def test_csrf_token_is_reused_from_the_cookie_or_made_once() -> None:
     fresh = request({})
     made = csrf.token(fresh)
     assert len(made) >= 40 and csrf.token(fresh) == made
+
+
+def thinking(state: str = "running", text: str = "", reasoning: str = "", thinking_s: float | None = None,
+             metrics: Metrics | None = None) -> RunStatusBody:
+    return status(state, text, metrics=metrics).model_copy(update={"reasoning": reasoning, "thinking_s": thinking_s})
+
+
+@pytest.mark.parametrize(("body", "state_words", "summary"), [
+    (thinking(reasoning="Hm", thinking_s=12.4), "Thinking… (12 s)", "Thinking… (12 s)"),
+    (thinking(thinking_s=3.0), "Thinking… (3 s)", "Thinking… (3 s)"),  # silently: no thoughts shown yet
+    (thinking(reasoning="Hm"), "Thinking…", "Thinking…"),  # a buffered run: how long is not known yet
+    (thinking(text="Hel", reasoning="Hm", thinking_s=14.2), "Writing… — 4 s", "Thought for 14 s"),
+    (thinking("completed", "Hi", "Hm", 0.6, Metrics(total_time=1.2, output_tokens=9, cost_usd=0.0)),
+     "Done in 1.2 s · 9 tokens · no cost", "Thought for 0.6 s"),
+    (thinking("completed", "Hi", "Hm", None, Metrics(total_time=1.2)), "Done in 1.2 s · cost unknown",
+     "The model's thoughts"),
+    (thinking("stopped", "", "Hm", 2.0, Metrics(total_time=2.0)), "Stopped after 2.0 s", "Thought for 2.0 s"),
+    (thinking(text="Hel"), "Writing… — 4 s", None),  # not a reasoning model
+])
+def test_the_words_for_a_thinking_model(body: RunStatusBody, state_words: str, summary: str | None) -> None:
+    assert state_line(body) == state_words
+    assert thinking_line(body) == summary
+

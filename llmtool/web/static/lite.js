@@ -1,5 +1,6 @@
 // Upgrades a /lite run page when JavaScript is on: follows the run's event stream, writes the text as
 // it comes (as text nodes, never as HTML), keeps the status region up to date and hides Check again.
+// A reasoning model's thoughts go into the collapsed "Thinking…" box above the answer, never into it.
 // When the run ends the server's own rendering (sanitized Markdown, the next-question box) replaces
 // the live text. A lost connection resumes from the last event id (EventSource sends Last-Event-ID).
 (function () {
@@ -15,9 +16,17 @@
   var answerPart = document.getElementById("answer-part");
   var controls = document.getElementById("controls");
   var answer = document.getElementById("answer");
+  var notices = document.getElementById("notices");
   var startedAt = Date.now() - parseFloat(run.dataset.elapsed || "0") * 1000;
   var finished = false;
   var writing = false;
+  var textBegan = answer.textContent !== "";  // the page came with some of the answer
+  // When the model began to think, in seconds since the run started (null: it has not).
+  var thinkingBegan = run.dataset.thinking !== undefined
+    ? parseFloat(run.dataset.elapsed || "0") - parseFloat(run.dataset.thinking) : null;
+  var reasoning = null;  // the <details> box, its summary and the text growing in it
+  var reasoningSummary = null;
+  var reasoningLive = null;
 
   function setCheckAgain(visible) {
     controls.querySelectorAll(".check-again, .check-again-hint").forEach(function (el) {
@@ -31,10 +40,53 @@
     }
   }
 
+  function wholeSeconds(s) {
+    s = Math.max(0, Math.floor(s));
+    return s < 120 ? s + " s" : Math.floor(s / 60) + " min " + (s % 60) + " s";
+  }
+
+  function seconds(s) {  // as the server says it: 3.2 s, 14 s, 2 min 5 s
+    s = Math.max(0, s);
+    if (s < 10) {
+      return s.toFixed(1) + " s";
+    }
+    return s < 120 ? Math.round(s) + " s" : wholeSeconds(Math.round(s));
+  }
+
+  function sinceStart() {
+    return (Date.now() - startedAt) / 1000;
+  }
+
   function tick() {
-    var s = Math.max(0, Math.floor((Date.now() - startedAt) / 1000));
-    waited.textContent = "You have waited " + (s < 120 ? s + " s" : Math.floor(s / 60) + " min " + (s % 60) + " s") + ".";
+    waited.textContent = "You have waited " + wholeSeconds(sinceStart()) + ".";
     waited.hidden = false;
+    if (reasoningSummary && thinkingBegan !== null && !textBegan) {
+      reasoningSummary.textContent = "Thinking… (" + wholeSeconds(sinceStart() - thinkingBegan) + ")";
+    }
+  }
+
+  function reasoningBox() {
+    if (reasoning) {
+      return;
+    }
+    reasoning = document.getElementById("reasoning");
+    if (!reasoning) {
+      reasoning = document.createElement("details");
+      reasoning.id = "reasoning";
+      reasoning.className = "reasoning";
+      reasoning.appendChild(document.createElement("summary")).id = "reasoning-summary";
+      reasoning.appendChild(document.createElement("div")).id = "reasoning-text";
+      reasoning.lastChild.className = "reasoning-text";
+      answerPart.insertBefore(reasoning, answerPart.firstChild);
+    }
+    reasoningSummary = reasoning.querySelector("summary");
+    reasoningLive = document.createElement("div");
+    reasoningLive.className = "live";
+    reasoning.querySelector(".reasoning-text").appendChild(reasoningLive);
+    if (!textBegan) {
+      reasoningSummary.textContent = "Thinking…";
+    }
+    reasoning.hidden = false;
   }
 
   var live = document.createElement("div");
@@ -47,12 +99,41 @@
   var source = new EventSource(run.dataset.events + "?after=" + encodeURIComponent(run.dataset.after));
   run.dataset.live = "true";
 
+  if (thinkingBegan !== null && !textBegan) {
+    reasoningBox();
+    tick();
+  }
+
+  source.addEventListener("reasoning", function (message) {
+    var event = JSON.parse(message.data);
+    if (thinkingBegan === null) {
+      thinkingBegan = event.elapsed;
+    }
+    reasoningBox();
+    if (event.text) {  // empty: the model began to think without showing its thoughts
+      reasoningLive.appendChild(document.createTextNode(event.text));
+    }
+    if (!textBegan && state.textContent.indexOf("Thinking") !== 0) {
+      say("Thinking…");
+    }
+  });
+  source.addEventListener("notice", function (message) {
+    var event = JSON.parse(message.data);
+    notices.appendChild(document.createElement("li")).textContent = event.message;
+    notices.hidden = false;
+  });
   source.addEventListener("text", function (message) {
     var event = JSON.parse(message.data);
     live.appendChild(document.createTextNode(event.text));
     if (!writing) {
       writing = true;
       say("Writing…");
+    }
+    if (!textBegan) {
+      textBegan = true;
+      if (reasoningSummary && thinkingBegan !== null) {
+        reasoningSummary.textContent = "Thought for " + seconds(event.elapsed - thinkingBegan);
+      }
     }
   });
   source.addEventListener("retrying", function (message) {
@@ -92,7 +173,12 @@
           setCheckAgain(true);
           return;
         }
+        var open = reasoning !== null && reasoning.open;
         answerPart.innerHTML = part.answer_html;  // rendered and sanitized by the server
+        var rendered = document.getElementById("reasoning");
+        if (rendered && open) {
+          rendered.open = true;  // the reader had opened the thoughts: keep them open
+        }
         controls.innerHTML = part.controls_html;
         statusBox.className = "status ended " + part.status;
         estimate.hidden = true;

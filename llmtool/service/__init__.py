@@ -28,6 +28,7 @@ from llmtool.catalog import Catalog, ModelInfo
 from llmtool.errors import InvalidRequestError
 from llmtool.events import RunEvent
 from llmtool.providers import ProviderPool
+from llmtool.providers.base import ReasoningEffort
 from llmtool.providers.registry import spec_for
 from llmtool.redact import Redactor
 from llmtool.service.executor import RunExecutor
@@ -35,7 +36,7 @@ from llmtool.service.model_lists import ModelLists
 from llmtool.service.recorder import RunRecorder
 from llmtool.service.requests import RunRequest
 from llmtool.service.runs import Run
-from llmtool.settings import Settings, load_settings
+from llmtool.settings import Settings, Timeouts, load_settings
 from llmtool.store import RunOrigin, RunRecord, RunStore, open_store
 from llmtool.validation import check_python_rule
 
@@ -92,25 +93,8 @@ class LLMService:
         """Validate the request and start its run in the background on the running loop; `origin`
         says who started it from where (kept with the run). `run_id`: an id chosen beforehand (an
         Idempotency-Key was tied to it); by default a new one."""
-        request = RunRequest.parse(request)
-        if request.validation.python is not None:
-            try:
-                check_python_rule(request.validation.python, self.settings.validator_modules)
-            except ValueError as exc:
-                raise InvalidRequestError(str(exc)) from None
-        model = self.catalog.resolve(request.model or self.default_model())
-        model.check_effort(request.reasoning_effort)
+        request, model, timeouts = self.check(request)
         capabilities = spec_for(model.kind).capabilities
-        if model.kind == "anthropic" and request.reasoning_effort not in (None, "none"):
-            from llmtool.providers.anthropic import thinking_config
-
-            thinking_config(request.reasoning_effort, model.thinking, request.max_output_tokens)  # refuses early
-        timeouts = request.timeouts.apply(self.settings.timeouts)
-        if timeouts.first_token > timeouts.total:
-            raise InvalidRequestError(
-                f"the first-token timeout ({timeouts.first_token:g} s) is longer than the total "
-                f"limit ({timeouts.total:g} s)"
-            )
         run = Run(request, model, run_id)
         cache_prompt = self.settings.cache_prompts if request.cache_prompt is None else request.cache_prompt
         learn = None
@@ -138,6 +122,35 @@ class LLMService:
         """The model as its provider's (cached) list describes it; as it was when the list lacks it."""
         listed = await self.model_lists.for_provider(model.provider)
         return next((m for m in listed.models if m.name == model.name), model)
+
+    def check(self, request: RunRequest | dict) -> tuple[RunRequest, ModelInfo, Timeouts]:
+        """Everything `start` refuses, without starting: the parsed request, its model and its
+        timeouts, or a `UsageError` with the sentence to show."""
+        request = RunRequest.parse(request)
+        if request.validation.python is not None:
+            try:
+                check_python_rule(request.validation.python, self.settings.validator_modules)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
+        model = self.catalog.resolve(request.model or self.default_model())
+        self.check_effort(model, request.reasoning_effort, request.max_output_tokens)
+        timeouts = request.timeouts.apply(self.settings.timeouts)
+        if timeouts.first_token > timeouts.total:
+            raise InvalidRequestError(
+                f"the first-token timeout ({timeouts.first_token:g} s) is longer than the total "
+                f"limit ({timeouts.total:g} s)"
+            )
+        return request, model, timeouts
+
+    @staticmethod
+    def check_effort(model: ModelInfo, effort: ReasoningEffort | None, max_output_tokens: int | None) -> None:
+        """Refuse a reasoning effort the model is known not to take, or an output limit that
+        leaves it no room to think."""
+        model.check_effort(effort)
+        if model.kind == "anthropic" and effort not in (None, "none"):
+            from llmtool.providers.anthropic import thinking_config
+
+            thinking_config(effort, model.thinking, max_output_tokens)
 
     def get(self, run_id: str) -> Run | None:
         """The run if it is in this process's memory (running, or just ended and not yet stored)."""

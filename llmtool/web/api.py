@@ -26,8 +26,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from llmtool.catalog import ModelInfo
-from llmtool.errors import InvalidRequestError
 from llmtool.providers.base import ChatMessage, ReasoningEffort
 from llmtool.service import LLMService, Run, RunOrigin, RunRequest
 from llmtool.service.conversations import continuation, current_turns, pending
@@ -282,22 +280,7 @@ async def problem_type(slug: str) -> dict[str, Any]:
 # -- helpers -------------------------------------------------------------------------------------
 def _check_runnable(service: LLMService, request: RunRequest) -> None:
     """What `service.start` would refuse, checked before an Idempotency-Key is tied to the run."""
-    model = service.catalog.resolve(request.model or service.default_model())
-    refuse_effort(model, request.reasoning_effort, request.max_output_tokens)
-    timeouts = request.timeouts.apply(service.settings.timeouts)
-    if timeouts.first_token > timeouts.total:
-        raise InvalidRequestError(f"the first-token timeout ({timeouts.first_token:g} s) is longer than the "
-                                  f"total limit ({timeouts.total:g} s)")
-
-
-def refuse_effort(model: ModelInfo, effort: ReasoningEffort | None, max_output_tokens: int | None) -> None:
-    """The InvalidRequestError `service.start` raises for a reasoning effort the model does not take
-    (or an output limit that leaves it no room to think), with the same sentence, before anything starts."""
-    model.check_effort(effort)
-    if model.kind == "anthropic" and effort not in (None, "none"):
-        from llmtool.providers.anthropic import thinking_config
-
-        thinking_config(effort, model.thinking, max_output_tokens)
+    service.check(request)
 
 
 async def _claim(service: LLMService, state: ApiState, user: str | None, key: str, run_id: str) -> str:

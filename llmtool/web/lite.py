@@ -38,7 +38,7 @@ from llmtool.providers.base import REASONING_EFFORTS, ReasoningEffort
 from llmtool.store import StoreError
 from llmtool.templates import Template, TemplateError
 from llmtool.web import csrf
-from llmtool.web.api import ApiState, api_state, refuse_effort
+from llmtool.web.api import ApiState, api_state
 from llmtool.web.context import AppContext, app_context, context_dependency
 from llmtool.web.lite_forms import template_fields, template_values
 from llmtool.web.lite_runs import Estimates, RunView, run_view, start_run
@@ -311,7 +311,7 @@ def _check_choices(context: AppContext, model: str | None, effort: ReasoningEffo
     except UsageError as exc:
         return {"model": _sentence(context.redact(exc.message))}
     try:
-        refuse_effort(info, effort, max_output_tokens)
+        service.check_effort(info, effort, max_output_tokens)
     except UsageError as exc:
         return {"reasoning_effort": _sentence(context.redact(exc.message))}
     return {}

@@ -10,7 +10,8 @@
     streams.py   the concurrency group, batching and merging of event streams
     coalesce.py  at most one page update per interval, the last never held back
     status.py    events → status line and validation line (pure)
-    transcript.py turns → Chatbot messages and provider messages (pure)
+    transcript.py turns → Chatbot messages and provider messages; a reasoning model's thoughts (pure)
+    model_pickers.py  the model pickers offer the providers' live lists (refreshed on page load)
     launch.py    `python app.py`: flags, logins, --share
 
 Every tab receives the `llmtool.web.context.AppContext` that `llmtool.web.app.create_app` built

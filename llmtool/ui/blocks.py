@@ -8,6 +8,9 @@ The chat's conversation id is kept in the browser (`gr.BrowserState`, key "llmto
 load `ChatHandlers.restore` brings the conversation back from the run store, following an answer
 that still streams. `wire_open_conversation` lets another tab open a kept conversation in the chat.
 
+Every model picker (Chat, Compare, Evaluate, the History filter) is refreshed on page load with
+the providers' live lists (`model_pickers.py`); any `PROVIDER:MODEL` can still be typed.
+
 Gradio's defaults are wrong for an I/O-bound tool (one run at a time per event, a 40-job cap), so
 `build_demo` sets the queue's concurrency, size and thread cap from `settings.ui`. Model output is
 rendered as sanitized Markdown with custom tags stripped; the copy buttons are the Chatbot's own.
@@ -23,7 +26,9 @@ import gradio as gr
 
 from llmtool.ui import compare, evaluate, history
 from llmtool.ui.browser_state import browser_state
-from llmtool.ui.handlers import ChatHandlers
+from llmtool.ui.handlers import EFFORT_CHOICES, MODEL_DEFAULT, ChatHandlers
+from llmtool.ui.history_handlers import ANY
+from llmtool.ui.model_pickers import ModelPickers
 from llmtool.ui.streams import streaming_options
 from llmtool.ui.template_fields import FieldSpec, problems_markdown
 from llmtool.ui.template_panel import Field, render_fields, template_dropdown
@@ -39,6 +44,8 @@ CSS = """
 .refresh-button { max-width: 3em; min-width: 3em !important; align-self: end; }
 .template-info { font-size: var(--text-sm); }
 .compare-answer { min-height: 8em; }
+details.thought { margin-bottom: var(--spacing-lg); font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+details.thought > summary { cursor: pointer; }
 """
 
 
@@ -56,6 +63,7 @@ class ChatComponents:
     system: gr.Textbox
     temperature: gr.Textbox
     max_output_tokens: gr.Number
+    reasoning_effort: gr.Dropdown
     mode: gr.Radio
     must_be_json: gr.Checkbox
     max_length: gr.Number
@@ -78,6 +86,8 @@ class ChatComponents:
 
     @property
     def options(self) -> list[gr.components.Component]:
+        # The reasoning effort is not one of them: the API endpoints keep the inputs raw-protocol
+        # clients send (bench/bench_ui.py); the page's events add it after the turns.
         return [self.model, self.system, self.temperature, self.max_output_tokens, self.mode,
                 self.must_be_json, self.max_length, self.forbidden_words]
 
@@ -154,6 +164,11 @@ def build_components(context: AppContext, saved: gr.BrowserState | None = None) 
                 label="Max output tokens", value=0, minimum=0, precision=0,
                 info="0: the model's default.",
             )
+            reasoning_effort = gr.Dropdown(
+                EFFORT_CHOICES, value=MODEL_DEFAULT, label="Reasoning effort", elem_id="reasoning-effort",
+                info="How hard a reasoning model thinks (a template's own effort applies under model "
+                     "default); a model refuses the values it does not take.",
+            )
             validation = gr.Markdown("", label="Validation", elem_id="validation")
             with gr.Accordion("Validation rules (a template brings its own)", open=False):
                 mode = gr.Radio(
@@ -172,7 +187,7 @@ def build_components(context: AppContext, saved: gr.BrowserState | None = None) 
     return ChatComponents(
         chatbot=chatbot, status=status, prompt=prompt, idle_controls=idle_controls, send=send,
         regenerate=regenerate, clear=clear, stop=stop, model=model, system=system,
-        temperature=temperature, max_output_tokens=max_output_tokens, mode=mode,
+        temperature=temperature, max_output_tokens=max_output_tokens, reasoning_effort=reasoning_effort, mode=mode,
         must_be_json=must_be_json, max_length=max_length, forbidden_words=forbidden_words,
         validation=validation, turns=turns, run_id=run_id, run_template=run_template, template=template,
         refresh_templates=refresh_templates, template_info=template_info, template_area=template_area,
@@ -185,21 +200,22 @@ def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int, dem
     """Connect the components to the handlers; name the API endpoints. With `demo`, its page load
     restores the conversation the browser kept."""
     streaming = streaming_options(c.outputs, concurrency)
-    chat = gr.on(
-        [c.send.click, c.prompt.submit],
-        handlers.send,
-        inputs=[c.prompt, *c.options, c.turns],
-        api_name="chat",
-        **streaming,
-    )
-    regenerate = c.regenerate.click(
-        handlers.regenerate, inputs=[*c.options, c.turns], api_name="regenerate", **streaming
-    )
+    # The page's Send and Regenerate pass the reasoning effort too; the API endpoints of the same
+    # handlers keep their inputs (raw-protocol clients send exactly those), the effort unset.
+    # (Named, or Gradio would name them after the handlers and rename the endpoints below.)
+    send = gr.on([c.send.click, c.prompt.submit], handlers.send,
+                 inputs=[c.prompt, *c.options, c.turns, c.reasoning_effort], api_name="page_send",
+                 api_visibility="private", **streaming)
+    regenerate = c.regenerate.click(handlers.regenerate, inputs=[*c.options, c.turns, c.reasoning_effort],
+                                    api_name="page_regenerate", api_visibility="private", **streaming)
+    chat = gr.on([], handlers.send, inputs=[c.prompt, *c.options, c.turns], api_name="chat", **streaming)
+    regenerate_api = gr.on([], handlers.regenerate, inputs=[*c.options, c.turns], api_name="regenerate",
+                           **streaming)
     # A template as the next turn, for API callers (the page's Run template is wired with its fields).
     run_template = gr.on([], handlers.run_template,
                          inputs=[c.template, c.template_values, *c.options, c.turns],
                          api_name="run_template", **streaming)
-    c.streams = [chat, regenerate, run_template]
+    c.streams = [send, regenerate, chat, regenerate_api, run_template]
     if demo is not None:
         c.streams.append(demo.load(handlers.restore, inputs=[c.saved], api_name="restore",
                                    api_visibility="undocumented", **streaming))
@@ -231,7 +247,7 @@ def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency:
         # listener on them wired in here replaces theirs in the browser): they cancel its run
         # by id instead, and wait for this handler to end before they answer.
         c.run_template.click(handlers.template_runner(specs),
-                             inputs=[c.template, *c.options, c.turns, *fields],
+                             inputs=[c.template, *c.options, c.turns, c.reasoning_effort, *fields],
                              api_visibility="private", **streaming_options(c.outputs, concurrency))
 
     with c.fields_column:  # here, once the dropdown exists: the fields follow its pick
@@ -275,12 +291,19 @@ def build_demo(context: AppContext) -> gr.Blocks:
                 chat_handlers = ChatHandlers(context)
                 wire_events(components, chat_handlers, ui.concurrency, demo)
             with gr.Tab("Compare", id="compare-tab"):
-                compare.build(context, ui.concurrency, demo, compare_saved)
+                compare_models = compare.build(context, ui.concurrency, demo, compare_saved)
             with gr.Tab("Evaluate", id="evaluate-tab"):
-                evaluate.build(context, ui.concurrency)
+                eval_models = evaluate.build(context, ui.concurrency)
             with gr.Tab("History", id="history-tab") as history_tab:
                 past = history.build(context, ui.concurrency)
         past.refresh_on(history_tab.select)  # runs made since the page opened show up
+        pickers = ModelPickers(context)
+        pickers.add(components.model, note=True)
+        for picker in compare_models:
+            pickers.add(picker, first=[compare.TEMPLATE_MODEL])
+        pickers.add(eval_models)
+        pickers.add(past.model_filter, first=[ANY])
+        pickers.wire(demo)
         wire_open_conversation(components, chat_handlers, past.open_in_chat.click, past.selected_conversation, tabs)
     demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)

@@ -11,6 +11,8 @@ running columns again and shows the finished ones' stored answers (`restore`).
 
 The variable fields are the union of the variables of the columns' templates, each with the spec
 of the first template declaring it; a template ignores the values of variables it does not declare.
+Each column has its own reasoning effort (the same model at two efforts is a fair comparison); a
+reasoning model's thoughts are shown collapsed above its answer, with how long it thought.
 """
 
 from __future__ import annotations
@@ -26,16 +28,25 @@ from typing import Any
 import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
+from llmtool.events import Completed
 from llmtool.service import Run, RunOrigin
 from llmtool.store import RunRecord
 from llmtool.ui.browser_state import browser_state
-from llmtool.ui.handlers import STOP_GRACE, login, status_with_template, wait_ended
-from llmtool.ui.restore import status_of_record, turn_from_record, validation_of_record
-from llmtool.ui.status import RunProgress, escape_markdown
+from llmtool.ui.handlers import (
+    EFFORT_CHOICES,
+    MODEL_DEFAULT,
+    STOP_GRACE,
+    login,
+    reasoning_effort,
+    status_with_template,
+    wait_ended,
+)
+from llmtool.ui.restore import model_price_hint, status_of_record, turn_from_record, validation_of_record
+from llmtool.ui.status import RunProgress, escape_markdown, with_price_hint
 from llmtool.ui.streams import batches, merge, streaming_options
 from llmtool.ui.template_fields import FieldSpec, chosen, code_block, error_markdown, template_values
 from llmtool.ui.template_panel import Field, choices, render_fields, template_dropdown, values_of
-from llmtool.ui.transcript import answer_markdown, redacted, turn_from_progress
+from llmtool.ui.transcript import Turn, answer_markdown, redacted, thought_details, turn_from_progress
 from llmtool.web.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -91,11 +102,15 @@ class CompareHandlers:
         template_3: str | None = None, model_3: str | None = None,
         template_4: str | None = None, model_4: str | None = None,
         variables: dict[str, Any] | None = None,
+        effort_1: str | None = None, effort_2: str | None = None,
+        effort_3: str | None = None, effort_4: str | None = None,
         request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Run the first `columns` columns, each its template × model, with the same `variables`
-        (a JSON object; each template takes the ones it declares, empty values mean its default)."""
+        """Run the first `columns` columns, each its template × model (× reasoning effort: empty or
+        "model default" for the template's or the model's own), with the same `variables` (a JSON
+        object; each template takes the ones it declares, empty values mean its default)."""
         picks = [template_1, model_1, template_2, model_2, template_3, model_3, template_4, model_4]
+        efforts = [effort_1, effort_2, effort_3, effort_4]
         count = _count(columns)
         run_ids = [""] * MAX_COLUMNS
         update = CompareUpdate(run_ids=run_ids)
@@ -103,7 +118,7 @@ class CompareHandlers:
         origin = RunOrigin(user=login(request), source="compare")
         for index in range(count):
             try:
-                run = self._start(picks[2 * index], picks[2 * index + 1], variables, origin)
+                run = self._start(picks[2 * index], picks[2 * index + 1], variables, origin, efforts[index])
             except UsageError as error:
                 update.columns[index] = _error(self.context.redact(error.message))
                 continue
@@ -207,14 +222,18 @@ class CompareHandlers:
         return self._update(columns, 0.0, final=True).outputs()
 
     def runner(self, specs: list[FieldSpec]) -> Callable[..., AsyncIterator[tuple[Any, ...]]]:
-        """For Run all: (columns, template_1, model_1, …, model_4, *fields) → the updates of `run`."""
+        """For Run all: (columns, template_1, model_1, …, model_4, effort_1, …, effort_4, *fields)
+        → the updates of `run`."""
         count = len(specs)
 
         async def run(request: gr.Request, *args: Any) -> AsyncIterator[tuple[Any, ...]]:
             head, fields = args[: len(args) - count], args[len(args) - count:]
+            picks, efforts = head[: 1 + 2 * MAX_COLUMNS], head[1 + 2 * MAX_COLUMNS:]
             variables = values_of(specs, fields)
-            # head is exactly (columns, template_1, model_1, …, model_4); mypy cannot count a *args
-            async for outputs in self.run(*head, variables=variables, request=request):  # type: ignore[misc]
+            named = dict(zip(("effort_1", "effort_2", "effort_3", "effort_4"), efforts, strict=True))
+            # picks is exactly (columns, template_1, model_1, …, model_4); mypy cannot count a *args
+            async for outputs in self.run(*picks, variables=variables, request=request,  # type: ignore[misc]
+                                          **named):
                 yield outputs
 
         return run
@@ -232,13 +251,14 @@ class CompareHandlers:
 
     # -- rendering ------------------------------------------------------------------------------
     def _start(self, name: str | None, model: str | None, variables: dict[str, Any] | None,
-               origin: RunOrigin | None = None) -> Run:
+               origin: RunOrigin | None = None, effort: str | None = None) -> Run:
         picked = chosen(name)
         if picked is None:
             raise InvalidRequestError("pick a template for this column")
         template = self.context.registry.get(picked)  # as the file is now
         model = None if not model or model == TEMPLATE_MODEL else model
-        request = template.to_run_request(template_values(template, variables, strict=False), model=model)
+        request = template.to_run_request(template_values(template, variables, strict=False), model=model,
+                                          reasoning_effort=reasoning_effort(effort))
         return self.context.service.start(request, origin)
 
     def _update(self, columns: dict[int, Column], elapsed: float, final: bool) -> CompareUpdate:
@@ -255,33 +275,39 @@ class CompareHandlers:
     def _stored_view(self, record: RunRecord) -> ColumnView:
         """A column whose run this process does not hold: its stored answer (or text so far)."""
         redact = self.context.redact
-        turn = turn_from_record(record, redact)
-        answer = answer_markdown(turn)
-        if turn.withheld:
-            answer += "\n\n**The withheld answer:**\n\n" + code_block(turn.withheld)
-        return ColumnView(status=escape_markdown(redact(status_of_record(record))),
-                          validation=escape_markdown(redact(validation_of_record(record))), answer=answer)
+        hint = model_price_hint(self.context.service, record.model)
+        return ColumnView(status=escape_markdown(redact(status_of_record(record, hint))),
+                          validation=escape_markdown(redact(validation_of_record(record))),
+                          answer=pane_markdown(turn_from_record(record, redact)))
 
     def _view(self, column: Column, elapsed: float) -> ColumnView:
         redact, progress = self.context.redact, column.progress
-        turn = redacted(turn_from_progress("", progress), redact)
-        answer = answer_markdown(turn)
-        if turn.withheld:
-            answer += "\n\n**The withheld answer:**\n\n" + code_block(turn.withheld)
+        turn = redacted(turn_from_progress("", progress, elapsed), redact)
         status = status_with_template(column.run, progress.status_line(elapsed))
+        if isinstance(progress.terminal, Completed):
+            status = with_price_hint(status, progress.terminal.metrics,
+                                     self.context.service.catalog.price_hint(column.run.model))
         return ColumnView(
             status=escape_markdown(redact(status)),
             validation=escape_markdown(redact(progress.validation_line())),
-            answer=answer,
+            answer=pane_markdown(turn),
         )
+
+
+def pane_markdown(turn: Turn) -> str:
+    """A column's answer: the thoughts collapsed above it, a withheld answer below its mark."""
+    answer = thought_details(turn.thought) + answer_markdown(turn)
+    if turn.withheld:
+        answer += "\n\n**The withheld answer:**\n\n" + code_block(turn.withheld)
+    return answer
 
 
 def build(
     context: AppContext, concurrency: int, demo: gr.Blocks | None = None, saved: gr.BrowserState | None = None
-) -> None:
+) -> list[gr.Dropdown]:
     """Lay out the Compare tab in the current gr.Tab and wire it; with `demo`, its page load
     restores the columns this browser last ran (kept in `saved`: make it outside the tabs, or a
-    reload on another tab does not see it)."""
+    reload on another tab does not see it). Returns the columns' model pickers."""
     handlers = CompareHandlers(context)
     gr.Markdown("Run the same variables through 2–4 templates × models side by side.")
     listed = choices(context, with_none=False)
@@ -300,6 +326,7 @@ def build(
     if saved is None:
         saved = browser_state(context, STORAGE_KEY)
     pickers: list[gr.Dropdown] = []
+    efforts: list[gr.Dropdown] = []
     blocks: list[gr.Column] = []
     cells: list[gr.components.Component] = []
     with gr.Row(equal_height=False):
@@ -313,11 +340,14 @@ def build(
                     label=f"Model {i + 1}", allow_custom_value=True, interactive=True,
                     elem_id=f"compare-model-{i + 1}",
                 )
+                effort = gr.Dropdown(EFFORT_CHOICES, value=MODEL_DEFAULT, label=f"Reasoning effort {i + 1}",
+                                     interactive=True, elem_id=f"compare-effort-{i + 1}")
                 status = gr.Markdown("", elem_id=f"compare-status-{i + 1}", elem_classes=["run-status"])
                 validation = gr.Markdown("", elem_id=f"compare-validation-{i + 1}", elem_classes=["validation"])
                 answer = gr.Markdown("", elem_id=f"compare-answer-{i + 1}", elem_classes=["compare-answer"],
                                      sanitize_html=True, container=True)
             pickers += [template, model]
+            efforts.append(effort)
             blocks.append(block)
             cells += [status, validation, answer]
     templates = pickers[0::2]
@@ -325,11 +355,12 @@ def build(
     streaming = streaming_options(outputs, concurrency)
 
     def wire(specs: list[FieldSpec], fields: list[Field]) -> None:
-        run.click(handlers.runner(specs), inputs=[count, *pickers, *fields], api_visibility="private", **streaming)
+        run.click(handlers.runner(specs), inputs=[count, *pickers, *efforts, *fields], api_visibility="private",
+                  **streaming)
 
     with fields_area:
         render_fields(context, templates, revision, prefix="cmp-var", wire=wire, count=count)
-    api = gr.on([], handlers.run, inputs=[count, *pickers, variables], api_name="compare", **streaming)
+    api = gr.on([], handlers.run, inputs=[count, *pickers, variables, *efforts], api_name="compare", **streaming)
     # Stop cancels every run itself (the page's Run is wired inside the render, out of reach of `cancels`).
     restore = demo.load(handlers.restore, inputs=[saved], api_name="compare_restore", api_visibility="undocumented",
                         **streaming_options([*outputs, count], concurrency)) if demo is not None else None
@@ -338,6 +369,7 @@ def build(
     quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
     count.change(handlers.show_columns, inputs=[count], outputs=blocks, **quick)
     refresh.click(handlers.refresh, inputs=[revision, *templates], outputs=[*templates, revision], **quick)
+    return pickers[1::2]
 
 
 def _count(columns: float | None) -> int:

@@ -318,8 +318,8 @@ def _table(report: EvalReport, failures_only: bool, running: bool) -> dict:
     return {"headers": headers, "data": rows}
 
 
-def build(context: AppContext, concurrency: int) -> None:
-    """Lay out the Evaluate tab in the current gr.Tab and wire it."""
+def build(context: AppContext, concurrency: int) -> gr.Dropdown:
+    """Lay out the Evaluate tab in the current gr.Tab and wire it; returns its model picker."""
     handlers = EvalHandlers(context)
     gr.Markdown("Run a template over a dataset of cases × models; each cell passes or fails.")
     listed = [name for _, name in choices(context, with_none=False)]
@@ -366,3 +366,4 @@ def build(context: AppContext, concurrency: int) -> None:
     dataset.input(lambda: None, outputs=[upload], api_visibility="private", **quick)
     refresh.click(handlers.refresh, inputs=[template, dataset], outputs=[template, dataset],
                   api_visibility="private", **quick)
+    return models

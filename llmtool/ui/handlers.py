@@ -11,6 +11,11 @@ regenerated answer is a sibling at the same position). Each turn carries its con
 the endpoints keep their inputs), and the browser keeps it too (`gr.BrowserState`): a reload, or a
 restarted server, brings the conversation back (`restore`).
 
+A reasoning model's thoughts are shown above its answer (`transcript.Thought`), "thinking (12 s)"
+in the status line until its first text. The page's reasoning effort picker reaches the request
+(`reasoning_effort`, after the turns: the API endpoints keep the inputs they had, the effort unset);
+an effort the model does not take is refused by the service with a sentence in the status.
+
 Every streaming handler returns the same outputs, in the order of `Update.outputs()` (wired in
 `blocks.py`). With a template picked (Run template in the page, `/chat` with `template` and
 `variables` for API callers), its rendered prompt becomes the user turn and its system prompt,
@@ -28,16 +33,17 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
-from llmtool.events import RunEvent
+from llmtool.events import Completed, RunEvent
+from llmtool.providers.base import REASONING_EFFORTS, ReasoningEffort
 from llmtool.service import Run, RunOrigin, RunRequest
 from llmtool.templates import Template
-from llmtool.ui.restore import MISSING, REFUSED, load_conversation, page_lines
-from llmtool.ui.status import RunProgress, escape_markdown
+from llmtool.ui.restore import MISSING, REFUSED, load_conversation, model_price_hint, page_lines
+from llmtool.ui.status import RunProgress, escape_markdown, with_price_hint
 from llmtool.ui.streams import batches
 from llmtool.ui.template_fields import FieldSpec, chosen, template_label, template_values
 from llmtool.ui.template_panel import choices, describe, values_of
@@ -47,6 +53,8 @@ from llmtool.web.context import AppContext
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 2.0  # how long Stop waits for the streaming handler to finish its last update
+MODEL_DEFAULT = "model default"  # the reasoning effort picker's "unset" (a template's own applies)
+EFFORT_CHOICES = [MODEL_DEFAULT, *REASONING_EFFORTS]
 BUSY_CHAT = "An answer is still streaming in the chat: stop it or let it finish, then open the conversation."
 
 
@@ -134,6 +142,7 @@ def build_request(prompt: str, history: list[Turn], options: dict[str, Any]) -> 
         "system": (options.get("system") or "").strip() or None,
         "temperature": _temperature(options.get("temperature")),
         "max_output_tokens": int(options["max_output_tokens"]) if options.get("max_output_tokens") else None,
+        "reasoning_effort": reasoning_effort(options.get("reasoning_effort")),
         "validation": validation,
     })
 
@@ -149,10 +158,25 @@ def build_template_request(
         model=options.get("model") or None,
         temperature=_temperature(options.get("temperature")),
         max_output_tokens=int(options["max_output_tokens"]) if options.get("max_output_tokens") else None,
+        reasoning_effort=reasoning_effort(options.get("reasoning_effort")),
     )
     if history:
         request = request.model_copy(update={"messages": [*provider_messages(history), *request.messages]})
     return request
+
+
+def reasoning_effort(value: str | None) -> ReasoningEffort | None:
+    """The effort picker's value: None for the model's default (empty, or "model default");
+    an InvalidRequestError naming the values for anything else."""
+    value = (value or "").strip().lower()
+    if not value or value == MODEL_DEFAULT:
+        return None
+    if value not in REASONING_EFFORTS:
+        raise InvalidRequestError(
+            f"reasoning effort must be one of {', '.join(REASONING_EFFORTS)} (or empty for the model's "
+            f"default), got {value!r}"
+        )
+    return cast(ReasoningEffort, value)
 
 
 def status_with_template(run: Run, line: str) -> str:
@@ -180,11 +204,12 @@ class ChatHandlers:
         max_length: float | None = None,
         forbidden_words: str | None = None,
         turns: list[Turn] | None = None,
+        reasoning_effort: str | None = None,
         request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Send the prompt; stream the answer into the chat."""
         options = _options(model, system, temperature, max_output_tokens, mode, must_be_json,
-                           max_length, forbidden_words)
+                           max_length, forbidden_words, reasoning_effort)
         where = _Where(_conversation_of(turns), login(request), "chat")
         async for outputs in self._converse(prompt, list(turns or []), options, where, clear_prompt=True):
             yield outputs
@@ -202,6 +227,7 @@ class ChatHandlers:
         max_length: float | None = None,
         forbidden_words: str | None = None,
         turns: list[Turn] | None = None,
+        reasoning_effort: str | None = None,
         request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Run a template with `variables` (a JSON object; empty values mean "use the default") as
@@ -213,7 +239,7 @@ class ChatHandlers:
             yield Update(status="⚠ Pick a template to run.", running=False).outputs()
             return
         options = _options(model, system, temperature, max_output_tokens, mode, must_be_json,
-                           max_length, forbidden_words)
+                           max_length, forbidden_words, reasoning_effort)
         where = _Where(_conversation_of(turns), login(request), "template")
         async for outputs in self._converse("", list(turns or []), options, where, clear_prompt=False,
                                             template=name, variables=variables):
@@ -230,6 +256,7 @@ class ChatHandlers:
         max_length: float | None = None,
         forbidden_words: str | None = None,
         turns: list[Turn] | None = None,
+        reasoning_effort: str | None = None,
         request: gr.Request | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Answer the last prompt again, replacing the last answer (a template's turn: rendered
@@ -240,7 +267,7 @@ class ChatHandlers:
             yield Update(status="Nothing to regenerate yet: send a prompt first.").outputs()
             return
         options = _options(model, system, temperature, max_output_tokens, mode, must_be_json,
-                           max_length, forbidden_words)
+                           max_length, forbidden_words, reasoning_effort)
         last = turns[-1]
         where = _Where(last.conversation, login(request), "chat" if last.template is None else "template")
         async for outputs in self._converse(last.user, turns[:-1], options, where, clear_prompt=False,
@@ -318,7 +345,8 @@ class ChatHandlers:
             return
         turns = found.turns
         if found.live is None:
-            status, validation = page_lines(found.last, redact)
+            last_model = found.last.model if found.last is not None else ""
+            status, validation = page_lines(found.last, redact, model_price_hint(self.context.service, last_model))
             yield Update(chat=chat_messages(turns), turns=turns, run_id="", status=status, validation=validation,
                          running=False, conversation=conversation_id).outputs()
             return
@@ -371,15 +399,16 @@ class ChatHandlers:
         return changed
 
     def template_runner(self, specs: list[FieldSpec]) -> Callable[..., AsyncIterator[tuple[Any, ...]]]:
-        """For Run template: (template, *settings, turns, *fields) → the updates of `run_template`
+        """For Run template: (template, *settings, turns, effort, *fields) → the updates of `run_template`
         (Gradio passes the request first: its only place before `*args`)."""
         count = len(specs)
 
         async def run(request: gr.Request, template: str | None, *args: Any) -> AsyncIterator[tuple[Any, ...]]:
             head, fields = args[: len(args) - count], args[len(args) - count:]
-            model, system, temperature, max_tokens, mode, as_json, max_length, words, turns = head
+            model, system, temperature, max_tokens, mode, as_json, max_length, words, turns, effort = head
             async for outputs in self.run_template(template, values_of(specs, fields), model, system, temperature,
-                                                   max_tokens, mode, as_json, max_length, words, turns, request):
+                                                   max_tokens, mode, as_json, max_length, words, turns, effort,
+                                                   request):
                 yield outputs
 
         return run
@@ -474,13 +503,17 @@ class ChatHandlers:
     ) -> Update:
         redact = self.context.redact
         template, variables, conversation = source
-        turn = replace(redacted(turn_from_progress(prompt, progress), redact), template=template, variables=variables,
-                       conversation=conversation)
+        turn = replace(redacted(turn_from_progress(prompt, progress, elapsed), redact), template=template,
+                       variables=variables, conversation=conversation)
         turns = [*history, turn]
+        status = status_with_template(run, progress.status_line(elapsed))
+        if final and isinstance(progress.terminal, Completed):
+            status = with_price_hint(status, progress.terminal.metrics,
+                                     self.context.service.catalog.price_hint(run.model))
         update = Update(
             chat=chat_messages(turns),
             turns=turns,
-            status=escape_markdown(redact(status_with_template(run, progress.status_line(elapsed)))),
+            status=escape_markdown(redact(status)),
             validation=escape_markdown(redact(progress.validation_line())),
         )
         if final:
@@ -510,9 +543,9 @@ class _Where:
 
 
 def _options(*values: Any) -> dict[str, Any]:
-    """The settings panel's values by name (the order of `ChatComponents.options`)."""
+    """The settings panel's values by name (the order of `ChatComponents.options`, then the effort)."""
     names = ("model", "system", "temperature", "max_output_tokens", "mode", "must_be_json",
-             "max_length", "forbidden_words")
+             "max_length", "forbidden_words", "reasoning_effort")
     return dict(zip(names, values, strict=True))
 
 

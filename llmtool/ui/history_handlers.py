@@ -44,10 +44,11 @@ from llmtool.ui.history_render import (
     title_markdown,
     validation_markdown,
 )
+from llmtool.ui.restore import model_price_hint
 from llmtool.ui.status import RunProgress, escape_markdown
 from llmtool.ui.streams import batches
 from llmtool.ui.template_fields import error_markdown
-from llmtool.ui.transcript import answer_markdown, redacted, turn_from_progress
+from llmtool.ui.transcript import answer_markdown, redacted, thought_details, turn_from_progress
 from llmtool.web.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,8 @@ class HistoryHandlers:
             selected_conversation=record.conversation_id or "",
             title=title_markdown(record, redact), status=status_markdown(record, redact),
             answer=answer_for(record, redact), validation=validation_markdown(record, redact),
-            metrics=metrics_markdown(record.metrics), request=request_markdown(record, redact),
+            metrics=metrics_markdown(record.metrics, model_price_hint(self.context.service, record.model)),
+            request=request_markdown(record, redact),
             template=template, events=_events_table(events_rows(events, redact)), actions=True,
             has_conversation=bool(record.conversation_id), pending="", running=False,
         )
@@ -392,8 +394,9 @@ class HistoryHandlers:
 
     def _live(self, run: Run, progress: RunProgress, elapsed: float) -> dict[str, Any]:
         redact = self.context.redact
-        turn = redacted(turn_from_progress("", progress), redact)
-        return {"status": escape_markdown(redact(progress.status_line(elapsed))), "answer": answer_markdown(turn)}
+        turn = redacted(turn_from_progress("", progress, elapsed), redact)
+        return {"status": escape_markdown(redact(progress.status_line(elapsed))),
+                "answer": thought_details(turn.thought) + answer_markdown(turn)}
 
     async def _after_rerun(self, run: Run, state: dict | None, request: gr.Request | None) -> Update | None:
         """The finished re-run as stored, opened, and the list refreshed; None if the store is late."""

@@ -23,6 +23,8 @@ from llmtool.events import (
     Failed,
     Interrupted,
     Metrics,
+    Notice,
+    ReasoningDelta,
     Retrying,
     RunEvent,
     Started,
@@ -34,9 +36,9 @@ from llmtool.events import (
 )
 from llmtool.store import RunRecord
 from llmtool.ui.restore import turn_from_record
-from llmtool.ui.status import escape_markdown, metrics_line
+from llmtool.ui.status import escape_markdown, metrics_line, with_price_hint
 from llmtool.ui.template_fields import code_block, template_label
-from llmtool.ui.transcript import answer_markdown
+from llmtool.ui.transcript import answer_markdown, thought_details
 
 Redact = Callable[[str], str]
 
@@ -94,9 +96,9 @@ def tokens(metrics: Metrics | None) -> str:
 
 
 def cost(metrics: Metrics | None) -> str:
-    if metrics is None or metrics.cost_usd is None:
+    if metrics is None:
         return ""
-    return f"${metrics.cost_usd:.4f}"
+    return "unknown" if metrics.cost_usd is None else f"${metrics.cost_usd:.4f}"
 
 
 def page_line(offset: int, shown: int, total: int) -> str:
@@ -167,13 +169,14 @@ def status_markdown(record: RunRecord, redact: Redact) -> str:
     return escape_markdown(redact(line))
 
 
-def metrics_markdown(metrics: Metrics | None) -> str:
+def metrics_markdown(metrics: Metrics | None, price_hint: str | None = None) -> str:
+    """The run's metrics; with `price_hint`, how to price its model when its cost is unknown."""
     if metrics is None:
         return "No metrics (the run did not end normally)"
     line = metrics_line(metrics)
     if metrics.usage_estimated:
         line += " · token counts estimated"
-    return escape_markdown(line)
+    return escape_markdown(with_price_hint(line, metrics, price_hint))
 
 
 def validation_markdown(record: RunRecord, redact: Redact) -> str:
@@ -190,11 +193,13 @@ def validation_markdown(record: RunRecord, redact: Redact) -> str:
 
 def answer_for(record: RunRecord, redact: Redact) -> str:
     """The answer as the chat shows it (Markdown, sanitized by the component), with its end mark;
-    a withheld answer (buffer mode, failed its rules) is shown below the mark."""
+    a reasoning model's thoughts collapsed above it; a withheld answer (buffer mode, failed its
+    rules) below the mark."""
     turn = turn_from_record(record, redact)
+    thought = thought_details(turn.thought)
     if turn.outcome == "withheld":
-        return answer_markdown(turn) + "\n\n**The withheld answer:**\n\n" + code_block(turn.withheld)
-    return answer_markdown(turn) if turn.answer or turn.outcome != "completed" else "_(empty answer)_"
+        return thought + answer_markdown(turn) + "\n\n**The withheld answer:**\n\n" + code_block(turn.withheld)
+    return thought + (answer_markdown(turn) if turn.answer or turn.outcome != "completed" else "_(empty answer)_")
 
 
 def request_markdown(record: RunRecord, redact: Redact) -> str:
@@ -214,7 +219,8 @@ def request_markdown(record: RunRecord, redact: Redact) -> str:
         role = str(message.get("role", "?")) if isinstance(message, dict) else "?"
         content = str(message.get("content", "")) if isinstance(message, dict) else str(message)
         parts += [f"{index}. _{escape_markdown(role)}_ · {len(content):,} characters", code_block(redact(content))]
-    parameters = {k: request[k] for k in ("temperature", "max_output_tokens") if request.get(k) is not None}
+    parameters = {k: request[k] for k in ("temperature", "max_output_tokens", "reasoning_effort", "cache_prompt")
+                  if request.get(k) is not None}
     shown = escape_markdown(redact(_inline(parameters))) if parameters else "model defaults"
     parts.append(f"**Parameters** · {shown}")
     validation = request.get("validation") or {}
@@ -231,16 +237,16 @@ def template_markdown(content: str, redact: Redact) -> str:
 
 # -- events ---------------------------------------------------------------------------------------
 def events_rows(events: Sequence[RunEvent], redact: Redact, start: int = 0) -> list[list[str]]:
-    """One row per event, runs of text deltas collapsed into one 'text ×N' row."""
+    """One row per event, runs of text (or reasoning) deltas collapsed into one 'text ×N' row."""
     rows: list[list[str]] = []
     for index, group in stretches(events):
         first, last = group[0], group[-1]
-        if isinstance(first, TextDelta):
-            chars = sum(len(e.text) for e in group if isinstance(e, TextDelta))
+        if isinstance(first, TextDelta | ReasoningDelta):
+            chars = sum(len(e.text) for e in group if isinstance(e, TextDelta | ReasoningDelta))
             count = len(group)
             positions = f"{start + index}" if count == 1 else f"{start + index}–{start + index + count - 1}"
             elapsed = _elapsed(first.elapsed) if count == 1 else f"{_elapsed(first.elapsed)}–{_elapsed(last.elapsed)}"
-            rows.append([positions, f"text ×{count}", elapsed, f"{chars:,} chars"])
+            rows.append([positions, f"{first.kind} ×{count}", elapsed, f"{chars:,} chars"])
         else:
             rows.append([str(start + index), first.kind, _elapsed(first.elapsed),
                          redact(excerpt(_summary(first), SUMMARY))])
@@ -252,13 +258,16 @@ def _summary(event: RunEvent) -> str:
         return event.model
     if isinstance(event, Retrying):
         return event.describe()
+    if isinstance(event, Notice):
+        return event.message
     if isinstance(event, Usage):
         approx = " (estimated)" if event.estimated else ""
         return f"{event.input_tokens or 0}→{event.output_tokens or 0} tokens{approx}"
     if isinstance(event, Validated):
         return "passed" if event.passed else "failed: " + "; ".join(event.problems)
     if isinstance(event, Completed):
-        return f"{event.finish_reason} · {len(event.text):,} chars"
+        thoughts = f" · {len(event.reasoning):,} chars of reasoning" if event.reasoning else ""
+        return f"{event.finish_reason} · {len(event.text):,} chars{thoughts}"
     if isinstance(event, Stopped):
         return f"{len(event.text):,} chars kept"
     if isinstance(event, (Failed, Interrupted)):

@@ -18,9 +18,9 @@ from llmtool.events import Validated
 from llmtool.service import LLMService, Run
 from llmtool.service.conversations import current_turns
 from llmtool.store import RunRecord
-from llmtool.ui.status import RunProgress, escape_markdown, metrics_line
+from llmtool.ui.status import RunProgress, escape_markdown, metrics_line, with_price_hint
 from llmtool.ui.template_fields import template_label
-from llmtool.ui.transcript import Turn, redacted
+from llmtool.ui.transcript import Thought, Turn, redacted
 
 REFUSED = "⚠ That conversation belongs to another login; a new one starts here."
 MISSING = "That conversation is no longer kept; a new one starts here."
@@ -55,14 +55,24 @@ def turn_from_record(record: RunRecord, redact: Callable[[str], str]) -> Turn:
     else:  # running, in another process: a buffered answer is not shown before it passed
         turn = Turn(user, "" if buffered else text, "elsewhere")
     turn = replace(turn, template=record.template, variables=record.variables,
-                   conversation=record.conversation_id or "")
+                   conversation=record.conversation_id or "", thought=thought_of_record(record))
     return redacted(turn, redact)
 
 
-def status_of_record(record: RunRecord) -> str:
-    """The status line of a run read back from the store (plain text: escape before showing)."""
+def thought_of_record(record: RunRecord) -> Thought | None:
+    """The stored thinking of a reasoning model's run (a silent one: its thinking time only)."""
+    thinking_time = record.metrics.thinking_time if record.metrics is not None else None
+    if not record.reasoning and thinking_time is None:
+        return None
+    return Thought(record.reasoning, thinking_time, done=record.status != "running")
+
+
+def status_of_record(record: RunRecord, price_hint: str | None = None) -> str:
+    """The status line of a run read back from the store (plain text: escape before showing);
+    `price_hint` is said after a completed run whose cost is unknown."""
     if record.status == "completed":
         line = f"Done · {metrics_line(record.metrics)}" if record.metrics else "Done"
+        line = with_price_hint(line, record.metrics, price_hint)
     elif record.status == "stopped":
         line = "Stopped · partial answer kept" if record.text else "Stopped"
     elif record.status == "failed":
@@ -84,11 +94,22 @@ def validation_of_record(record: RunRecord) -> str:
     return RunProgress(model=record.model, validated=validated).validation_line()
 
 
-def page_lines(record: RunRecord | None, redact: Callable[[str], str]) -> tuple[str, str]:
+def page_lines(record: RunRecord | None, redact: Callable[[str], str], price_hint: str | None = None
+               ) -> tuple[str, str]:
     """(status, validation) Markdown for a restored conversation's last run."""
     if record is None:
         return "", ""
-    return escape_markdown(redact(status_of_record(record))), escape_markdown(redact(validation_of_record(record)))
+    return (escape_markdown(redact(status_of_record(record, price_hint))),
+            escape_markdown(redact(validation_of_record(record))))
+
+
+def model_price_hint(service: LLMService, model_id: str) -> str | None:
+    """How to price `model_id` if its cost is unknown (None when known, or for a model the
+    catalogue cannot resolve any more)."""
+    try:
+        return service.catalog.price_hint(service.catalog.resolve(model_id))
+    except Exception:  # a stored run of a provider no longer configured: no hint, no error
+        return None
 
 
 async def load_conversation(

@@ -9,8 +9,12 @@ Pure functions and a small accumulator, no Gradio, so every wording is unit-test
 
 The phases a run goes through:
 
-    connecting → waiting ⇄ retrying → streaming → done
-       (buffer mode: generating instead of streaming)  └→ stopped | failed
+    connecting → waiting ⇄ retrying → thinking → streaming → done
+       (buffer mode: generating instead of thinking and streaming)  └→ stopped | failed
+
+A reasoning model's thoughts (`ReasoningDelta`) are kept apart from the answer (`reasoning`), with
+when they began (`thinking_from`): "thinking" lasts until the first text. A `Notice` is said at the
+end of every status line from then on.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from llmtool.events import (
     Completed,
     Failed,
     Metrics,
+    Notice,
+    ReasoningDelta,
     Retrying,
     RunEvent,
     Started,
@@ -31,7 +37,8 @@ from llmtool.events import (
     Validated,
 )
 
-Phase = Literal["connecting", "waiting", "retrying", "streaming", "generating", "done", "stopped", "failed"]
+Phase = Literal["connecting", "waiting", "retrying", "thinking", "streaming", "generating", "done", "stopped",
+                "failed"]
 _FINISH_NOTES = {
     "max_tokens": "cut off at the max output tokens",
     "content_filter": "cut off by the provider's content filter",
@@ -63,6 +70,9 @@ class RunProgress:
     retry: Retrying | None = None
     validated: Validated | None = None
     terminal: Completed | Stopped | Failed | None = None
+    reasoning: str = ""  # what the model showed of its thoughts, never part of `text`
+    thinking_from: float | None = None  # `elapsed` of its first sign of thinking (even a silent one)
+    notices: list[str] = field(default_factory=list)
     events: int = field(default=0, repr=False)
 
     @classmethod
@@ -82,6 +92,15 @@ class RunProgress:
             self.phase = "generating" if self.buffered else "waiting"
         elif isinstance(event, Retrying):
             self.retry, self.phase = event, "retrying"
+        elif isinstance(event, Notice):
+            if event.message not in self.notices:
+                self.notices.append(event.message)
+        elif isinstance(event, ReasoningDelta):
+            if self.thinking_from is None:
+                self.thinking_from = event.elapsed
+            self.reasoning += event.text
+            if self.first_text_at is None and self.phase in ("connecting", "waiting", "retrying"):
+                self.phase = "thinking"
         elif isinstance(event, TextDelta):
             if self.first_text_at is None:
                 self.first_text_at = event.elapsed
@@ -92,17 +111,44 @@ class RunProgress:
         elif isinstance(event, Validated):
             self.validated = event
         elif isinstance(event, Completed):
-            self.terminal, self.phase, self.text = event, "done", self._shown_text(event.text)
+            self._end(event, "done")
         elif isinstance(event, Stopped):
-            self.terminal, self.phase, self.text = event, "stopped", self._shown_text(event.text)
+            self._end(event, "stopped")
         elif isinstance(event, Failed):
-            self.terminal, self.phase, self.text = event, "failed", self._shown_text(event.text)
+            self._end(event, "failed")
+
+    def _end(self, event: Completed | Stopped | Failed, phase: Phase) -> None:
+        self.terminal, self.phase, self.text = event, phase, self._shown_text(event.text)
+        self.reasoning = event.reasoning or self.reasoning
+        if self.thinking_from is None and event.metrics.thinking_time is not None:
+            self.thinking_from = 0.0  # a log without its reasoning events (not expected): still say it thought
 
     def _shown_text(self, final: str) -> str:
         # Buffer mode shows the text only once it passed validation.
         if self.buffered and not (self.validated and self.validated.passed):
             return self.text
         return final
+
+    @property
+    def thinking(self) -> bool:
+        """Did the model think (even without showing its thoughts)?"""
+        return self.thinking_from is not None
+
+    @property
+    def thinking_done(self) -> bool:
+        """Has the model stopped thinking: its first text came (buffer mode: the run ended)?"""
+        return self.terminal is not None or (self.first_text_at is not None and not self.buffered)
+
+    def thinking_seconds(self, elapsed: float) -> float | None:
+        """How long the model thought: so far while it thinks, else until its first text (the run's
+        own measure once it ended). None if it did not think."""
+        if self.thinking_from is None:
+            return None
+        if self.terminal is not None and self.terminal.metrics.thinking_time is not None:
+            return self.terminal.metrics.thinking_time
+        end = self.first_text_at if self.first_text_at is not None else (
+            self.terminal.elapsed if self.terminal is not None else elapsed)
+        return max(0.0, end - self.thinking_from)
 
     @property
     def withheld_text(self) -> str:
@@ -113,13 +159,19 @@ class RunProgress:
 
     # -- wording -------------------------------------------------------------------------------
     def status_line(self, elapsed: float) -> str:
-        """One line for the page: what is happening now, or how the run ended."""
+        """One line for the page: what is happening now, or how the run ended; then any notice."""
+        line = self._phase_line(elapsed)
+        return " · ".join([line, *self.notices]) if line else line
+
+    def _phase_line(self, elapsed: float) -> str:
         if self.phase == "connecting":
             return f"Connecting to {self.model}…"
         if self.phase == "waiting":
             return f"Waiting for the first token · {seconds(elapsed)}"
         if self.phase == "retrying":
             return self._retry_line(elapsed)
+        if self.phase == "thinking":
+            return f"Thinking ({seconds(self.thinking_seconds(elapsed) or 0.0)})"
         if self.phase == "generating":
             return f"Validating… the answer appears once it passes its rules · {seconds(elapsed)}"
         if self.phase == "streaming":
@@ -168,8 +220,14 @@ class RunProgress:
 
 
 def metrics_line(metrics: Metrics) -> str:
-    """'TTFT 0.41 s · total 3.2 s · 120→512 tok · 160 tok/s · $0.0011', saying when cost is unknown."""
-    line = metrics.summary()
-    if metrics.cost_usd is None:
-        line += " · cost unknown"
-    return line
+    """'TTFT 0.41 s · total 3.2 s · 120→512 tok · 160 tok/s · $0.0011'; 'cost unknown' when no price
+    is known (never $0), 'thought 2.0 s' after a reasoning model's thinking."""
+    return metrics.summary()
+
+
+def with_price_hint(line: str, metrics: Metrics | None, hint: str | None) -> str:
+    """A finished run's status line and, when its cost is unknown, how to price the model, on a
+    line of its own (plain text: escape before showing)."""
+    if metrics is None or metrics.cost_usd is not None or not hint:
+        return line
+    return f"{line}\n\nⓘ {hint[0].upper()}{hint[1:]}."

@@ -2,7 +2,11 @@
 
 A `Turn` is one user prompt and what came back. The page shows every turn, with a mark on answers
 that were stopped, failed or withheld; the provider is sent only what the model actually said,
-never our marks.
+never our marks nor its thoughts.
+
+A reasoning model's thoughts (`Thought`) are shown above its answer, collapsed, with how long it
+thought: in the Chatbot as a thought message ("Thinking… 12 s" with a spinner while it thinks,
+"Thought for 14 s" once its answer begins), in Markdown panes as a `<details>` block.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any, Literal
 
 from llmtool.events import Failed
 from llmtool.providers.base import ChatMessage
-from llmtool.ui.status import RunProgress, escape_markdown
+from llmtool.ui.status import RunProgress, escape_markdown, seconds
 
 Outcome = Literal["streaming", "validating", "completed", "stopped", "failed", "withheld", "interrupted",
                   "elsewhere"]
@@ -23,6 +27,25 @@ STOPPED = "Stopped — partial answer."
 INTERRUPTED = "⚠ Interrupted: the server stopped while this answer was written; the text so far is kept."
 # A restored run that another server process is still writing: this page cannot follow it.
 ELSEWHERE = "⏳ Still being written by another server process: reload the page later to see the rest."
+SILENT = "_The model did not show its thoughts._"
+# Gradio opens a "pending" thought (with a spinner and a short scrolling preview) and closes it
+# once it is "done": the thoughts stream in view while there is no answer to read yet.
+THINKING_STATUS = "pending"
+
+
+@dataclass(frozen=True)
+class Thought:
+    """What a reasoning model showed of its thinking (may be empty: it thought silently)."""
+
+    text: str = ""
+    seconds: float | None = None  # how long it thought (so far, while `done` is False)
+    done: bool = True
+
+    @property
+    def title(self) -> str:
+        if not self.done:
+            return f"Thinking… {seconds(self.seconds)}" if self.seconds is not None else "Thinking…"
+        return f"Thought for {seconds(self.seconds)}" if self.seconds is not None else "Thought"
 
 
 @dataclass(frozen=True)
@@ -35,10 +58,21 @@ class Turn:
     template: str | None = None  # the template `user` was rendered from, so Regenerate can render it again
     variables: dict[str, Any] | None = None  # …with these field values
     conversation: str = ""  # the kept conversation it belongs to (its runs' `conversation_id`)
+    thought: Thought | None = None  # a reasoning model's thinking, shown above the answer
 
 
-def turn_from_progress(user: str, progress: RunProgress) -> Turn:
-    """The turn as the page should show it now."""
+def turn_from_progress(user: str, progress: RunProgress, elapsed: float = 0.0) -> Turn:
+    """The turn as the page should show it now (`elapsed`: the run's clock, for the thinking time)."""
+    return replace(_answer_turn(user, progress), thought=thought_of(progress, elapsed))
+
+
+def thought_of(progress: RunProgress, elapsed: float = 0.0) -> Thought | None:
+    if not progress.thinking:
+        return None
+    return Thought(progress.reasoning, progress.thinking_seconds(elapsed), progress.thinking_done)
+
+
+def _answer_turn(user: str, progress: RunProgress) -> Turn:
     if progress.phase == "done":
         if progress.withheld_text:
             problems = progress.validated.problems if progress.validated else []
@@ -55,7 +89,9 @@ def turn_from_progress(user: str, progress: RunProgress) -> Turn:
 
 
 def redacted(turn: Turn, redact: Callable[[str], str]) -> Turn:
-    return replace(turn, answer=redact(turn.answer), note=redact(turn.note), withheld=redact(turn.withheld))
+    thought = turn.thought and replace(turn.thought, text=redact(turn.thought.text))
+    return replace(turn, answer=redact(turn.answer), note=redact(turn.note), withheld=redact(turn.withheld),
+                   thought=thought)
 
 
 def chat_messages(turns: list[Turn]) -> list[dict]:
@@ -63,6 +99,8 @@ def chat_messages(turns: list[Turn]) -> list[dict]:
     messages: list[dict] = []
     for turn in turns:
         messages.append({"role": "user", "content": turn.user})
+        if turn.thought is not None:
+            messages.append(thought_message(turn.thought))
         messages.append({"role": "assistant", "content": answer_markdown(turn)})
         if turn.withheld:
             messages.append({
@@ -71,6 +109,30 @@ def chat_messages(turns: list[Turn]) -> list[dict]:
                 "metadata": {"title": "Withheld answer (failed validation)", "status": "done"},
             })
     return messages
+
+
+def thought_message(thought: Thought) -> dict:
+    """The Chatbot's collapsible thought message, above the answer."""
+    return {
+        "role": "assistant",
+        "content": thought.text or SILENT,
+        "metadata": {"title": thought.title, "status": "done" if thought.done else THINKING_STATUS},
+    }
+
+
+def thought_details(thought: Thought | None) -> str:
+    """The thought as a `<details>` block for a Markdown pane (sanitized by the component like the
+    answer), to put above the answer; "" without one. Collapsed once the model is done thinking;
+    open while it thinks, as the Chatbot shows a pending thought (a pane re-rendered every update
+    could not keep a reader's click anyway)."""
+    if thought is None:
+        return ""
+    # The thoughts stay Markdown inside the block (blank lines around them); they cannot end it early.
+    text = (thought.text or SILENT).replace("</details", "&lt;/details")
+    fence = "\n```" if text.count("```") % 2 else ""
+    state = "" if thought.done else " open"
+    return (f'<details class="thought"{state}><summary>{escape_markdown(thought.title)}</summary>\n\n'
+            f"{text}{fence}\n\n</details>\n\n")
 
 
 def answer_markdown(turn: Turn) -> str:

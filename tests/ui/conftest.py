@@ -21,6 +21,7 @@ from llmtool.settings import Settings, load_settings
 from llmtool.web.app import create_app
 from llmtool.web.serve import BackgroundServer
 from tests.ui.browser_support import Page
+from tests.ui.ui_support import ConfiguredModelLists
 
 LOCAL_MODEL = "local:m"
 REPO_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
@@ -57,6 +58,15 @@ def ui_settings(loopback: LoopbackServer, **overrides: Any) -> Settings:
         "prompts_dir": REPO_PROMPTS,
     }
     return load_settings(**_merge(base, overrides))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def configured_model_lists(isolated_env: None) -> Iterator[None]:
+    """Every service here lists its configured models without asking the loopback server (whose
+    models endpoint would take scenarios queued for answers): see `ConfiguredModelLists`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("llmtool.service.ModelLists", ConfiguredModelLists)
+        yield
 
 
 @pytest.fixture(scope="module")

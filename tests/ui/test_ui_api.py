@@ -136,7 +136,7 @@ def test_an_empty_prompt_is_a_warning_not_a_run(ui_server, lb, connect) -> None:
     [
         ("openai:gpt-4.1-mini", "openai:gpt-4.1-mini needs OPENAI_API_KEY"),
         ("nobody:model", "unknown provider 'nobody'"),
-        ("local:other", "unknown model 'other' for provider 'local'"),
+        ("local", "must be written PROVIDER:MODEL"),  # any model name of a provider is passed on
     ],
 )
 def test_an_unusable_model_is_refused_clearly(ui_server, lb, connect, model, message) -> None:
@@ -241,12 +241,11 @@ def test_regenerate_with_nothing_to_regenerate_says_so(ui_server, lb, connect) -
 
 
 def test_the_page_config_and_api_hold_no_secrets(start_ui, lb, loopback, connect) -> None:
-    key, password = "sk-test-DO-NOT-LEAK-1234567890", "pw-DO-NOT-LEAK-42"
-    host = loopback.openai_base_url.removeprefix("http://")
+    # (A password in a base URL is refused by the settings: see tests/core for that.)
+    key, password = "sk-test-DO-NOT-LEAK-1234567890", "endpoint-DO-NOT-LEAK-99"
     server = start_ui(
         openai_api_key=key,
-        endpoints={"local": {"base_url": f"http://tester:{password}@{host}", "models": ["m"],
-                             "api_key": "endpoint-DO-NOT-LEAK-99"}},
+        endpoints={"local": {"base_url": loopback.openai_base_url, "models": ["m"], "api_key": password}},
     )
     lb.enqueue(Scenario(kind="http_error", status=500, error_message=f"echoing {key} and {password}"),
                Scenario(kind="http_error", status=400, error_message=f"echoing {key} and {password}"))
@@ -258,7 +257,7 @@ def test_the_page_config_and_api_hold_no_secrets(start_ui, lb, loopback, connect
             http.get(path).text for path in ("/config", "/gradio_api/info", "/gradio_api/info?all_endpoints=true")
         ]
     for text in texts:
-        for secret in (key, password, "endpoint-DO-NOT-LEAK-99"):
+        for secret in (key, password):
             assert secret not in text
     assert "openai:gpt-5" in page.text  # the key made OpenAI's models usable, by name only
     assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY

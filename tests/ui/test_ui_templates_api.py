@@ -249,6 +249,14 @@ def test_a_column_that_cannot_start_says_why_and_the_other_runs(app, lb, connect
     assert len(lb.requests) == 1
 
 
+def test_each_compare_column_takes_its_reasoning_effort(app, lb, connect) -> None:
+    result = connect(app.url).predict(**compare_args(model_1="demo:assistant", effort_1="high", effort_2="low"),
+                                      api_name="/compare")
+    assert result[C1_STATUS] == "⚠ demo:assistant is not a reasoning model: leave the reasoning effort unset"
+    assert result[C2_STATUS].startswith("Done")
+    assert [r.body.get("reasoning_effort") for r in lb.requests] == ["low"]  # asked of the provider
+
+
 # -- evaluate -----------------------------------------------------------------------------------
 def test_evaluate_shows_mixed_results_and_exports_matching_rows(app, lb, connect) -> None:
     client = connect(app.url)

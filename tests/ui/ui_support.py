@@ -58,3 +58,42 @@ def stored_run(context: Any, run_id: str) -> Any:
 def app_context(server: Any) -> Any:
     """The AppContext of an app served by a BackgroundServer (create_app keeps it in app.state)."""
     return server.server.config.app.state.context
+
+
+class ConfiguredModelLists:
+    """A stand-in for `LLMService.model_lists` that never asks a provider: every provider's
+    configured models, as when its live list cannot be had (`problem` says so, if given).
+
+    The UI tests' providers are the loopback server, whose `GET /v1/models` takes the next
+    enqueued scenario like any request: a page load listing the models would take the answer a
+    test queued for its chat. Installed for every service of tests/ui (conftest.py); the tests of
+    the live lists put a real `ModelLists` back (`live_model_lists`).
+    """
+
+    def __init__(self, catalog: Any, providers: Any = None, ttl: float = 0.0, problem: str | None = None) -> None:
+        self.catalog, self.problem = catalog, problem
+        self.calls = 0
+
+    async def all(self) -> list[Any]:
+        from llmtool.service.model_lists import ProviderModels
+
+        self.calls += 1
+        return [ProviderModels(provider=p, models=self.catalog.of_provider(p), live=False,
+                               problem=self.problem if p != "demo" else None)
+                for p in self.catalog.providers()]
+
+    async def model_ids(self) -> list[str]:
+        return [m.id for listed in await self.all() for m in listed.models]
+
+    def forget(self) -> None:
+        pass
+
+
+def live_model_lists(server: Any) -> Any:
+    """Give a served app's service the real model lists (asking the providers) again."""
+    from llmtool.service.model_lists import ModelLists
+
+    service = app_context(server).started_service()
+    assert service is not None
+    service.model_lists = ModelLists(service.catalog, service.providers, service.settings.model_list_ttl)
+    return service.model_lists

@@ -61,15 +61,18 @@ class RequestLog:
         self._changed = threading.Condition(self._lock)
         self._records: list[RecordedRequest] = []
         self._queue: deque[Scenario] = deque()
+        self._listing_queue: deque[Scenario] = deque()  # for GET /v1/models, apart from answers
         self._on_closed = on_closed
 
-    def enqueue(self, scenarios: list[Scenario]) -> None:
+    def enqueue(self, scenarios: list[Scenario], *, listing: bool = False) -> None:
         with self._lock:
-            self._queue.extend(s.model_copy(deep=True) for s in scenarios)
+            queue = self._listing_queue if listing else self._queue
+            queue.extend(s.model_copy(deep=True) for s in scenarios)
 
-    def next_scenario(self) -> Scenario | None:
+    def next_scenario(self, *, listing: bool = False) -> Scenario | None:
         with self._lock:
-            return self._queue.popleft() if self._queue else None
+            queue = self._listing_queue if listing else self._queue
+            return queue.popleft() if queue else None
 
     def queued(self) -> int:
         with self._lock:
@@ -117,4 +120,5 @@ class RequestLog:
         with self._changed:
             self._records.clear()
             self._queue.clear()
+            self._listing_queue.clear()
             self._changed.notify_all()

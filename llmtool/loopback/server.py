@@ -41,8 +41,10 @@ class LoopbackServer:
 
     ``GET /v1/models`` (and ``/v1/models/<id>``) lists ``models`` (default ``DEFAULT_MODELS``) in
     Anthropic's shape when the request has an ``anthropic-version`` header, else OpenAI's; each
-    shape lists only its provider's models. Listing takes a scenario like any request and is
-    recorded with ``protocol="models"``.
+    shape lists only its provider's models. A listing takes its scenario from its own queue
+    (``enqueue_models``), else the URL prefix, else it answers the list: a test scripting answers
+    with ``enqueue`` is not disturbed by a client that lists models first. It is recorded with
+    ``protocol="models"``.
     """
 
     def __init__(
@@ -166,6 +168,10 @@ class LoopbackServer:
         """Script the next requests, one scenario each (preset names allowed)."""
         self._log.enqueue([Scenario.preset(s) if isinstance(s, str) else s for s in scenarios])
 
+    def enqueue_models(self, *scenarios: Scenario | str) -> None:
+        """Script the next model listings (``GET /v1/models``), one scenario each."""
+        self._log.enqueue([Scenario.preset(s) if isinstance(s, str) else s for s in scenarios], listing=True)
+
     def reset(self) -> None:
         """Forget all records and queued scenarios."""
         self._log.reset()
@@ -250,7 +256,10 @@ class LoopbackServer:
         if request.method != method:
             return await refuse(405, f"Method {request.method} not allowed for {path}; use {method}.")
 
-        scenario = self._log.next_scenario() or (Scenario.preset(preset) if preset else self.default)
+        if models is not None:
+            scenario = self._log.next_scenario(listing=True) or (Scenario.preset(preset) if preset else Scenario())
+        else:
+            scenario = self._log.next_scenario() or (Scenario.preset(preset) if preset else self.default)
         self._log.update(record, scenario_kind=scenario.kind)
 
         def report(**fields: Any) -> None:

@@ -126,16 +126,19 @@ async def test_listing_under_error_preset_raises(server: LoopbackServer) -> None
     assert (second.target, second.status) == ("/scenario/overloaded/v1/models", 529)
 
 
-async def test_listing_takes_the_queued_scenario(
+async def test_listing_takes_its_own_queued_scenario_and_leaves_the_answers_queue_alone(
     server: LoopbackServer, oai: openai.AsyncOpenAI, ant: anthropic.AsyncAnthropic
 ) -> None:
-    server.enqueue("unauthorized", "thinking", "rate_limit")
+    server.enqueue("server_error")  # for an answer: a listing does not take it
+    server.enqueue_models("unauthorized", "thinking", "rate_limit")
     with pytest.raises(openai.AuthenticationError):
         await oai.models.list()
     assert len((await ant.models.list()).data) == 3  # a streaming scenario answers the list
     with pytest.raises(anthropic.RateLimitError):
         await ant.models.list()
     assert [r.scenario_kind for r in server.requests] == ["http_error", "normal", "http_error"]
+    assert len((await oai.models.list()).data) > 0  # nothing queued for listings: the list
+    assert server._log.queued() == 1  # the answer's scenario is still there
 
 
 def test_models_route_wants_get(server: LoopbackServer) -> None:

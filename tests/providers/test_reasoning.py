@@ -129,7 +129,6 @@ async def test_the_effort_reaches_each_provider_in_its_own_field(server) -> None
 
 
 async def test_anthropic_effort_and_adaptive_thinking_follow_the_models_listed_capabilities(server) -> None:
-    server.enqueue("normal")  # the model list
     server.enqueue(Scenario(reasoning=THOUGHTS, tokens_per_second=400))
     service = service_for(server)
     await service.model_lists.for_provider("anthropic")  # learns claude-opus-4-7: adaptive, effort up to max
@@ -240,7 +239,7 @@ async def test_model_lists_are_live_and_fall_back_to_the_configured_ones(server)
     again = await service.model_lists.for_provider("openai")
     assert again is listed and len(server.requests) == 1  # cached
 
-    server.enqueue("server_error")
+    server.enqueue_models("server_error")
     failing = await service.model_lists.for_provider("anthropic")
     assert not failing.live and "HTTP 500" in (failing.problem or "")
     assert [m.id for m in failing.models] == [m.id for m in service.catalog.of_provider("anthropic")]
@@ -266,7 +265,7 @@ async def test_long_prompts_are_cached_at_anthropic_and_cache_writes_priced(serv
 
 
 async def test_a_model_unknown_here_is_looked_up_in_the_providers_list_before_an_effort_is_sent(server) -> None:
-    server.enqueue("normal", Scenario(reasoning=THOUGHTS, tokens_per_second=400))  # the list, then the run
+    server.enqueue(Scenario(reasoning=THOUGHTS, tokens_per_second=400))
     service = service_for(server)
     run = service.start({"model": "anthropic:claude-opus-4-7", "prompt": "hi", "reasoning_effort": "max"})
     assert (await run.wait()).kind == "completed"
@@ -278,7 +277,6 @@ async def test_a_model_unknown_here_is_looked_up_in_the_providers_list_before_an
     server.models = [*listed, ModelSpec(id="claude-small", thinking=("enabled",), efforts=("low",))]
     try:
         service.model_lists.forget()
-        server.enqueue("normal")
         failed = await service.start({"model": "anthropic:claude-small", "prompt": "hi", "reasoning_effort": "high"}).wait()
     finally:
         server.models = listed

@@ -159,7 +159,7 @@ def test_models_lists_each_providers_models_saying_which_are_live(loopback, caps
 
 
 def test_models_says_why_a_list_could_not_be_read(loopback, capsys) -> None:
-    loopback.enqueue(Scenario.preset("unauthorized"))
+    loopback.enqueue_models(Scenario.preset("unauthorized"))
     assert main(["models"]) == 0
     out, err = capsys.readouterr()
     assert "· openai: " in err and "configured; its list could not be read:" in err and "sk-loopback" not in err

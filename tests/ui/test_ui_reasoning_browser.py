@@ -105,7 +105,7 @@ def test_the_model_pickers_offer_the_providers_live_lists(start_ui, lb: Loopback
     try:
         # A provider that cannot list its models: its configured ones, and a word on why.
         live_model_lists(server)
-        lb.enqueue(Scenario(kind="http_error", status=503, error_message="listing is down"))
+        lb.enqueue_models(Scenario(kind="http_error", status=503, error_message="listing is down"))
         ui = open_page(server.url)
         ui.wait_text("#model", "Live model list unavailable (local: ")
         ui.page.click("#model input")

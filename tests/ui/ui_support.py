@@ -64,10 +64,10 @@ class ConfiguredModelLists:
     """A stand-in for `LLMService.model_lists` that never asks a provider: every provider's
     configured models, as when its live list cannot be had (`problem` says so, if given).
 
-    The UI tests' providers are the loopback server, whose `GET /v1/models` takes the next
-    enqueued scenario like any request: a page load listing the models would take the answer a
-    test queued for its chat. Installed for every service of tests/ui (conftest.py); the tests of
-    the live lists put a real `ModelLists` back (`live_model_lists`).
+    The UI tests' providers are the loopback server: with this, a page load makes no listing
+    request, so tests that count the provider's requests count only their runs. Installed for
+    every service of tests/ui (conftest.py); the tests of the live lists put a real `ModelLists`
+    back (`live_model_lists`).
     """
 
     def __init__(self, catalog: Any, providers: Any = None, ttl: float = 0.0, problem: str | None = None) -> None:

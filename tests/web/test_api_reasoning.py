@@ -231,7 +231,7 @@ def test_models_are_the_providers_live_lists_with_efforts_and_prices(http: httpx
 def test_a_provider_that_cannot_list_offers_its_configured_models_and_says_why(loopback: LoopbackServer,
                                                                               tmp_path: Path) -> None:
     loopback.reset()
-    loopback.enqueue(Scenario.preset("unauthorized"))
+    loopback.enqueue_models(Scenario.preset("unauthorized"))
     with BackgroundServer(create_app(context=AppContext(make_settings(loopback, tmp_path)))) as server:
         listed = httpx.get(f"{server.url}/api/models", timeout=10).json()
     openai = next(p for p in listed["providers"] if p["provider"] == "openai")

@@ -6,6 +6,7 @@ declares OpenAI-compatible endpoints, whose models are free unless priced there.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable
 from functools import cache
@@ -37,6 +38,7 @@ class ModelInfo(BaseModel):
     thinking: ThinkingMode | None = None  # Anthropic: how thinking is switched on
     effort_param: bool = False  # Anthropic: takes output_config.effort
     display_name: str | None = None
+    max_output_tokens: int | None = None  # the most it may be asked for, when the provider says
 
     @property
     def id(self) -> str:
@@ -85,6 +87,7 @@ class ListedModel(BaseModel):
     efforts: tuple[ReasoningEffort, ...] | None = None
     thinking: ThinkingMode | None = None
     effort_param: bool = False
+    max_output_tokens: int | None = None
 
 
 def split_model_id(model_id: str) -> tuple[str, str]:
@@ -118,10 +121,14 @@ def _capabilities(entry: dict[str, Any]) -> dict[str, Any]:
     for name in ("thinking", "effort_param"):
         if name in entry:
             found[name] = entry[name]
+    if "max_output" in entry:
+        found["max_output_tokens"] = entry["max_output"]
     return found
 
 
 _FREE = {"input": 0.0, "cached_input": 0.0, "output": 0.0}
+# A dated snapshot of a model: claude-opus-4-5-20251101, gpt-4.1-2025-04-14.
+_DATED = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
 
 
 class Catalog:
@@ -136,6 +143,11 @@ class Catalog:
         self.settings = settings
         self._models: dict[str, ModelInfo] = {}
         self._wildcards: dict[str, dict[str, Any]] = {}
+        for model_id, override in settings.prices.items():  # first: endpoint models use them
+            provider, name = split_model_id(model_id)
+            if name == "*":
+                self.provider_kind(provider)
+                self._wildcards[provider] = override.model_dump()
         for provider, models in _builtin().items():
             for name, entry in models.items():
                 # A built-in model without efforts is known not to reason.
@@ -146,13 +158,14 @@ class Catalog:
                 self._add(endpoint, name, "openai_compatible", {})
         for model_id, override in settings.prices.items():
             provider, name = split_model_id(model_id)
-            kind = self.provider_kind(provider)
             if name == "*":
-                self._wildcards[provider] = override.model_dump()
                 continue
-            price = _price(override.model_dump())
+            kind = self.provider_kind(provider)
+            # A re-priced model keeps the prices the override does not name (cached, cache write).
+            price = {k: v for k, v in _price(override.model_dump()).items() if v is not None}
             known = self._models.get(f"{provider}:{name}")
             self._add(provider, name, kind, {**(known.model_dump() if known else {}), **price})
+        self._configured = set(self._models)  # what the settings and the table name, not lists
 
     def _add(self, provider: str, name: str, kind: ProviderKind, fields: dict[str, Any]) -> ModelInfo:
         fields = {k: v for k, v in fields.items() if k not in ("provider", "name", "kind")}
@@ -164,17 +177,25 @@ class Catalog:
 
     def learn(self, provider: str, listed: Iterable[ListedModel]) -> list[ModelInfo]:
         """Add what a provider's live list says (names, capabilities) to what is known: its
-        capabilities are the provider's own word and win; configured prices are kept."""
+        capabilities are the provider's own word and win; configured prices are kept. A dated
+        snapshot (…-20251101) is priced like its alias, and teaches the alias its capabilities."""
         kind = self.provider_kind(provider)
         learned = []
         for model in listed:
-            known = self._models.get(f"{provider}:{model.name}")
-            fields = known.model_dump() if known else self._unknown_fields(provider, kind)
             news = model.model_dump(exclude={"name"}, exclude_none=True)
             if not news.get("effort_param"):
                 news.pop("effort_param", None)
+            alias = self._models.get(f"{provider}:{_DATED.sub('', model.name)}")
+            if alias is not None and alias.name != model.name:
+                self._add(provider, alias.name, kind, {**alias.model_dump(), **news})
+            known = self._models.get(f"{provider}:{model.name}") or alias
+            fields = known.model_dump() if known else self._unknown_fields(provider, kind)
             learned.append(self._add(provider, model.name, kind, {**fields, **news}))
         return learned
+
+    def configured(self, provider: str) -> list[ModelInfo]:
+        """The provider's models as the settings and the built-in table name them (no live list)."""
+        return [m for m in self._models.values() if m.provider == provider and m.id in self._configured]
 
     def _unknown_fields(self, provider: str, kind: ProviderKind) -> dict[str, Any]:
         if provider in self._wildcards:

@@ -52,9 +52,10 @@ _SHORTEST_SECRET = 4  # shorter strings would mask ordinary words
 def encoded_forms(secret: str) -> set[str]:
     """The secret as it could be echoed back: itself, URL-encoded, base64 (as in HTTP Basic)."""
     raw = secret.encode()
-    forms = {secret, quote(secret, safe=""), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    encoded = {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
     # base64 padding is often dropped when echoed; the unpadded form still identifies the secret.
-    return forms | {form.rstrip("=") for form in forms}
+    forms = {secret, quote(secret, safe=""), *encoded, *(form.rstrip("=") for form in encoded)}
+    return {form for form in forms if len(form) >= _SHORTEST_SECRET}
 
 
 class Redactor:

@@ -13,7 +13,6 @@ from llmtool.catalog import ListedModel, ThinkingMode
 from llmtool.errors import InvalidRequestError
 from llmtool.events import FinishReason
 from llmtool.providers.base import (
-    REASONING_EFFORTS,
     FinishChunk,
     ProviderChunk,
     ProviderRequest,
@@ -33,7 +32,8 @@ THINKING_BUDGETS: dict[ReasoningEffort, int] = {
     "minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000, "max": 63999,
 }
 MIN_THINKING_BUDGET = 1024
-OUTPUT_EFFORTS = ("low", "medium", "high", "xhigh", "max")  # what output_config.effort takes
+DEFAULT_OUTPUT_CAP = 64000  # the most current models write; a model's list entry may say less
+OUTPUT_EFFORTS: tuple[ReasoningEffort, ...] = ("low", "medium", "high", "xhigh", "max")  # output_config.effort
 # Below this many tokens Anthropic does not cache anyway; marking shorter content is noise.
 CACHEABLE_TOKENS = 1024
 _EPHEMERAL = {"type": "ephemeral"}
@@ -69,7 +69,9 @@ class AnthropicProvider:
         if effort == "none":
             arguments["thinking"] = {"type": "disabled"}
         elif effort is not None:
-            thinking, max_tokens = thinking_config(effort, request.thinking, request.max_output_tokens)
+            thinking, max_tokens = thinking_config(
+                effort, request.thinking, request.max_output_tokens, request.max_output_cap
+            )
             arguments["thinking"] = thinking
             arguments["max_tokens"] = max_tokens
             if request.effort_param and effort in OUTPUT_EFFORTS:
@@ -132,67 +134,95 @@ class AnthropicProvider:
 
     async def list_models(self) -> list[ListedModel]:
         with map_sdk_errors(anthropic, self.name):
-            return [_listed(model) async for model in self.client.models.list(limit=1000, timeout=10.0)]
+            listed = [_listed(model) async for model in self.client.models.list(limit=1000, timeout=10.0)]
+        return [model for model in listed if model is not None]
 
     async def aclose(self) -> None:
         await self.client.close()
 
 
 def _messages(request: ProviderRequest) -> list[dict[str, Any]]:
+    """The conversation, with cache breakpoints when caching is on: at the newest long user
+    message (a pasted document: the follow-up questions about it read it from the cache), and at
+    the last message once the conversation itself is long (each turn reads the ones before)."""
     messages: list[dict[str, Any]] = [m.model_dump() for m in request.messages]
-    last = messages[-1]
-    if request.cache_prompt and estimate_tokens(last["content"]) >= CACHEABLE_TOKENS:
-        # A pasted document: cache it, so the follow-up questions about it read it from the cache.
-        last["content"] = [{"type": "text", "text": last["content"], "cache_control": _EPHEMERAL}]
+    if not request.cache_prompt:
+        return messages
+    marks: set[int] = set()
+    long_ones = [i for i, m in enumerate(messages)
+                 if m["role"] == "user" and estimate_tokens(m["content"]) >= CACHEABLE_TOKENS]
+    if long_ones:
+        marks.add(long_ones[-1])
+    if sum(estimate_tokens(m["content"]) for m in messages) >= CACHEABLE_TOKENS:
+        marks.add(len(messages) - 1)
+    for index in marks:
+        text = messages[index]["content"]
+        messages[index]["content"] = [{"type": "text", "text": text, "cache_control": _EPHEMERAL}]
     return messages
 
 
 def thinking_config(
-    effort: ReasoningEffort, mode: ThinkingMode | None, max_output_tokens: int | None
+    effort: ReasoningEffort, mode: ThinkingMode | None, max_output_tokens: int | None,
+    model_cap: int | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """The `thinking` parameter for an effort, and the max_tokens to send with it (thinking counts
-    against max_tokens). Raises InvalidRequestError when the output limit leaves no room to think."""
-    if mode == "adaptive":
-        return {"type": "adaptive", "display": "summarized"}, max_output_tokens or DEFAULT_MAX_TOKENS
+    """The `thinking` parameter for an effort, and the max_tokens to send with it: thinking counts
+    against max_tokens, so unless the caller set a limit there is room for the thinking the effort
+    asks for plus an answer, within what the model allows. Raises InvalidRequestError when the
+    output limit leaves no room to think."""
+    cap = model_cap or DEFAULT_OUTPUT_CAP
     budget = THINKING_BUDGETS.get(effort, THINKING_BUDGETS["medium"])
     if max_output_tokens is None:
-        max_tokens = budget + DEFAULT_MAX_TOKENS
+        max_tokens = min(budget + DEFAULT_MAX_TOKENS, cap)
+        budget = min(budget, max_tokens - DEFAULT_MAX_TOKENS // 4)  # an answer still fits
+    elif mode != "adaptive" and max_output_tokens <= MIN_THINKING_BUDGET:
+        raise InvalidRequestError(
+            f"thinking needs more than {MIN_THINKING_BUDGET} output tokens; raise max_output_tokens "
+            f"(now {max_output_tokens}) or set the reasoning effort to none"
+        )
     else:
-        if max_output_tokens <= MIN_THINKING_BUDGET:
-            raise InvalidRequestError(
-                f"thinking needs more than {MIN_THINKING_BUDGET} output tokens; raise max_output_tokens "
-                f"(now {max_output_tokens}) or set the reasoning effort to none"
-            )
         max_tokens = max_output_tokens
-        budget = min(budget, max_tokens - 1)
-    return {"type": "enabled", "budget_tokens": budget, "display": "summarized"}, max_tokens
+        budget = min(budget, max(MIN_THINKING_BUDGET, max_tokens // 2))  # half for the answer
+    if mode == "adaptive":
+        return {"type": "adaptive", "display": "summarized"}, max_tokens
+    return {"type": "enabled", "budget_tokens": max(budget, MIN_THINKING_BUDGET), "display": "summarized"}, max_tokens
 
 
-def _listed(model: Any) -> ListedModel:
-    """A model from Anthropic's list, with the efforts its capabilities name."""
+def _supported(node: Any, *path: str) -> bool:
+    """Whether capabilities say `supported` at this path; a part the list left out is a no."""
+    for name in path:
+        node = getattr(node, name, None)
+    return getattr(node, "supported", False) is True
+
+
+def _listed(model: Any) -> ListedModel | None:
+    """A model from Anthropic's list with the efforts its capabilities name; None if retired."""
+    if getattr(model, "lifecycle", None) == "retired":
+        return None
+    name = str(model.id)
+    display_name = getattr(model, "display_name", None)
+    max_tokens = getattr(model, "max_tokens", None)
+    max_output = max_tokens if isinstance(max_tokens, int) else None
     capabilities = getattr(model, "capabilities", None)
     if capabilities is None:
-        return ListedModel(name=model.id, display_name=getattr(model, "display_name", None))
-    effort = capabilities.effort
-    thinking = capabilities.thinking
-    levels = [
-        level for level in REASONING_EFFORTS
-        if effort.supported and getattr(getattr(effort, level, None), "supported", False)
-    ]
-    types = thinking.types if thinking.supported else None
+        return ListedModel(name=name, display_name=display_name, max_output_tokens=max_output)
+    levels = [level for level in OUTPUT_EFFORTS
+              if _supported(capabilities, "effort") and _supported(capabilities, "effort", level)]
+    thinks = _supported(capabilities, "thinking")
     mode: ThinkingMode | None = None
-    if types is not None and types.adaptive.supported:
+    if thinks and _supported(capabilities, "thinking", "types", "adaptive"):
         mode = "adaptive"
-    elif types is not None and types.enabled.supported:
+    elif thinks and _supported(capabilities, "thinking", "types", "enabled"):
         mode = "budget"
     efforts: list[ReasoningEffort] = []
     if mode is not None or levels:
-        efforts = ["none"] if types is None or types.disabled.supported else []
+        types = getattr(getattr(capabilities, "thinking", None), "types", None)
+        efforts = ["none"] if types is None or _supported(types, "disabled") else []
         efforts += levels or (["low", "medium", "high"] if mode == "budget" else [])
     return ListedModel(
-        name=model.id,
-        display_name=getattr(model, "display_name", None),
+        name=name,
+        display_name=display_name,
         efforts=tuple(efforts),
         thinking=mode,
         effort_param=bool(levels),
+        max_output_tokens=max_output,
     )

@@ -53,11 +53,14 @@ class ProviderRequest(BaseModel):
         True, description="Ask the provider for `json_schema` in its own protocol; False: the "
         "schema is already in the system prompt as an instruction.",
     )
+    strict_schema: bool = Field(True, description="Strict mode where the schema allows it (OpenAI).")
     reasoning_effort: ReasoningEffort | None = None
+    reasoning_summary: bool = Field(True, description="Ask for a summary of the thoughts (OpenAI).")
     thinking: Literal["adaptive", "budget"] | None = Field(
         None, description="Anthropic: how the model switches thinking on (unknown models: budget)."
     )
     effort_param: bool = Field(False, description="Anthropic: the model takes output_config.effort.")
+    max_output_cap: int | None = Field(None, description="The most output the model allows, when known.")
     cache_prompt: bool = Field(False, description="Mark the system prompt and long user content cacheable.")
 
 

@@ -55,7 +55,7 @@ class OpenAIChatProvider:
             arguments["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": schema_name(request.json_schema),
                 "schema": request.json_schema,
-                "strict": strict_compatible(request.json_schema),
+                "strict": request.strict_schema and strict_compatible(request.json_schema),
             }}
         return arguments
 
@@ -67,9 +67,11 @@ class OpenAIChatProvider:
             # The raw body, not the SDK's chunk objects: see llmtool.providers.sse_lines.
             create = self.client.chat.completions.with_streaming_response.create
             async with create(**self._arguments(request)) as response:
-                async for _, data in sse_events(response.http_response):
+                async for name, data in sse_events(response.http_response):
                     if data.startswith("[DONE]"):
                         break
+                    if name == "error":
+                        raise stream_error(self.name, _error_body(data), "error event")
                     chunk = json.loads(data)
                     if not isinstance(chunk, dict):
                         raise errors.MalformedStreamError(f"{self.name} sent an event llmtool could not read")
@@ -114,6 +116,13 @@ class OpenAIChatProvider:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _error_body(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return {"message": data}
 
 
 def _usage(usage: dict[str, Any]) -> UsageChunk:

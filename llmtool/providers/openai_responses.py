@@ -46,7 +46,7 @@ class OpenAIResponsesProvider:
             arguments["max_output_tokens"] = request.max_output_tokens
         if request.reasoning_effort is not None:
             reasoning: dict[str, Any] = {"effort": request.reasoning_effort}
-            if request.reasoning_effort != "none":
+            if request.reasoning_effort != "none" and request.reasoning_summary:
                 reasoning["summary"] = "auto"  # without it the model thinks in silence
             arguments["reasoning"] = reasoning
         if request.json_schema is not None and request.native_schema:
@@ -54,7 +54,7 @@ class OpenAIResponsesProvider:
                 "type": "json_schema",
                 "name": schema_name(request.json_schema),
                 "schema": request.json_schema,
-                "strict": strict_compatible(request.json_schema),
+                "strict": request.strict_schema and strict_compatible(request.json_schema),
             }}
         return arguments
 
@@ -67,15 +67,15 @@ class OpenAIResponsesProvider:
                     event = json.loads(data)
                     kind = event.get("type") if isinstance(event, dict) else None
                     if kind == "response.output_text.delta":
-                        yield TextChunk(event["delta"])
+                        yield TextChunk(event.get("delta") or "")
                     elif kind == "response.reasoning_summary_text.delta":
                         # Summary parts are paragraphs: keep them apart.
                         index = event.get("summary_index") or 0
                         prefix = "\n\n" if index != summary_part else ""
                         summary_part = index
-                        yield ReasoningChunk(prefix + event["delta"], summary=True)
+                        yield ReasoningChunk(prefix + (event.get("delta") or ""), summary=True)
                     elif kind == "response.reasoning_text.delta":
-                        yield ReasoningChunk(event["delta"], summary=False)
+                        yield ReasoningChunk(event.get("delta") or "", summary=False)
                     elif kind == "response.output_item.added":
                         if (event.get("item") or {}).get("type") == "reasoning":
                             yield ReasoningChunk()  # thinking began, perhaps silently

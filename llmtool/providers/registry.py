@@ -32,6 +32,7 @@ class Capabilities:
     temperature: bool = True
     lists_models: bool = True
     lists_capabilities: bool = False  # its model list says which efforts and thinking each takes
+    signals_thinking: bool = True  # the stream shows a model began to think, even silently
     any_model: bool = True  # any model name is passed through; False: only the catalogue's
 
 
@@ -94,6 +95,8 @@ SPECS: dict[ProviderKind, ProviderSpec] = {
         kind="openai_compatible",
         label="OpenAI-compatible server (Chat Completions)",
         adapter="llmtool.providers.openai_chat:OpenAIChatProvider",
+        # Chat Completions has no event for "thinking began": a model hiding its thoughts is silent.
+        capabilities=Capabilities(signals_thinking=False),
     ),
     "demo": ProviderSpec(
         kind="demo",

@@ -16,10 +16,12 @@ from llmtool.errors import RequestRejectedError
 _NAME = re.compile(r"[^A-Za-z0-9_-]+")
 # Words in a provider's 400 that say it is the schema request it cannot take.
 _SCHEMA_WORDS = re.compile(
-    r"response_format|json_schema|text\.format|output_config|output_format|structured output|"
+    r"response_format|json_schema|text\.format|output_config\.format|output_format|structured output|"
     r"structured_output|guided_json|grammar|\bschema\b",
     re.IGNORECASE,
 )
+_STRICT_WORDS = re.compile(r"strict|not permitted|additionalProperties|is required to be supplied", re.IGNORECASE)
+_SUMMARY_WORDS = re.compile(r"reasoning\.summary|reasoning summar", re.IGNORECASE)
 
 
 def schema_name(schema: dict[str, Any]) -> str:
@@ -55,3 +57,13 @@ def schema_instruction(schema: dict[str, Any]) -> str:
 def rejects_structured_output(error: RequestRejectedError) -> bool:
     """Whether a provider's refusal (400/404/422) is about the structured-output request."""
     return error.status in (400, 404, 422) and bool(_SCHEMA_WORDS.search(error.message))
+
+
+def rejects_strict_mode(error: RequestRejectedError) -> bool:
+    """Whether it is strict mode, rather than any schema at all, that was refused."""
+    return bool(_STRICT_WORDS.search(error.message))
+
+
+def rejects_reasoning_summary(error: RequestRejectedError) -> bool:
+    """OpenAI refuses reasoning summaries to organizations it has not verified (HTTP 400)."""
+    return error.status == 400 and bool(_SUMMARY_WORDS.search(error.message))

@@ -119,8 +119,9 @@ def _status_error(provider: str, exc: Any, model: str | None = None) -> errors.P
 
 
 def _about_model(body: Any, detail: str, model: str) -> bool:
-    """Whether a 404 is about the model (not a wrong base URL path)."""
-    return _body_type(body) in ("model_not_found", "not_found_error") or model in detail
+    """Whether a 404 is about the model, not a wrong base URL path (Anthropic's not_found_error is
+    its 404 for anything, so only a message naming the model counts)."""
+    return _body_type(body) == "model_not_found" or model in detail
 
 
 def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:

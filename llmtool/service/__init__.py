@@ -56,6 +56,9 @@ class LLMService:
         self.recorder: RunRecorder | None = None
         self._runs: OrderedDict[str, Run] = OrderedDict()
         self._watchdogs: set[asyncio.Task[None]] = set()
+        # What providers refused that runs then did without ("schema:MODEL", "summary:PROVIDER"),
+        # so later runs do not ask again and pay a round trip and a notice each time.
+        self._refusals: set[str] = set()
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> LLMService:
@@ -95,6 +98,12 @@ class LLMService:
         Idempotency-Key was tied to it); by default a new one."""
         request, model, timeouts = self.check(request)
         capabilities = spec_for(model.kind).capabilities
+        effort = request.reasoning_effort
+        thinks = effort not in (None, "none") or bool(effort is None and model.efforts)
+        if thinks and not capabilities.signals_thinking:
+            # Its silence may be thinking: give the first token as long as a pause in thinking.
+            first_token = min(max(timeouts.first_token, timeouts.reasoning_idle), timeouts.total)
+            timeouts = timeouts.model_copy(update={"first_token": first_token})
         run = Run(request, model, run_id)
         cache_prompt = self.settings.cache_prompts if request.cache_prompt is None else request.cache_prompt
         learn = None
@@ -102,9 +111,11 @@ class LLMService:
             learn = functools.partial(self._learn, model)
         executor = RunExecutor(
             run, self.providers.for_model(model), timeouts, self.settings.retry, self.redactor,
-            native_schema=capabilities.structured_output,
+            native_schema=capabilities.structured_output and f"schema:{model.id}" not in self._refusals,
             cache_prompt=cache_prompt and capabilities.prompt_cache,
             learn_model=learn,
+            reasoning_summary=f"summary:{model.provider}" not in self._refusals,
+            remember=self._refusals.add,
         )
         if self.recorder is not None:
             self.recorder.track(run, origin or RunOrigin())
@@ -150,7 +161,7 @@ class LLMService:
         if model.kind == "anthropic" and effort not in (None, "none"):
             from llmtool.providers.anthropic import thinking_config
 
-            thinking_config(effort, model.thinking, max_output_tokens)
+            thinking_config(effort, model.thinking, max_output_tokens, model.max_output_tokens)
 
     def get(self, run_id: str) -> Run | None:
         """The run if it is in this process's memory (running, or just ended and not yet stored)."""

@@ -41,7 +41,13 @@ from llmtool.providers.base import (
     TextChunk,
     UsageChunk,
 )
-from llmtool.providers.schemas import rejects_structured_output, schema_instruction
+from llmtool.providers.schemas import (
+    rejects_reasoning_summary,
+    rejects_strict_mode,
+    rejects_structured_output,
+    schema_instruction,
+    strict_compatible,
+)
 from llmtool.redact import Redactor
 from llmtool.service.retry import build_retrying, retry_after_too_long, short_reason
 from llmtool.service.runs import Run
@@ -55,7 +61,9 @@ class RunExecutor:
     def __init__(self, run: Run, provider: Provider, timeouts: Timeouts, policy: RetryPolicy,
                  redactor: Redactor | None = None, *, native_schema: bool = True,
                  cache_prompt: bool = False,
-                 learn_model: Callable[[], Awaitable[ModelInfo]] | None = None) -> None:
+                 learn_model: Callable[[], Awaitable[ModelInfo]] | None = None,
+                 reasoning_summary: bool = True,
+                 remember: Callable[[str], None] | None = None) -> None:
         self.run = run
         self.redactor = redactor
         self.provider = provider
@@ -72,12 +80,16 @@ class RunExecutor:
         self.first_text_at: float | None = None
         self.last_text_at: float | None = None
         self.first_reasoning_at: float | None = None
+        self.reasoning_summary = True
         self.native_schema = native_schema and run.request.validation.json_schema is not None
         # A key echoed in pieces is masked whole: each stream holds back a tail that could become one.
         self.text_mask = redactor.stream() if redactor is not None else None
         self.reasoning_mask = redactor.stream() if redactor is not None else None
         self.cache_prompt = cache_prompt
         self.learn_model = learn_model
+        self.strict_schema = True
+        self.reasoning_summary = reasoning_summary
+        self._remember = remember or (lambda refusal: None)
         self.usage = UsageChunk()
         self.finish: FinishReason = "other"
         self.buffered = run.request.validation.mode == "buffer"
@@ -87,10 +99,14 @@ class RunExecutor:
         (Deltas come here through the stream maskers, so a key cut across deltas is masked too.)"""
         self.run.append(self.redactor.mask_event(event) if self.redactor is not None else event)
 
+    def _release_reasoning(self) -> None:
+        """The tail the reasoning masker held back, once the thoughts are over (the answer began)."""
+        if self.reasoning_mask is not None and (held := self.reasoning_mask.flush()):
+            self._emit(ReasoningDelta(elapsed=self.elapsed(), text=held, summary=self.reasoning_summary))
+
     def _release_held(self) -> None:
         """Before the run's end: the tails the maskers held back, since nothing more can come."""
-        if self.reasoning_mask is not None and (held := self.reasoning_mask.flush()):
-            self._emit(ReasoningDelta(elapsed=self.elapsed(), text=held))
+        self._release_reasoning()
         if self.text_mask is not None and (held := self.text_mask.flush()) and self.released:
             self._emit(TextDelta(elapsed=self.elapsed(), text=held))
 
@@ -144,10 +160,9 @@ class RunExecutor:
         assert self.learn_model is not None
         try:
             model = await self.learn_model()
-        except errors.UsageError:
-            raise
-        except errors.LLMToolError:
-            return  # no list to learn from: the provider decides
+        except Exception:  # no list to learn from: the provider decides
+            log.warning("could not look %s up in its provider's list", self.run.model.id, exc_info=True)
+            return
         self.run.model = model
         model.check_effort(self.run.request.reasoning_effort)
 
@@ -169,28 +184,52 @@ class RunExecutor:
             read_timeout=max(self.timeouts.first_token, self.timeouts.idle, self.timeouts.reasoning_idle) + 5.0,
             json_schema=schema,
             native_schema=self.native_schema,
+            strict_schema=self.strict_schema,
+            reasoning_summary=self.reasoning_summary,
             reasoning_effort=request.reasoning_effort,
             thinking=self.run.model.thinking,
             effort_param=self.run.model.effort_param,
+            max_output_cap=self.run.model.max_output_tokens,
             cache_prompt=self.cache_prompt,
         )
 
     async def _attempt(self) -> None:
         self.attempts += 1
-        try:
-            await self._stream_once()
-        except errors.RequestRejectedError as error:
-            if not (self.native_schema and not self.produced and rejects_structured_output(error)):
-                raise
-            # The model or server cannot be asked for a schema: ask by instruction instead, at
-            # once (a refused request costs nothing); the validation after completion stays.
+        while True:
+            try:
+                await self._stream_once()
+                return
+            except errors.RequestRejectedError as error:
+                # A refused request costs nothing: ask again at once without what was refused.
+                if self.produced or not self._ask_less(error):
+                    raise
+
+    def _ask_less(self, error: errors.RequestRejectedError) -> bool:
+        """Drop the one optional thing the provider refused (each at most once): strict schema
+        mode, then the native schema request, or reasoning summaries. False: nothing to drop."""
+        schema = self.run.request.validation.json_schema
+        if self.native_schema and schema is not None and rejects_structured_output(error):
+            if self.strict_schema and strict_compatible(schema) and rejects_strict_mode(error):
+                self.strict_schema = False  # the schema as it is, just not strictly enforced
+                return True
             self.native_schema = False
+            self._remember(f"schema:{self.run.model.id}")
             self._emit(Notice(
                 elapsed=self.elapsed(),
-                message=f"{self.provider.name} cannot be asked for structured output "
+                message=f"{self.run.model.id} cannot be asked for structured output "
                 f"({error.message}); the JSON Schema is asked for by instruction and checked after the answer",
             ))
-            await self._stream_once()
+            return True
+        if self.reasoning_summary and self.run.request.reasoning_effort and rejects_reasoning_summary(error):
+            self.reasoning_summary = False
+            self._remember(f"summary:{self.run.model.provider}")
+            self._emit(Notice(
+                elapsed=self.elapsed(),
+                message=f"{self.provider.name} does not give reasoning summaries here ({error.message}); "
+                "the model thinks without showing its thoughts",
+            ))
+            return True
+        return False
 
     async def _stream_once(self) -> None:
         # Retries happen only while nothing was produced, so each attempt starts from scratch.
@@ -210,8 +249,9 @@ class RunExecutor:
                                 limit.reschedule(self.loop.time() + self.timeouts.idle)
                         elif isinstance(chunk, ReasoningChunk):
                             self._on_reasoning(chunk)
-                            if self.first_text_at is None:
-                                limit.reschedule(self.loop.time() + self.timeouts.reasoning_idle)
+                            # Thinking between pieces of the answer is a sign of life too.
+                            wait = self.timeouts.reasoning_idle if self.first_text_at is None else self.timeouts.idle
+                            limit.reschedule(self.loop.time() + wait)
                         elif isinstance(chunk, UsageChunk):
                             self.usage = chunk
                         elif isinstance(chunk, FinishChunk):
@@ -242,6 +282,7 @@ class RunExecutor:
         if first:
             self.first_reasoning_at = now
         self.produced = True
+        self.reasoning_summary = chunk.summary
         if chunk.text:
             self.thoughts.append(chunk.text)
         shown = self.reasoning_mask.feed(chunk.text) if self.reasoning_mask is not None else chunk.text
@@ -252,6 +293,7 @@ class RunExecutor:
         now = self.loop.time()
         if self.first_text_at is None:
             self.first_text_at = now
+            self._release_reasoning()
         self.last_text_at = now
         self.parts.append(text)
         self.deltas += 1
@@ -341,7 +383,10 @@ class RunExecutor:
         if self.first_reasoning_at is not None:
             thinking = (self.first_text_at or self.loop.time()) - self.first_reasoning_at
         rate = None
-        answer_tokens = (usage.output_tokens or 0) - (usage.reasoning_tokens or 0)
+        reasoning_tokens = usage.reasoning_tokens
+        if reasoning_tokens is None and self.thoughts:  # counted in the output but not reported apart
+            reasoning_tokens = estimate_tokens(self.reasoning)
+        answer_tokens = (usage.output_tokens or 0) - (reasoning_tokens or 0)
         if answer_tokens > 0 and self.first_text_at is not None and self.last_text_at is not None:
             span = self.last_text_at - self.first_text_at
             if span > 0:

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 FAILURE_TTL = 60.0  # ask a failing provider again after this long, at most
 # OpenAI's list holds every model of the account: keep the ones that answer text.
 _NOT_TEXT = re.compile(r"embedding|tts|whisper|dall-e|davinci|babbage|moderation|image|audio|realtime|"
-                       r"transcribe|search|sora|computer-use")
-_TEXT = re.compile(r"^(gpt-|o\d|chatgpt-)")
+                       r"transcribe|search|sora|computer-use|instruct|deep-research")
+_TEXT = re.compile(r"^(gpt-|o\d|chatgpt-|codex-)")
 
 
 class ProviderModels(BaseModel):
@@ -62,7 +62,7 @@ class ModelLists:
             return listed
 
     async def _fetch(self, provider: str) -> ProviderModels:
-        configured = self.catalog.of_provider(provider)
+        configured = self.catalog.configured(provider)
         kind = self.catalog.provider_kind(provider)
         if not SPECS[kind].capabilities.lists_models:
             return ProviderModels(provider=provider, models=configured, live=False)
@@ -76,12 +76,17 @@ class ModelLists:
             problem = getattr(error, "message", None) or f"{provider} did not list its models in time"
             log.warning("could not list the models of %s: %s", provider, problem)
             return ProviderModels(provider=provider, models=configured, live=False, problem=problem)
+        except Exception as error:  # a body the SDK cannot read (a proxy's HTML page, say)
+            problem = f"{provider} answered its models list with something llmtool could not read"
+            log.warning("could not list the models of %s: %s: %s", provider, type(error).__name__, error)
+            return ProviderModels(provider=provider, models=configured, live=False, problem=problem)
         if kind == "openai":
-            listed = [m for m in listed if _TEXT.match(m.name) and not _NOT_TEXT.search(m.name)]
+            text = [m for m in listed if _TEXT.match(m.name) and not _NOT_TEXT.search(m.name)]
+            listed = text or listed  # a proxy's own model names: keep them all
         learned = self.catalog.learn(provider, listed)
         names = {m.name for m in learned}
         # Configured models the list lacks stay offered: a fine-tune or an alias may be missing.
-        extra = [m for m in self.catalog.of_provider(provider) if m.name not in names and m in configured]
+        extra = [self.catalog.resolve(m.id) for m in configured if m.name not in names]
         models = sorted(learned, key=lambda m: m.name) + extra
         return ProviderModels(provider=provider, models=models, live=True)
 

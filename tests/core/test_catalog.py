@@ -115,3 +115,27 @@ def test_config_prices_add_and_reprice_models():
     )
     info = Catalog(settings).resolve("openai:gpt-9")
     assert info.cost(1_000_000, None, 1_000_000) == pytest.approx(3.0)
+
+
+def test_an_endpoint_wildcard_prices_its_configured_models_too():
+    settings = load_settings(endpoints={"ollama": {"base_url": "http://h/v1", "models": ["llama3"]}},
+                             prices={"ollama:*": {"input": 1, "output": 2}})
+    catalog = Catalog(settings)
+    for name in ("llama3", "qwen3"):
+        assert catalog.resolve(f"ollama:{name}").cost(1_000_000, None, 1_000_000) == pytest.approx(3.0)
+
+
+def test_re_pricing_a_model_keeps_the_prices_the_override_does_not_name():
+    settings = load_settings(OPENAI_API_KEY="k", prices={"openai:gpt-4.1-mini": {"input": 0.5, "output": 2}})
+    info = Catalog(settings).resolve("openai:gpt-4.1-mini")
+    assert (info.input_price, info.cached_input_price, info.output_price) == (0.5, 0.10, 2)
+
+
+def test_a_dated_snapshot_is_priced_like_its_alias_and_teaches_it_capabilities():
+    catalog = Catalog(load_settings(ANTHROPIC_API_KEY="k"))
+    catalog.learn("anthropic", [ListedModel(name="claude-opus-4-5-20251101", efforts=("none", "low", "max"),
+                                            thinking="adaptive", effort_param=True, max_output_tokens=64000)])
+    dated, alias = catalog.resolve("anthropic:claude-opus-4-5-20251101"), catalog.resolve("anthropic:claude-opus-4-5")
+    assert dated.input_price == alias.input_price == 5.00
+    assert alias.thinking == "adaptive" and alias.efforts == ("none", "low", "max")
+    assert [m.id for m in catalog.configured("anthropic")].count("anthropic:claude-opus-4-5-20251101") == 0

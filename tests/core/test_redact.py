@@ -123,3 +123,28 @@ async def test_no_event_of_a_run_carries_a_fragment_of_a_key_echoed_in_pieces() 
     assert streamed == f"The key: {MASK}. Bye" and thought == MASK
     assert all(KEY[:4] not in event.model_dump_json() for event in events)
     assert events[-1].kind == "completed" and events[-1].text == streamed
+
+
+class _ThinksThenAnswers:
+    name = "demo"
+
+    async def stream(self, request):
+        from llmtool.providers.base import FinishChunk, ReasoningChunk, TextChunk
+
+        yield ReasoningChunk("the user wants s", summary=False)  # 's' could begin the key: held
+        yield TextChunk("Hello")
+        yield FinishChunk("stop")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_held_back_thought_is_released_before_the_answer_begins() -> None:
+    from llmtool.service import LLMService
+
+    service = LLMService(load_settings(openai_api_key=KEY))
+    service.providers._providers["demo"] = _ThinksThenAnswers()
+    events = [event async for event in service.start({"model": "demo:echo", "prompt": "x"}).events()]
+    await service.aclose()
+    streamed = [(e.kind, e.text, getattr(e, "summary", None)) for e in events if e.kind in ("reasoning", "text")]
+    assert streamed == [("reasoning", "the user wants ", False), ("reasoning", "s", False), ("text", "Hello", None)]

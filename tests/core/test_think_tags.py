@@ -31,3 +31,22 @@ def test_content_without_a_think_block_is_all_answer() -> None:
 
 def test_an_unclosed_think_block_is_reasoning() -> None:
     assert split(["  <think>still going"]) == ("still going", "")
+
+
+async def test_sse_lines_end_only_at_cr_or_lf_whatever_the_chunking() -> None:
+    from llmtool.providers.sse_lines import sse_events
+
+    body = ('\ufeffevent: a\r\ndata: {"x":"a\u2028b\u0085c"}\r\n\r\ndata: 1\rdata: 2\r\r: note\n'
+            'data: [DONE]\n\nerror: boom\n').encode()
+
+    class Body:
+        def __init__(self, size: int) -> None:
+            self.size = size
+
+        async def aiter_bytes(self):
+            for i in range(0, len(body), self.size):
+                yield body[i:i + self.size]
+
+    for size in (1, 2, 3, 7, len(body)):
+        events = [event async for event in sse_events(Body(size))]  # type: ignore[arg-type]
+        assert events == [("a", '{"x":"a\u2028b\u0085c"}'), (None, "1\n2"), (None, "[DONE]"), ("error", "boom")], size

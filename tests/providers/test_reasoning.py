@@ -284,3 +284,27 @@ async def test_a_model_unknown_here_is_looked_up_in_the_providers_list_before_an
     assert isinstance(failed, Failed) and failed.error_kind == "invalid_request"
     assert "does not accept reasoning effort 'high'" in failed.message
     assert [r.protocol for r in server.requests] == ["models", "messages", "models"]
+
+
+async def test_a_pasted_document_stays_cached_for_the_follow_up_questions(server) -> None:
+    server.enqueue(Scenario(tokens_per_second=400))
+    service = service_for(server)
+    document = "Clause 4.2: the supplier delivers within thirty days. " * 400
+    messages = [{"role": "user", "content": document}, {"role": "assistant", "content": "Read it."}]
+    completed = await service.start({"model": "anthropic:claude-haiku-4-5", "messages": messages,
+                                     "prompt": "When is delivery due?"}).wait()
+    await service.aclose()
+    assert completed.kind == "completed"
+    sent = server.requests[0].body["messages"]
+    assert sent[0]["content"] == [{"type": "text", "text": document, "cache_control": {"type": "ephemeral"}}]
+    assert sent[1]["content"] == "Read it."
+    assert sent[2]["content"][0]["cache_control"] == {"type": "ephemeral"}  # the conversation so far
+
+
+async def test_a_compatible_server_thinking_silently_gets_the_reasoning_idle_limit_for_its_first_token(server) -> None:
+    # Chat Completions has no event for "thinking began": with an effort set, silence may be thought.
+    server.enqueue(Scenario(reasoning_format="omitted", think_seconds=1.2, tokens_per_second=400))
+    service = service_for(server, timeouts={"first_token": 0.5, "reasoning_idle": 3})
+    completed = await service.start({"model": THINKERS["chat"], "prompt": "hi", "reasoning_effort": "low"}).wait()
+    await service.aclose()
+    assert isinstance(completed, Completed) and completed.metrics.attempts == 1 and len(server.requests) == 1

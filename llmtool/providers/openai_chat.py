@@ -9,7 +9,6 @@ from typing import Any
 import openai
 
 from llmtool import errors
-from llmtool.catalog import ListedModel
 from llmtool.events import FinishReason
 from llmtool.providers.base import (
     FinishChunk,
@@ -20,6 +19,7 @@ from llmtool.providers.base import (
     UsageChunk,
     sdk_timeout,
 )
+from llmtool.providers.openai_client import OpenAIClientAdapter
 from llmtool.providers.schemas import schema_name, strict_compatible
 from llmtool.providers.sdk_errors import map_sdk_errors, stream_error
 from llmtool.providers.sse_lines import sse_events
@@ -28,11 +28,7 @@ from llmtool.providers.think_tags import ThinkTagSplitter
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
-class OpenAIChatProvider:
-    def __init__(self, name: str, api_key: str, base_url: str | None = None) -> None:
-        self.name = name
-        self.client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
-
+class OpenAIChatProvider(OpenAIClientAdapter):
     def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
         messages = [m.model_dump() for m in request.messages]
         if request.system:
@@ -110,12 +106,6 @@ class OpenAIChatProvider:
         yield usage
         yield FinishChunk(_FINISH.get(finish, "other"))
 
-    async def list_models(self) -> list[ListedModel]:
-        with map_sdk_errors(openai, self.name):
-            return [ListedModel(name=model.id) async for model in self.client.models.list(timeout=10.0)]
-
-    async def aclose(self) -> None:
-        await self.client.close()
 
 
 def _error_body(data: str) -> Any:

@@ -9,7 +9,6 @@ from typing import Any
 import openai
 
 from llmtool import errors
-from llmtool.catalog import ListedModel
 from llmtool.providers.base import (
     FinishChunk,
     ProviderChunk,
@@ -19,17 +18,13 @@ from llmtool.providers.base import (
     UsageChunk,
     sdk_timeout,
 )
+from llmtool.providers.openai_client import OpenAIClientAdapter
 from llmtool.providers.schemas import schema_name, strict_compatible
 from llmtool.providers.sdk_errors import map_sdk_errors, stream_error
 from llmtool.providers.sse_lines import sse_events
 
 
-class OpenAIResponsesProvider:
-    def __init__(self, name: str, api_key: str, base_url: str | None = None) -> None:
-        self.name = name
-        # max_retries=0: retries are the service's, or one 429 becomes nine requests.
-        self.client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
-
+class OpenAIResponsesProvider(OpenAIClientAdapter):
     def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "model": request.model,
@@ -98,12 +93,6 @@ class OpenAIResponsesProvider:
                 f"the stream ended early: {self.name} closed the response before it completed"
             )
 
-    async def list_models(self) -> list[ListedModel]:
-        with map_sdk_errors(openai, self.name):
-            return [ListedModel(name=model.id) async for model in self.client.models.list(timeout=10.0)]
-
-    async def aclose(self) -> None:
-        await self.client.close()
 
 
 def _usage(usage: Any) -> UsageChunk:

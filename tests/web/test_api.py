@@ -14,51 +14,23 @@ import pytest
 from httpx_sse import connect_sse
 
 from llmtool.loopback import LoopbackServer, Scenario
-from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
+from tests.web.support import make_settings, start_run, wait_status
 
 MODEL = "openai:gpt-4.1-mini"
 
 
 @pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
-
-
-def make_settings(loopback: LoopbackServer, database: str, **overrides):
-    return load_settings(**{
-        "OPENAI_API_KEY": "sk-loopback-secret",
-        "OPENAI_BASE_URL": loopback.openai_base_url,
-        "default_model": "demo:assistant",
-        "database_url": f"sqlite+aiosqlite:///{database}",
-        "demo": {"first_token_delay": 0.0, "tokens_per_second": 100_000},
-        "retry": {"max_attempts": 2, "initial_delay": 0.01, "max_delay": 0.05, "jitter": 0.0},
-        "timeouts": {"connect": 2, "first_token": 5, "idle": 5, "total": 20},
-        "store": {"flush_interval": 0.1},
-        **overrides,
-    })
+def context(loopback: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -> AppContext:
+    return AppContext(make_settings(loopback, tmp_path_factory.mktemp("api")))
 
 
 @pytest.fixture(scope="module")
-def served(loopback: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BackgroundServer, AppContext]]:
-    context = AppContext(make_settings(loopback, str(tmp_path_factory.mktemp("api") / "runs.db")))
+def served(context: AppContext) -> Iterator[BackgroundServer]:
     with BackgroundServer(create_app(context=context)) as server:
-        yield server, context
-
-
-@pytest.fixture
-def http(served) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served[0].url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-def upstream(loopback: LoopbackServer) -> LoopbackServer:
-    loopback.reset()
-    return loopback
+        yield server
 
 
 def slow(tokens_per_second: float = 100) -> Scenario:
@@ -66,19 +38,7 @@ def slow(tokens_per_second: float = 100) -> Scenario:
 
 
 def start(http: httpx.Client, **body) -> dict:
-    answer = http.post("/api/runs", json={"model": MODEL, "prompt": "Tell me a story", **body})
-    assert answer.status_code == 202, answer.text
-    return answer.json()
-
-
-def wait_status(http: httpx.Client, run_id: str, predicate, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = http.get(f"/api/runs/{run_id}").json()
-        if predicate(status):
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.02)
+    return start_run(http, {"model": MODEL, "prompt": "Tell me a story", **body})
 
 
 def read_events(http: httpx.Client, run_id: str, headers: dict | None = None, params: dict | None = None,
@@ -134,10 +94,11 @@ def test_a_reader_that_reconnects_with_last_event_id_gets_exactly_the_rest(http:
     assert [int(e.id) for e in again] == list(range(3, len(ids)))
 
 
-def test_a_finished_run_replays_from_the_store_after_it_left_memory(http: httpx.Client, served, upstream: LoopbackServer) -> None:
+def test_a_finished_run_replays_from_the_store_after_it_left_memory(http: httpx.Client, context: AppContext,
+                                                                     upstream: LoopbackServer) -> None:
     run = start(http)
     live = read_events(http, run["id"])
-    service = served[1].started_service()
+    service = context.started_service()
     deadline = time.monotonic() + 5
     while service.get(run["id"]) is not None:
         assert time.monotonic() < deadline, "the run never left memory"
@@ -175,11 +136,12 @@ def test_cancel_stops_the_run_and_closes_the_upstream_connection(http: httpx.Cli
     assert "already ended (stopped)" in again.json()["detail"]
 
 
-def test_one_idempotency_key_starts_one_run_even_when_two_posts_race(http: httpx.Client, served, upstream: LoopbackServer) -> None:
+def test_one_idempotency_key_starts_one_run_even_when_two_posts_race(http: httpx.Client, served: BackgroundServer,
+                                                                      upstream: LoopbackServer) -> None:
     answers: list[httpx.Response] = []
 
     def post() -> None:
-        with httpx.Client(base_url=served[0].url, timeout=10) as client:
+        with httpx.Client(base_url=served.url, timeout=10) as client:
             answers.append(client.post("/api/runs", json={"model": MODEL, "prompt": "once"},
                                        headers={"Idempotency-Key": "order-42"}))
 
@@ -312,7 +274,7 @@ def test_the_docs_page_loads_its_assets_from_our_origin_without_inline_script(ht
 def test_a_full_server_turns_new_runs_away_with_503(loopback: LoopbackServer, tmp_path) -> None:
     loopback.reset()
     loopback.enqueue(slow(20))
-    context = AppContext(make_settings(loopback, str(tmp_path / "busy.db"), ui={"queue_size": 1}))
+    context = AppContext(make_settings(loopback, tmp_path, ui={"queue_size": 1}))
     with BackgroundServer(create_app(context=context)) as server, httpx.Client(base_url=server.url, timeout=10) as http:
         run = start(http)
         busy = http.post("/api/runs", json={"model": MODEL, "prompt": "one more"})
@@ -324,7 +286,7 @@ def test_a_full_server_turns_new_runs_away_with_503(loopback: LoopbackServer, tm
 def test_with_logins_the_api_needs_basic_auth_and_shows_each_user_only_their_runs(loopback: LoopbackServer, tmp_path) -> None:
     loopback.reset()
     users = {"ann": "pw-ann", "bob": "pw-bob"}
-    context = AppContext(make_settings(loopback, str(tmp_path / "users.db")))
+    context = AppContext(make_settings(loopback, tmp_path))
     app = create_app(context=context, auth=lambda user, password: users.get(user) == password)
     with BackgroundServer(app) as server:
         anonymous = httpx.get(f"{server.url}/api/runs", timeout=10)

@@ -17,10 +17,10 @@ import pytest
 from httpx_sse import connect_sse
 
 from llmtool.loopback import LoopbackServer, Scenario
-from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
+from tests.web.support import make_settings, start_run, wait_status
 
 THINKER = "demo:thinker"
 LOOPBACK_MODEL = "openai:gpt-4.1-mini"
@@ -28,25 +28,8 @@ SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required
           "additionalProperties": False}
 
 
-def make_settings(loopback: LoopbackServer, folder: Path, **overrides):
-    return load_settings(**{
-        "OPENAI_API_KEY": "sk-loopback-secret",
-        "OPENAI_BASE_URL": loopback.openai_base_url,
-        "default_model": "demo:assistant",
-        "database_url": f"sqlite+aiosqlite:///{folder / 'runs.db'}",
-        "prompts_dir": str(folder),
-        "demo": {"first_token_delay": 0.0, "tokens_per_second": 5_000},
-        "retry": {"max_attempts": 2, "initial_delay": 0.01, "max_delay": 0.05, "jitter": 0.0},
-        "timeouts": {"connect": 2, "first_token": 5, "idle": 5, "total": 20},
-        "store": {"flush_interval": 0.05},
-        **overrides,
-    })
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
+def settings(loopback: LoopbackServer, folder: Path):
+    return make_settings(loopback, folder, prompts=folder, tokens_per_second=5_000, flush_interval=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +43,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(loopback: LoopbackServer, folder: Path) -> Iterator[BackgroundServer]:
-    with BackgroundServer(create_app(context=AppContext(make_settings(loopback, folder)))) as server:
+    with BackgroundServer(create_app(context=AppContext(settings(loopback, folder)))) as server:
         yield server
-
-
-@pytest.fixture
-def http(served: BackgroundServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served.url, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture
@@ -78,25 +55,12 @@ def upstream(loopback: LoopbackServer, http: httpx.Client) -> LoopbackServer:
 
 
 def start(http: httpx.Client, **body) -> dict:
-    answer = http.post("/api/runs", json={"model": THINKER, "prompt": "Plan a picnic", "reasoning_effort": "minimal",
-                                          **body})
-    assert answer.status_code == 202, answer.text
-    return answer.json()
+    return start_run(http, {"model": THINKER, "prompt": "Plan a picnic", "reasoning_effort": "minimal", **body})
 
 
 def frames(http: httpx.Client, run_id: str, **headers: str) -> list[tuple[int, str, dict]]:
     with connect_sse(http, "GET", f"/api/runs/{run_id}/events", headers=headers) as source:
         return [(int(sse.id), sse.event, json.loads(sse.data)) for sse in source.iter_sse()]
-
-
-def wait_status(http: httpx.Client, run_id: str, predicate, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = http.get(f"/api/runs/{run_id}").json()
-        if predicate(status):
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(0.05)
 
 
 def stored_request(folder: Path, run_id: str) -> dict:
@@ -232,7 +196,7 @@ def test_a_provider_that_cannot_list_offers_its_configured_models_and_says_why(l
                                                                               tmp_path: Path) -> None:
     loopback.reset()
     loopback.enqueue_models(Scenario.preset("unauthorized"))
-    with BackgroundServer(create_app(context=AppContext(make_settings(loopback, tmp_path)))) as server:
+    with BackgroundServer(create_app(context=AppContext(settings(loopback, tmp_path)))) as server:
         listed = httpx.get(f"{server.url}/api/models", timeout=10).json()
     openai = next(p for p in listed["providers"] if p["provider"] == "openai")
     assert openai["live"] is False and openai["problem"] and "sk-loopback" not in openai["problem"]

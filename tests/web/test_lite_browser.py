@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
 from tests.ui.browser_support import OUTPUT
 from tests.ui.browser_support import pytestmark as browser_marks
+from tests.web.support import make_settings
 
 pytestmark = browser_marks
 DESKTOP = {"width": 1280, "height": 900}
@@ -26,30 +26,11 @@ NARROW = {"width": 320, "height": 800}
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
-    settings = load_settings(
-        default_model="demo:assistant",
-        database_url=f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('lite-browser') / 'runs.db'}",
-        prompts_dir=str(tmp_path_factory.mktemp("prompts")),
-        demo={"first_token_delay": 0.8, "tokens_per_second": 20},  # slow enough to watch it being written
-        store={"flush_interval": 0.1},
-    )
+    settings = make_settings(None, tmp_path_factory.mktemp("lite-browser"), prompts=tmp_path_factory.mktemp("prompts"),
+                             first_token_delay=0.8, tokens_per_second=20,  # slow enough to watch it being written
+                             timeouts=None)
     with BackgroundServer(create_app(context=AppContext(settings))) as server:
         yield server
-
-
-@pytest.fixture
-def open_context(browser) -> Iterator:
-    contexts = []
-
-    def open_(**options):
-        contexts.append(browser.new_context(**options))
-        page = contexts[-1].new_page()
-        page.set_default_timeout(15_000)
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
 
 
 def shot(page, name: str) -> Path:
@@ -105,8 +86,8 @@ def _label_of(page, element) -> str:
 
 
 def test_without_javascript_ask_check_again_stop_and_follow_up_by_keyboard(served: BackgroundServer,
-                                                                           open_context) -> None:
-    page = open_context(java_script_enabled=False, viewport=DESKTOP)
+                                                                           open_page) -> None:
+    page = open_page(java_script_enabled=False, viewport=DESKTOP)
     statuses: list[tuple[str, str, int]] = []
     page.on("response", lambda r: statuses.append((r.request.method, r.url, r.status)))
     page.goto(f"{served.url}/lite")
@@ -154,15 +135,15 @@ def test_without_javascript_ask_check_again_stop_and_follow_up_by_keyboard(serve
     assert page.get_by_role("button", name="Send").is_visible()  # ended: the box for the next question
     shot(page, "lite-nojs-stopped-followup")
 
-    narrow = open_context(java_script_enabled=False, viewport=NARROW)
+    narrow = open_page(java_script_enabled=False, viewport=NARROW)
     narrow.goto(page.url)
     shot(narrow, "lite-nojs-320")
     narrow.goto(f"{served.url}/lite")
     shot(narrow, "lite-form-320")
 
 
-def test_with_javascript_the_text_grows_live_without_a_reload(served: BackgroundServer, open_context) -> None:
-    page = open_context(viewport=DESKTOP)
+def test_with_javascript_the_text_grows_live_without_a_reload(served: BackgroundServer, open_page) -> None:
+    page = open_page(viewport=DESKTOP)
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{served.url}/lite")
@@ -187,7 +168,7 @@ def test_with_javascript_the_text_grows_live_without_a_reload(served: Background
     assert errors == []  # nothing blocked by the CSP, no script error
     shot(page, "lite-js-done")
 
-    narrow = open_context(viewport=NARROW, bypass_csp=True)  # only to measure the layout with evaluate
+    narrow = open_page(viewport=NARROW, bypass_csp=True)  # only to measure the layout with evaluate
     narrow.goto(page.url)
     assert narrow.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
     shot(narrow, "lite-js-320")
@@ -210,8 +191,8 @@ def first_frames(url: str, count: int) -> str:
     return "".join(frames)
 
 
-def test_with_javascript_a_lost_connection_resumes_from_the_last_event(served: BackgroundServer, open_context) -> None:
-    page = open_context(viewport=DESKTOP)
+def test_with_javascript_a_lost_connection_resumes_from_the_last_event(served: BackgroundServer, open_page) -> None:
+    page = open_page(viewport=DESKTOP)
     streams: list[dict[str, str]] = []
 
     def cut_the_first_stream(route) -> None:
@@ -238,8 +219,8 @@ def test_with_javascript_a_lost_connection_resumes_from_the_last_event(served: B
     assert final.startswith(live.rstrip())  # nothing lost, nothing twice
 
 
-def test_check_again_page_shows_no_refresh_and_one_live_region(served: BackgroundServer, open_context) -> None:
-    page = open_context(java_script_enabled=False, viewport=DESKTOP)
+def test_check_again_page_shows_no_refresh_and_one_live_region(served: BackgroundServer, open_page) -> None:
+    page = open_page(java_script_enabled=False, viewport=DESKTOP)
     page.goto(f"{served.url}/lite")
     html = page.content().lower()
     assert "http-equiv" not in html

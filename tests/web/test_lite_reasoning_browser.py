@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
 from tests.ui.browser_support import pytestmark as browser_marks
+from tests.web.support import make_settings
 from tests.web.test_lite_browser import DESKTOP, shot, state, until
 
 pytestmark = browser_marks
@@ -21,30 +21,10 @@ pytestmark = browser_marks
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
-    settings = load_settings(
-        default_model="demo:assistant",
-        database_url=f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('lite-thinking') / 'runs.db'}",
-        prompts_dir=str(tmp_path_factory.mktemp("prompts")),
-        demo={"first_token_delay": 0.2, "tokens_per_second": 120},
-        store={"flush_interval": 0.1},
-    )
+    settings = make_settings(None, tmp_path_factory.mktemp("lite-thinking"), prompts=tmp_path_factory.mktemp("prompts"),
+                             first_token_delay=0.2, tokens_per_second=120, timeouts=None)
     with BackgroundServer(create_app(context=AppContext(settings))) as server:
         yield server
-
-
-@pytest.fixture
-def open_page(browser) -> Iterator:
-    contexts = []
-
-    def open_(**options):
-        contexts.append(browser.new_context(viewport=DESKTOP, **options))
-        page = contexts[-1].new_page()
-        page.set_default_timeout(15_000)
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
 
 
 def ask_thinker(page, url: str, effort: str) -> None:
@@ -58,7 +38,7 @@ def ask_thinker(page, url: str, effort: str) -> None:
 
 def test_with_javascript_the_thoughts_grow_in_their_box_not_in_the_answer(served: BackgroundServer,
                                                                           open_page) -> None:
-    page = open_page()
+    page = open_page(viewport=DESKTOP)
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     ask_thinker(page, served.url, "low")  # about a second of thinking
@@ -87,7 +67,7 @@ def test_with_javascript_the_thoughts_grow_in_their_box_not_in_the_answer(served
 
 
 def test_without_javascript_the_thoughts_open_by_keyboard(served: BackgroundServer, open_page) -> None:
-    page = open_page(java_script_enabled=False)
+    page = open_page(viewport=DESKTOP, java_script_enabled=False)
     ask_thinker(page, served.url, "minimal")
     deadline_state = ""
     for _ in range(60):

@@ -8,6 +8,13 @@ A `python` rule names a callable `package.module:function` taking the text and r
 True/None (passed), False, a problem string, or a list of problem strings. It runs server code
 on the model's answer, so it is refused unless its module is listed in the settings'
 `validator_modules` (see `check_python_rule`), and nothing is imported when rules are declared.
+
+Patterns (`required_patterns`, `forbidden_patterns`, and a JSON Schema's `pattern` and
+`patternProperties`) run on RE2, whose matching time is linear in the text: a pattern it cannot run
+(a backreference, a lookaround…) is refused when the rules are declared, with the reason. See
+`llmtool.checks.patterns` for the few differences from Python's `re`. A server checks answers with
+`llmtool.checks.check_text`, in a pool of processes, stopped at a time limit; `check` itself is the
+plain function those processes call.
 """
 
 from __future__ import annotations
@@ -15,14 +22,17 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llmtool.checks.patterns import CompileBudget, PatternError, compile_pattern
+from llmtool.checks.schema import check_schema_patterns, schema_validator
+
 OutputMode = Literal["stream", "buffer"]
-_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*\n(.*)\n\s*```\s*$", re.DOTALL)
+Stage = tuple[str, Callable[[], list[str]]]  # (what is checked, for a message; the check)
 
 
 class ValidationRules(BaseModel):
@@ -42,16 +52,20 @@ class ValidationRules(BaseModel):
     def _check(self) -> ValidationRules:
         if self.min_length is not None and self.max_length is not None and self.min_length > self.max_length:
             raise ValueError(f"min_length {self.min_length} is more than max_length {self.max_length}")
+        budget = CompileBudget(what="the patterns of these rules")  # declared on the event loop: bounded
         for pattern in (*self.required_patterns, *self.forbidden_patterns):
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+                budget.compile(pattern)
+            except PatternError as exc:
+                raise ValueError(str(exc)) from None
         if self.json_schema is not None:
             try:
                 jsonschema.validators.validator_for(self.json_schema).check_schema(self.json_schema)
             except jsonschema.SchemaError as exc:
                 raise ValueError(f"json_schema is not a valid JSON Schema: {exc.message}") from None
+            except RecursionError:
+                raise ValueError("json_schema is nested too deeply to be checked") from None
+            check_schema_patterns(self.json_schema, budget)
         if self.python is not None:
             split_callable_path(self.python)
         return self
@@ -70,33 +84,106 @@ class ValidationRules(BaseModel):
             ]
         )
 
+    @property
+    def only_length(self) -> bool:
+        """Whether every rule is a length rule: O(1) to check, never worth another process."""
+        return self.rule_count == (self.min_length is not None) + (self.max_length is not None)
+
     def check(self, text: str) -> list[str]:
         """Every problem with `text`, each a sentence a person understands; [] when it passed."""
-        problems: list[str] = []
-        if self.min_length is not None and len(text) < self.min_length:
-            problems.append(f"too short: {len(text)} characters, at least {self.min_length} required")
-        if self.max_length is not None and len(text) > self.max_length:
-            problems.append(f"too long: {len(text)} characters, at most {self.max_length} allowed")
+        return [problem for _, run in self.stages(text) for problem in run()]
+
+    def stages(self, text: str) -> Iterator[Stage]:
+        """The checks of `text` one by one, each named ("the forbidden pattern 'x'"), so a check
+        stopped at its time limit can say which one ran too long."""
+        yield "the length", lambda: _length_problems(text, self.min_length, self.max_length)
         for pattern in self.required_patterns:
-            if not re.search(pattern, text, re.MULTILINE):
-                problems.append(f"required pattern not found: {pattern}")
+            yield f"the required pattern {pattern!r}", lambda p=pattern: _required(p, text)  # type: ignore[misc]
         for pattern in self.forbidden_patterns:
-            if match := re.search(pattern, text, re.MULTILINE):
-                problems.append(f"forbidden pattern found: {pattern} (matched {match.group(0)[:40]!r})")
-        for word in self.forbidden_words:
-            if re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE):
-                problems.append(f"forbidden word used: {word}")
+            yield f"the forbidden pattern {pattern!r}", lambda p=pattern: _forbidden(p, text)  # type: ignore[misc]
+        if self.forbidden_words:
+            yield "the forbidden words", lambda: _forbidden_words(self.forbidden_words, text)
         if self.must_be_json or self.json_schema is not None:
-            problems.extend(_json_problems(text, self.json_schema))
+            yield "the JSON answer" if self.json_schema is None else "the JSON schema", \
+                lambda: _json_problems(text, self.json_schema)
         if self.python is not None:
-            problems.extend(_python_problems(self.python, text))
-        return problems
+            path = self.python
+            yield f"the python rule {path}", lambda: _python_problems(path, text)
+
+
+def _length_problems(text: str, min_length: int | None, max_length: int | None) -> list[str]:
+    problems = []
+    if min_length is not None and len(text) < min_length:
+        problems.append(f"too short: {len(text)} characters, at least {min_length} required")
+    if max_length is not None and len(text) > max_length:
+        problems.append(f"too long: {len(text)} characters, at most {max_length} allowed")
+    return problems
+
+
+def _required(pattern: str, text: str) -> list[str]:
+    if compile_pattern(pattern).search(text) is None:
+        return [f"required pattern not found: {pattern}"]
+    return []
+
+
+def _forbidden(pattern: str, text: str) -> list[str]:
+    if (match := compile_pattern(pattern).search(text)) is not None:
+        return [f"forbidden pattern found: {pattern} (matched {match.group(0)[:40]!r})"]
+    return []
+
+
+def _forbidden_words(words: list[str], text: str) -> list[str]:
+    # Python's re on purpose: \b knows Unicode letters there (RE2's \b is ASCII), and an escaped word
+    # between two \b cannot backtrack: O(len(text) × len(word)).
+    return [f"forbidden word used: {word}" for word in words
+            if re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE)]
 
 
 def parse_json_answer(text: str) -> Any:
-    """The JSON in an answer, accepting one surrounding ``` fence as models often add."""
-    fenced = _FENCE.match(text)
-    return json.loads(fenced.group(1) if fenced else text)
+    """The JSON in an answer, accepting one surrounding ``` fence as models often add.
+
+    A JSONDecodeError when it is not JSON (also when it is nested too deeply to read)."""
+    fenced = unfence(text)
+    inner = text if fenced is None else fenced
+    try:
+        return json.loads(inner)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", inner, 0) from None
+    except ValueError as exc:  # a 5,000-digit number: Python's limit on int conversion
+        if isinstance(exc, json.JSONDecodeError):
+            raise
+        raise json.JSONDecodeError(str(exc), inner, 0) from None
+
+
+def unfence(text: str) -> str | None:
+    """The text inside one ``` fence (```json … ```) around the whole answer, else None.
+
+    What the regex `^\\s*```[a-zA-Z]*\\s*\\n(.*)\\n\\s*```\\s*$` (DOTALL) matched, found in linear
+    time: that regex backtracked in O(n³) on an answer of "```" and many newlines (8,000: 4 minutes)."""
+    start = len(text) - len(text.lstrip())
+    end = len(text.rstrip())
+    if not text.startswith("```", start) or end - start < 6 or not text.endswith("```", 0, end):
+        return None
+    after_tag = start + 3
+    while after_tag < end and text[after_tag].isascii() and text[after_tag].isalpha():
+        after_tag += 1
+    # the opening: white space after the tag that holds a newline; the content starts after its last
+    opening_end = after_tag
+    while opening_end < end and text[opening_end].isspace():
+        opening_end += 1
+    first_newline = text.rfind("\n", after_tag, opening_end)
+    # the closing: white space before the last ``` that holds a newline; the content ends at its last
+    closing = end - 3
+    closing_start = closing
+    while closing_start > start + 3 and text[closing_start - 1].isspace():
+        closing_start -= 1
+    last_newline = text.rfind("\n", max(closing_start, after_tag), closing)
+    if first_newline < 0 or last_newline < 0:
+        return None
+    if last_newline <= first_newline:  # both in one run of white space: nothing but white space inside
+        before = text.rfind("\n", after_tag, last_newline)
+        return None if before < 0 else text[before + 1:last_newline]
+    return text[first_newline + 1:last_newline]
 
 
 def _json_problems(text: str, schema: dict[str, Any] | None) -> list[str]:
@@ -106,9 +193,7 @@ def _json_problems(text: str, schema: dict[str, Any] | None) -> list[str]:
         return [f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
     if schema is None:
         return []
-    # format_checker: "format": "date" and friends are checked, not only annotations.
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+    validator = schema_validator(schema)  # RE2 patterns; "format": "date" and friends are checked
     try:
         errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
     except Exception as exc:  # e.g. a $ref that resolves nowhere: the schema's fault, say so

@@ -100,3 +100,74 @@ def test_a_schema_that_cannot_be_applied_is_a_problem_not_a_crash():
     rules = ValidationRules(json_schema={"$ref": "#/definitions/missing"})
     [problem] = rules.check("{}")
     assert problem.startswith("the JSON schema could not be applied")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "found"),
+    [
+        (r"^Answer: \d+$", "intro\nAnswer: 42\nbye", True),  # multiline, as with re.MULTILINE
+        (r"^\w+$", "réponse", True),  # \w: letters of any script, as in Python
+        (r"^\d+$", "١٢٣", True),  # \d: any script's digits
+        (r"^\s+$", "\u00a0\u2003", True),  # \s: Unicode white space
+        (r"[\w-]+@x", "josé-m@x", True),  # \w inside a class
+        (r"end\Z", "the end", True),  # \Z: the end of the text
+        (r"end\Z", "the end\n", False),
+        (r"^a{,2}$", "aa", True),  # {,n}: up to n
+        (r"(?i)HELLO", "hello", True),
+        (r"\u00e9", "é", True),
+        (r"\N{EM DASH}", "a — b", True),
+        (r"x(?#a comment)y", "xy", True),
+        (r"(a+)+$", "a" * 30 + "!", False),  # RE2: linear; Python's re: minutes
+        (r"b", "a\ud800b", True),  # a lone surrogate does not break the search
+    ],
+)
+def test_patterns_keep_pythons_meaning_on_re2(pattern, text, found):
+    rules = ValidationRules(required_patterns=[pattern])
+    assert (rules.check(text) == []) is found
+
+
+@pytest.mark.parametrize(
+    ("pattern", "words"),
+    [
+        (r"(\w)\1", "backreferences (\\1, (?P=name)) are not supported"),
+        (r"x(?!y)", "lookahead and lookbehind assertions"),
+        (r"a*+", "atomic groups and possessive quantifiers"),
+        (r"a{5000}", "a repetition count above 1000"),
+    ],
+)
+def test_patterns_re2_cannot_run_are_refused_when_declared(pattern, words):
+    with pytest.raises(ValidationError) as caught:
+        ValidationRules(forbidden_patterns=[pattern])
+    message = str(caught.value)
+    assert f"pattern {pattern!r} cannot be used: {words}" in message
+    assert "patterns run on RE2" in message
+
+
+def test_json_schema_patterns_run_on_re2_with_ecma_meaning():
+    rules = ValidationRules(json_schema={
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": r"^\d{3}$"}},
+        "patternProperties": {"^x-": {"type": "integer"}},
+        "additionalProperties": False,
+    })
+    assert rules.check('{"code": "123", "x-a": 1}') == []
+    assert rules.check('{"code": "١٢٣"}') == ["JSON does not match the schema at code: '١٢٣' does not match '^\\\\d{3}$'"]
+    assert rules.check('{"x-a": "no"}') == ["JSON does not match the schema at x-a: 'no' is not of type 'integer'"]
+    assert rules.check('{"other": 1}') == [
+        "JSON does not match the schema at the top: 'other' does not match any of the regexes: '^x-'"
+    ]
+
+
+def test_json_inside_a_fence_and_deeply_nested_json():
+    rules = ValidationRules(json=True)
+    assert rules.check('```json\n\n{"a": 1}\n\n```\n') == []
+    assert rules.check("[" * 50_000 + "]" * 50_000) == ["not valid JSON: nested too deeply at line 1 column 1"]
+
+
+def test_stages_name_each_check():
+    rules = ValidationRules(max_length=5, required_patterns=["a"], forbidden_words=["b"], json=True,
+                            python="tests.core.test_validation:passes_if_short")
+    assert [what for what, _ in rules.stages("x")] == [
+        "the length", "the required pattern 'a'", "the forbidden words", "the JSON answer",
+        "the python rule tests.core.test_validation:passes_if_short",
+    ]

@@ -10,6 +10,11 @@ Each cell is an ordinary run (same retries, timeouts, validation), recorded with
 name and content hash. A run that fails (provider error, timeout, bad render of one row) becomes
 an `error` cell; the batch goes on. Stopping the iteration (or cancelling its task) cancels the
 runs in flight, which closes their provider connections.
+
+`concurrency` tasks take the cells one after another (never one task per cell: 5,000 cases × 16
+models would be 80,000 coroutines at once). A case's expectations are checked with
+`llmtool.checks.check_expectations`: off the event loop when they can take long, stopped after
+`time_limit` seconds (the cell fails and says which expectation ran too long).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 
+from llmtool.checks import DEFAULT_TIME_LIMIT, check_expectations
 from llmtool.errors import UsageError
 from llmtool.evaluation.dataset import Case, Dataset
 from llmtool.evaluation.results import CaseResult, EvalReport
@@ -58,11 +64,13 @@ async def evaluate(
     concurrency: int = DEFAULT_CONCURRENCY,
     origin: RunOrigin | None = None,
     evaluation_id: str | None = None,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> AsyncGenerator[EvalProgress, None]:
     """Every cell's result as it finishes, with counts for a progress bar.
 
     With a run store the evaluation is kept as a unit (template and dataset versions, models, each
-    cell's run) under `evaluation_id` (made up when not given); `origin` says who runs it."""
+    cell's run) under `evaluation_id` (made up when not given); `origin` says who runs it.
+    `time_limit`: seconds for the check of one answer's expectations."""
     if concurrency < 1:
         raise UsageError(f"concurrency must be at least 1, got {concurrency}")
     model_ids = resolve_models(service, template, models)
@@ -70,27 +78,52 @@ async def evaluate(
         update={"source": "evaluation", "evaluation_id": evaluation_id or new_run_id()}
     )
     stored = await _store_start(service, template, dataset, model_ids, origin)
+    total = len(dataset.cases) * len(model_ids)
+    cells = ((case, model) for case in dataset.cases for model in model_ids)  # shared by the takers
+    finished: asyncio.Queue[CaseResult] = asyncio.Queue()
     limit = asyncio.Semaphore(concurrency)
-    tasks = [
-        asyncio.create_task(_cell(service, template, case, model, limit, origin), name=f"eval-{case.id}-{model}")
-        for case in dataset.cases
-        for model in model_ids
-    ]
+
+    async def take_cells() -> None:
+        for case, model in cells:
+            finished.put_nowait(await _cell(service, template, case, model, limit, origin, time_limit))
+
+    takers = [asyncio.create_task(take_cells(), name=f"eval-{i + 1}") for i in range(min(concurrency, total))]
     done = passed = 0
     results: list[CaseResult] = []
     try:
-        for next_done in asyncio.as_completed(tasks):
-            result = await next_done
+        while done < total:
+            result = await _next_result(finished, takers)
             results.append(result)
             done += 1
             passed += result.passed
-            yield EvalProgress(done=done, total=len(tasks), result=result, passed=passed)
+            yield EvalProgress(done=done, total=total, result=result, passed=passed)
     finally:
-        for task in tasks:
+        for task in takers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*takers, return_exceptions=True)
         if stored:
-            await _store_end(service, origin, results, finished=done == len(tasks))
+            await _store_end(service, origin, results, finished=done == total)
+
+
+async def _next_result(finished: asyncio.Queue[CaseResult], takers: list[asyncio.Task[None]]) -> CaseResult:
+    """The next cell to finish; a taker that died of a bug of ours is raised, not waited for."""
+    if not finished.empty():
+        return finished.get_nowait()
+    getting = asyncio.ensure_future(finished.get())
+    try:
+        while True:
+            running = [t for t in takers if not t.done()]
+            await asyncio.wait([getting, *running], return_when=asyncio.FIRST_COMPLETED)
+            if getting.done():
+                return getting.result()
+            for task in takers:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            if not running:
+                raise RuntimeError("the evaluation's cells ended without a result")
+    finally:
+        if not getting.done():
+            getting.cancel()
 
 
 async def _store_start(service: LLMService, template: Template, dataset: Dataset, models: list[str],
@@ -130,13 +163,14 @@ async def run_evaluation(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_progress: Callable[[EvalProgress], None] | None = None,
     origin: RunOrigin | None = None,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> EvalReport:
     """The whole matrix as a report; `on_progress` is called after each cell."""
     model_ids = resolve_models(service, template, models)
     results: list[CaseResult] = []
     evaluation_id = new_run_id()
     steps = evaluate(service, template, dataset, model_ids, concurrency=concurrency, origin=origin,
-                     evaluation_id=evaluation_id)
+                     evaluation_id=evaluation_id, time_limit=time_limit)
     try:
         async for step in steps:
             results.append(step.result)
@@ -167,11 +201,12 @@ def build_report(
 
 
 async def _cell(
-    service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore, origin: RunOrigin
+    service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore, origin: RunOrigin,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> CaseResult:
     base = _base(template, case, model)
     try:
-        return await _run_cell(service, template, case, model, limit, base, origin)
+        return await _run_cell(service, template, case, model, limit, base, origin, time_limit)
     except Exception as error:  # a bug of ours must not take the other cells down with it
         log.exception("evaluation cell %s × %s failed unexpectedly", case.id, model)
         return CaseResult(
@@ -193,7 +228,7 @@ def _base(template: Template, case: Case, model: str) -> dict:
 
 async def _run_cell(
     service: LLMService, template: Template, case: Case, model: str, limit: asyncio.Semaphore, base: dict,
-    origin: RunOrigin,
+    origin: RunOrigin, time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> CaseResult:
     async with limit:
         try:
@@ -206,10 +241,14 @@ async def _run_cell(
             run.cancel()
             await run.wait()  # the run has closed its provider connection before we give up
             raise
-    return _result(base, case, run)
+    terminal = run.terminal
+    expected = []
+    if isinstance(terminal, Completed):
+        expected = await check_expectations(case.expect, terminal.text, time_limit=time_limit)
+    return _result(base, case, run, expected)
 
 
-def _result(base: dict, case: Case, run: Run) -> CaseResult:
+def _result(base: dict, case: Case, run: Run, expected: list[str] | None = None) -> CaseResult:
     terminal = run.terminal
     assert terminal is not None
     metrics = terminal.metrics
@@ -229,5 +268,5 @@ def _result(base: dict, case: Case, run: Run) -> CaseResult:
         return CaseResult(**common, status="stopped", error="the run was stopped")
     validated = next((e for e in reversed(run.log) if isinstance(e, Validated)), None)
     problems = list(validated.problems) if validated is not None else []
-    problems += case.expect.check(terminal.text)
+    problems += case.expect.check(terminal.text) if expected is None else expected
     return CaseResult(**common, status="failed" if problems else "passed", problems=problems)

@@ -132,3 +132,22 @@ def test_unicode_line_separators_do_not_split_rows(tmp_path: Path, template: Tem
     assert [(c.line, c.values["text"]) for c in load_dataset(jsonl_path, template).cases] == [
         (1, f"a{separator}b"), (2, "c"),
     ]
+
+
+async def test_reading_off_the_event_loop_gives_the_same_dataset(tmp_path: Path, template: Template) -> None:
+    from llmtool.checks import CheckPool, set_pool
+    from llmtool.evaluation import load_dataset_async
+
+    pool = CheckPool(size=1)
+    previous = set_pool(pool)
+    try:
+        path = write(tmp_path, "cases.csv", "id,text,count,expect_contains,expect_regex\na,x,2,x,^x\nb,y,,,\n")
+        here, there = load_dataset(path, template), await load_dataset_async(path, template)
+        assert there == here and pool.started == 1
+        bad = write(tmp_path, "bad.csv", "text,count\na,lots\n")
+        with pytest.raises(DatasetError) as caught:
+            await load_dataset_async(bad, template)
+        assert caught.value.problems == [f"{bad}:2: variable 'count' must be a whole number, got 'lots'"]
+    finally:
+        set_pool(previous)
+        await pool.aclose()

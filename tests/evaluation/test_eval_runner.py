@@ -174,3 +174,40 @@ def _write(directory: Path, name: str, text: str) -> Path:
     path = directory / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+async def test_cells_are_taken_by_as_many_tasks_as_the_concurrency(
+    tmp_path: Path, template: Template, service: LLMService
+) -> None:
+    """One task per cell was 80,000 coroutines for 5,000 cases × 16 models; now `concurrency` take turns."""
+    import asyncio
+
+    rows = "".join(f"w{i},w{i},,Say w{i}\n" for i in range(300))
+    dataset = load_dataset(_write(tmp_path, "many.csv", "id,word,divisor,expect_contains\n" + rows), template)
+    tasks_seen = []
+    passed = 0
+    async for step in evaluate(service, template, dataset, ["demo:echo"], concurrency=3):
+        tasks_seen.append(len(asyncio.all_tasks()))
+        passed = step.passed
+    assert passed == 300 and len(tasks_seen) == 300
+    assert max(tasks_seen) < 30
+
+
+async def test_a_slow_expectation_fails_its_cell_with_the_reason(
+    tmp_path: Path, template: Template, service: LLMService
+) -> None:
+    from llmtool.checks import CheckPool, set_pool
+
+    pool = CheckPool(size=1)
+    previous = set_pool(pool)
+    try:
+        long_word = "a" * 20_000  # a long answer: its expectations are checked in the pool
+        dataset = load_dataset(_write(tmp_path, "one.csv", f"id,word,expect_regex\nlong,{long_word},(a+)+$\n"), template)
+        report = await run_evaluation(service, template, dataset, ["demo:echo"], time_limit=0.000_001)
+    finally:
+        set_pool(previous)
+        await pool.aclose()
+    [cell] = report.results
+    assert cell.status == "failed"
+    [problem] = cell.problems
+    assert problem.startswith("the check of ") and problem.endswith(" took longer than 1e-06 s and was stopped")

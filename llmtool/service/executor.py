@@ -18,6 +18,7 @@ from contextlib import aclosing
 
 from llmtool import errors
 from llmtool.catalog import ModelInfo
+from llmtool.checks import check_text
 from llmtool.events import (
     Completed,
     Failed,
@@ -135,7 +136,7 @@ class RunExecutor:
                     time_left=lambda: deadline_at - self.loop.time(),
                 )
                 await retrying(self._attempt)
-            self._complete()
+            await self._complete()
         except asyncio.CancelledError:
             self._release_held()
             self._emit(Stopped(elapsed=self.elapsed(), text=self.text, reasoning=self.reasoning,
@@ -315,13 +316,14 @@ class RunExecutor:
         ))
 
     # -- endings ------------------------------------------------------------------------------
-    def _complete(self) -> None:
+    async def _complete(self) -> None:
         self._release_held()
         text = self.text
         usage = self._usage_event()
         self._emit(usage)
         rules = self.run.request.validation
-        problems = rules.check(text) if rules.rule_count else []
+        # off the event loop when it could take long; a check past its time limit is a problem named
+        problems = await check_text(rules, text) if rules.rule_count else []
         self._emit(Validated(
             elapsed=self.elapsed(), passed=not problems, problems=problems, rules_checked=rules.rule_count
         ))

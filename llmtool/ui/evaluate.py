@@ -24,7 +24,7 @@ from typing import Any
 import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
-from llmtool.evaluation import CaseResult, Dataset, DatasetError, EvalReport, build_report, evaluate, load_dataset
+from llmtool.evaluation import CaseResult, Dataset, DatasetError, EvalReport, build_report, evaluate, load_dataset_async
 from llmtool.evaluation.dataset import DATASET_SUFFIXES
 from llmtool.evaluation.runner import resolve_models
 from llmtool.service import LLMService, RunOrigin
@@ -157,7 +157,7 @@ class EvalHandlers:
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Evaluate the template over the dataset × models; stream progress and the table."""
         try:
-            job = self._start(template, dataset, upload, models or [], concurrency, failures_only,
+            job = await self._start(template, dataset, upload, models or [], concurrency, failures_only,
                               user=chat_handlers.login(request))
         except DatasetError as error:
             shown, actual = self._dataset_names(dataset, upload)
@@ -234,14 +234,14 @@ class EvalHandlers:
             return []
 
     # -- internals ------------------------------------------------------------------------------
-    def _start(self, template_name: str | None, dataset: str | None, upload: str | None, models: list[str],
+    async def _start(self, template_name: str | None, dataset: str | None, upload: str | None, models: list[str],
                concurrency: float, failures_only: bool, user: str | None = None) -> EvalJob:
         name = chosen(template_name)
         if name is None:
             raise InvalidRequestError("pick a template to evaluate")
         template = self.context.registry.get(name)  # as the file is now
         path = self._dataset_path(dataset, upload)
-        data = load_dataset(path, template)
+        data = await load_dataset_async(path, template)  # off the event loop, stopped at its time limit
         service = self.context.service
         model_ids = resolve_models(service, template, models)
         workers = int(concurrency or 1)

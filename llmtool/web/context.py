@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from llmtool import checks
 from llmtool.catalog import Catalog
 from llmtool.redact import Redactor
 from llmtool.service import LLMService
@@ -157,6 +158,7 @@ class AppContext:
         if self._service is not None:
             await self._service.aclose()
             self._service = self._loop = None
+        await checks.aclose()  # the checking processes end with the server
         if self._export_dir is not None:
             shutil.rmtree(self._export_dir, ignore_errors=True)
             self._export_dir = None

@@ -204,6 +204,70 @@ class RunSettings(_Strict):
     )
 
 
+BUILTIN_ROLES = ("admin", "member", "partner")
+
+
+class RolePolicy(_Strict):
+    """What one role may do and spend: data in the config file (`[roles.partner]`), never code branches.
+
+    Glob patterns (`fnmatch`, case-sensitive) name the models (`openai:gpt-4.1*`, `demo:*`) and templates
+    a role may use; an empty list allows none. Limits left unset do not apply."""
+
+    models: list[str] = Field(default_factory=list, description="Model ids this role may use, as globs.")
+    templates: list[str] = Field(default_factory=list, description="Template names this role may use, as globs.")
+    uploads: bool = Field(False, description="May upload datasets (Evaluate).")
+    free_prompts: bool = Field(True, description="May send prompts of their own, not only through templates.")
+    see_all_runs: bool = Field(False, description="Sees and may stop every user's runs (admins).")
+    manage_users: bool = Field(False, description="Sees the usage of every user (admin view).")
+    max_concurrent_runs: int | None = Field(None, ge=1, le=10_000, description="Runs streaming at once per user.")
+    runs_per_minute: int | None = Field(None, ge=1, le=100_000, description="Runs started per user per minute.")
+    max_evaluation_runs: int | None = Field(
+        None, ge=1, le=10_000_000, description="Largest evaluation: cases × models × repeats, plus grading runs."
+    )
+    daily_budget: float | None = Field(None, ge=0, description="Dollars per user per UTC day.")
+    monthly_budget: float | None = Field(None, ge=0, description="Dollars per user per UTC calendar month.")
+
+    @property
+    def budgeted(self) -> bool:
+        return self.daily_budget is not None or self.monthly_budget is not None
+
+
+def default_roles() -> dict[str, RolePolicy]:
+    """The built-in roles; `[roles.NAME]` in the config file replaces one or adds another."""
+    return {
+        "admin": RolePolicy(models=["*"], templates=["*"], uploads=True, see_all_runs=True, manage_users=True),
+        "member": RolePolicy(models=["*"], templates=["*"], uploads=True),
+        "partner": RolePolicy(free_prompts=True, max_concurrent_runs=2, runs_per_minute=10,
+                              max_evaluation_runs=200, daily_budget=5.0, monthly_budget=50.0),
+    }
+
+
+class LoginThrottle(_Strict):
+    """Slowing down and then refusing password guesses, per user name and per client address."""
+
+    free_failures: int = Field(3, ge=1, le=1000, description="Failures answered at once before slowing down.")
+    delay: float = Field(1.0, ge=0, le=60, description="Seconds added per failure past the free ones.")
+    lock_after: int = Field(10, ge=1, le=100_000, description="Failures in `window` that lock the user or address.")
+    lock_minutes: float = Field(15, gt=0, le=1440, description="How long a lock lasts.")
+    window_minutes: float = Field(15, gt=0, le=1440, description="Failures older than this are forgotten.")
+
+
+class AccountSettings(_Strict):
+    """Logins: passwords, throttling, tokens and the reverse-proxy header."""
+
+    min_password_length: int = Field(12, ge=1, le=1024)
+    throttle: LoginThrottle = Field(default_factory=LoginThrottle)
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses or networks (CIDR) whose `proxy_user_header` is believed."
+    )
+    proxy_user_header: str | None = Field(
+        None, description="A header carrying the login name set by a trusted reverse proxy (e.g. X-Forwarded-User)."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Other origins allowed to call the API with credentials (CORS)."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LLMTOOL_",
@@ -252,6 +316,10 @@ class Settings(BaseSettings):
     )
     store: StoreSettings = Field(default_factory=StoreSettings)
     runs: RunSettings = Field(default_factory=RunSettings)
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
+    roles: dict[str, RolePolicy] = Field(
+        default_factory=default_roles, description="Per-role permissions and limits; merged over the built-in roles."
+    )
 
     @field_validator("openai_base_url", "anthropic_base_url")
     @classmethod
@@ -274,6 +342,21 @@ class Settings(BaseSettings):
                     f"{sorted(reserved)}"
                 )
         return value
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles(cls, value: Any) -> Any:
+        """A built-in role named in the config keeps the built-in values of the fields it does not set."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, Any] = {name: role.model_dump() for name, role in default_roles().items()}
+        for name, given in value.items():
+            if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"role name {name!r} must be letters, digits, - or _")
+            if isinstance(given, RolePolicy):
+                given = given.model_dump(exclude_unset=True)
+            merged[name] = merged.get(name, {}) | given if isinstance(given, dict) else given
+        return merged
 
     @classmethod
     def settings_customise_sources(

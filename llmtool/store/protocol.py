@@ -24,6 +24,7 @@ from llmtool.store.records import (
     SessionRecord,
     TemplateVersion,
 )
+from llmtool.store.tokens import TokenRecord
 
 
 class StoreError(Exception):
@@ -129,5 +130,24 @@ class RunStore(Protocol):
 
     async def purge_sessions(self, now: float, idle_seconds: float) -> int:
         """Delete the sessions past their absolute end or unused for `idle_seconds`; returns how many."""
+
+    # -- API tokens (keyed by a hash of the token, like sessions; `tokens.py`) -----------------------
+    async def create_token(self, record: TokenRecord) -> None: ...
+
+    async def token_by_hash(self, token_hash: str) -> TokenRecord | None: ...
+
+    async def list_tokens(self, user: str) -> list[TokenRecord]:
+        """The user's tokens, oldest first."""
+
+    async def count_tokens(self, user: str) -> int: ...
+
+    async def touch_token(self, token_hash: str, when: float) -> None:
+        """The token was used at `when` (Unix time)."""
+
+    async def delete_token(self, user: str, token_id: str) -> bool:
+        """Revoke one of `user`'s tokens; False when they have none by that id."""
+
+    async def delete_user_tokens(self, user: str) -> int:
+        """Revoke every token of `user` (a password change, a removed user); returns how many."""
 
     async def aclose(self) -> None: ...

@@ -157,3 +157,6 @@ class SessionRecord(BaseModel):
     created_at: float
     last_seen: float
     expires_at: float
+    # A digest of the password hash the session was opened under: a new password (or a removed user)
+    # ends it (`llmtool.accounts`). "" where logins have no users file (a bare password check).
+    stamp: str = ""

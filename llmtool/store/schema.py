@@ -128,4 +128,18 @@ sessions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("stamp", sa.String(32), nullable=False, server_default=""),  # the password it was opened with
+)
+
+# API tokens for scripts, keyed by the SHA-256 of the token (shown once to its user, never stored).
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(24), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("stamp", sa.String(32), nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used", sa.Float),
 )

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from llmtool.events import Interrupted, Metrics, RunEvent, run_event_adapter
+from llmtool.store import tokens as token_sql
 from llmtool.store.protocol import Owner, RunUpdate
 from llmtool.store.records import (
     EvaluationCell,
@@ -43,6 +44,7 @@ from llmtool.store.schema import (
     sessions,
     templates,
 )
+from llmtool.store.tokens import TokenRecord
 from llmtool.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -390,6 +392,28 @@ class SqlRunStore:
         async with self.engine.begin() as connection:
             result = await connection.execute(sessions.delete().where(ended))
         return int(result.rowcount or 0)
+
+    # -- API tokens (the SQL is in tokens.py) --------------------------------------------------------
+    async def create_token(self, record: TokenRecord) -> None:
+        await token_sql.create_token(self.engine, record)
+
+    async def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        return await token_sql.token_by_hash(self.engine, token_hash)
+
+    async def list_tokens(self, user: str) -> list[TokenRecord]:
+        return await token_sql.list_tokens(self.engine, user)
+
+    async def count_tokens(self, user: str) -> int:
+        return await token_sql.count_tokens(self.engine, user)
+
+    async def touch_token(self, token_hash: str, when: float) -> None:
+        await token_sql.touch_token(self.engine, token_hash, when)
+
+    async def delete_token(self, user: str, token_id: str) -> bool:
+        return await token_sql.delete_token(self.engine, user, token_id)
+
+    async def delete_user_tokens(self, user: str) -> int:
+        return await token_sql.delete_user_tokens(self.engine, user)
 
     async def aclose(self) -> None:
         await self.engine.dispose()

@@ -39,7 +39,7 @@ async def test_only_the_hash_of_the_token_is_kept(store: SqlRunStore) -> None:
     async with store.engine.connect() as connection:
         rows = (await connection.execute(sa.select(sessions))).mappings().all()
     assert [dict(row) for row in rows] == [{"token_hash": "f" * 64, "user": "ann", "created_at": 1000.0,
-                                            "last_seen": 1000.0, "expires_at": 1000.0 + 7 * 24 * HOUR}]
+                                            "last_seen": 1000.0, "expires_at": 1000.0 + 7 * 24 * HOUR, "stamp": ""}]
 
 
 async def test_every_session_of_a_user_can_be_ended(store: SqlRunStore) -> None:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmtool.events import FinishReason
+from llmtool.text import repair_surrogates
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 REASONING_EFFORTS: tuple[ReasoningEffort, ...] = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -30,6 +31,11 @@ class ChatMessage(BaseModel):
 
     role: Literal["user", "assistant"]
     content: str
+
+    @field_validator("content")
+    @classmethod
+    def _valid_unicode(cls, content: str) -> str:
+        return repair_surrogates(content)  # no provider's encoder takes a lone surrogate
 
 
 class ProviderRequest(BaseModel):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from llmtool.errors import InvalidRequestError
 from llmtool.providers.base import ChatMessage, ReasoningEffort
 from llmtool.settings import TimeoutOverrides, describe_validation_error
+from llmtool.text import repair_strings, repair_surrogates
 from llmtool.validation import ValidationRules
+
+MAX_OUTPUT_TOKENS = 1_000_000
 
 
 class RunRequest(BaseModel):
@@ -18,14 +22,14 @@ class RunRequest(BaseModel):
     `prompt` is shorthand for a final user message appended to `messages`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: str | None = Field(None, description="PROVIDER:MODEL; the default model when unset.")
     prompt: str | None = None
     messages: list[ChatMessage] = Field(default_factory=list)
     system: str | None = None
     temperature: float | None = Field(None, ge=0, le=2)
-    max_output_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_output_tokens: int | None = Field(None, ge=1, le=MAX_OUTPUT_TOKENS)
     reasoning_effort: ReasoningEffort | None = Field(
         None, description="How hard a reasoning model thinks: none, minimal, low, medium, high, xhigh or "
         "max (models accept some of them); unset: the model's default.",
@@ -44,6 +48,42 @@ class RunRequest(BaseModel):
     @property
     def template_source(self) -> str | None:
         return self._template_source
+
+    @field_validator("model", "prompt", "system", "template", "template_hash")
+    @classmethod
+    def _valid_unicode(cls, text: str | None) -> str | None:
+        # A lone surrogate (JSON's "\ud800", a command-line argument's undecodable bytes) fails every
+        # provider's encoder: repaired here, U+FFFD, whatever surface the request came from.
+        return None if text is None else repair_surrogates(text)
+
+    @field_validator("variables")
+    @classmethod
+    def _valid_unicode_values(cls, variables: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if variables is None else repair_strings(variables)
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _finite_temperature(cls, value: Any) -> Any:
+        if _not_finite(value):
+            raise ValueError(f"must be a number from 0 to 2 (unset: the model's default), not {_shown(value)}")
+        return value
+
+    @field_validator("max_output_tokens", mode="before")
+    @classmethod
+    def _finite_tokens(cls, value: Any) -> Any:
+        if _not_finite(value):
+            raise ValueError(f"must be a whole number from 1 to {MAX_OUTPUT_TOKENS:,} (unset: the model's "
+                             f"default), not {_shown(value)}")
+        return value
+
+    @field_validator("timeouts", mode="before")
+    @classmethod
+    def _finite_timeouts(cls, value: Any) -> Any:
+        for name, seconds in (value.items() if isinstance(value, dict) else ()):
+            if _not_finite(seconds):
+                raise ValueError(f"{name} must be a number of seconds (unset: the setting), "
+                                 f"not {_shown(seconds)}")
+        return value
 
     @model_validator(mode="after")
     def _conversation(self) -> RunRequest:
@@ -79,3 +119,20 @@ class RunRequest(BaseModel):
                 "validation.python runs code on the server: set it in a template file, not in a request"
             )
         return request
+
+
+def _not_finite(value: Any) -> bool:
+    """NaN or ±Infinity, as a float or as the text a float() would read so."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        try:
+            return not math.isfinite(float(value))
+        except ValueError:
+            return False
+    return False
+
+
+def _shown(value: Any) -> str:
+    number = float(value)
+    return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")

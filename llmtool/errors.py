@@ -6,7 +6,12 @@ Provider adapters translate at one boundary each; nothing above them sees an SDK
     ├── UsageError                     bad input from the user: fix the request, do not retry
     │   ├── UnknownModelError          PROVIDER:MODEL names no configured provider or known model
     │   ├── MissingKeyError            the provider needs an API key that is not set
-    │   └── InvalidRequestError        empty prompt, absurd settings, bad template variables…
+    │   ├── InvalidRequestError        empty prompt, absurd settings, bad template variables…
+    │   │   └── PermissionDeniedError  the login's role does not allow this model, template or prompt
+    │   └── LimitExceededError         a limit of the login's role: wait `retry_after` seconds
+    │       ├── TooManyRunsError       runs per minute, or too many waiting for a slot
+    │       ├── BudgetExceededError    the day's or month's budget is spent
+    │       └── EvaluationTooLargeError  more runs than the role's largest evaluation
     └── ProviderError                  a run failed talking to the provider
         ├── RateLimitedError           429                               retryable
         ├── OverloadedError            529 / overloaded_error            retryable
@@ -57,6 +62,10 @@ ErrorKind = Literal[
     "model_not_found",
     "deadline_exceeded",
     "internal",
+    "permission_denied",
+    "too_many_runs",
+    "budget_exceeded",
+    "evaluation_too_large",
 ]
 
 
@@ -87,6 +96,36 @@ class MissingKeyError(UsageError):
 
 class InvalidRequestError(UsageError):
     kind: ErrorKind = "invalid_request"
+
+
+class PermissionDeniedError(InvalidRequestError):
+    """The login's role does not allow this (a model, a template, a prompt of its own): refused
+    before anything is sent."""
+
+    kind: ErrorKind = "permission_denied"
+
+
+class LimitExceededError(UsageError):
+    """A limit of the login's role (rate, budget, size). `retry_after`: seconds until asking again
+    can succeed; None when waiting does not help."""
+
+    kind: ErrorKind = "too_many_runs"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyRunsError(LimitExceededError):
+    kind: ErrorKind = "too_many_runs"
+
+
+class BudgetExceededError(LimitExceededError):
+    kind: ErrorKind = "budget_exceeded"
+
+
+class EvaluationTooLargeError(LimitExceededError):
+    kind: ErrorKind = "evaluation_too_large"
 
 
 class ProviderError(LLMToolError):

@@ -202,6 +202,19 @@ class RunSettings(_Strict):
         None, gt=0, le=86400,
         description="Stop a run nobody has watched for this many seconds (saves credit); unset: runs finish.",
     )
+    # With logins only (a login's runs; without logins nothing is limited): see llmtool/service/scheduler.py.
+    max_concurrent: int = Field(
+        64, ge=1, le=100_000,
+        description="Runs talking to providers at once in this process, all users together; more wait, fairly.",
+    )
+    user_headroom: int = Field(
+        8, ge=0, le=100_000,
+        description="Slots one user's runs always leave to others: a user runs at most max_concurrent minus "
+        "this at once (fewer if the role says), so another user's run starts at once.",
+    )
+    max_waiting_per_user: int = Field(
+        64, ge=0, le=100_000, description="Runs one user may have waiting for a slot; more are refused (429).",
+    )
 
 
 BUILTIN_ROLES = ("admin", "member", "partner")

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 
 from llmtool import checks
+from llmtool.accounts import Accounts, Principal
 from llmtool.catalog import Catalog
 from llmtool.redact import Redactor
 from llmtool.service import LLMService
@@ -46,10 +47,12 @@ class AppContext:
     """The app's shared state. The run store is the service's (`service.store`), opened by `start()`;
     `prepare()` (before the pages are built) checks it opens and reads the deployment's secret key."""
 
-    def __init__(self, settings: Settings | None = None, *, auth: PasswordCheck | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, auth: PasswordCheck | None = None,
+                 accounts: Accounts | None = None) -> None:
         self.settings = settings or load_settings()
         # The same check the Gradio login uses; `/api` asks for HTTP Basic with it. None: no login.
-        self.auth = auth
+        self.auth = accounts.check if accounts is not None and auth is None else auth
+        self._accounts = accounts
         catalog = Catalog(self.settings)
         self.model_ids = [model.id for model in catalog.usable()]
         self.default_model = catalog.default_model()
@@ -72,6 +75,21 @@ class AppContext:
         if self.secret_key is None:
             self.secret_key = _run_now(_read_secret_key(self.settings.database_url))
         return self.secret_key
+
+    @property
+    def accounts(self) -> Accounts | None:
+        """The logins (`llmtool/accounts`): the users file's, or a bare `auth` check's; both throttled.
+        None without logins."""
+        if self.auth is None:
+            return None
+        if self._accounts is None or self._accounts.check is not self.auth:
+            self._accounts = Accounts(self.settings, check=self.auth)
+        return self._accounts
+
+    def principal(self, user: str | None) -> Principal | None:
+        """Who `user` is and what their role allows; None without logins (or for no user)."""
+        accounts = self.accounts
+        return None if accounts is None else accounts.principal(user)
 
     @property
     def sessions(self) -> Sessions:

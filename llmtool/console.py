@@ -3,6 +3,14 @@ reasoning model's thoughts dimmed as they stream, unless hidden; notices; the me
 a model whose cost is unknown); `run_with_service` gives a command its service on a fresh loop and
 closes it after.
 
+Every byte the CLI prints goes through the redactor: `guarded_output` (entered by `llmtool.cli.main`
+around every command) puts stdout and stderr behind a `MaskedStream` and sends log records (and an
+unexpected traceback) to the masked stderr, so a provider error, a log line or a model's answer
+that echoes a key, whole or in pieces, URL-encoded or in base64, shows `***`:
+
+    with guarded_output(config):            # the keys of the settings and of the environment
+        print(provider_error, file=sys.stderr)
+
 Exit codes: 0 completed, 1 the run failed (or its answer failed validation), 2 bad usage, 130 stopped
 by Ctrl-C (the run is cancelled, so the provider connection closes).
 """
@@ -12,17 +20,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
+import logging
 import os
+import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TextIO
+import threading
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TextIO, cast
 
 from llmtool.catalog import ModelInfo
 from llmtool.errors import UsageError
 from llmtool.events import Completed, Failed, Notice, ReasoningDelta, Retrying, Stopped, TextDelta, Validated
+from llmtool.redact import Redactor, settings_secrets
 from llmtool.service import LLMService, RunOrigin, RunRequest
-from llmtool.settings import load_settings
+from llmtool.settings import config_path, load_settings
 from llmtool.store import StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -174,3 +189,111 @@ def run_with_service(args: argparse.Namespace, body: Callable[[LLMService], Awai
             await service.aclose()
 
     return asyncio.run(main())
+
+
+# -- every output through the redactor ---------------------------------------------------------
+# Environment variables whose value is a credential by their name (OPENAI_API_KEY, GITHUB_TOKEN…).
+_SECRET_NAME = re.compile(r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD)$", re.IGNORECASE)
+_GUESSED = 8  # a value found by its name only: shorter ones (`…_KEY=true`) would mask ordinary words
+# `api_key = "…"` (any key, token, secret or password) in a config file TOML cannot read.
+_SECRET_ASSIGNMENT = re.compile(
+    r"""^\s*[\w.-]*(?:key|token|secret|password)[\w.-]*\s*=\s*(["'])([^"'\r\n]+)\1""",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def cli_redactor(config: str | Path | None) -> Redactor:
+    """The keys the CLI must never print: those of the settings (providers, endpoints, credentials
+    in base URLs), and every environment variable named like a credential. Settings that do not
+    load (their error is about to be printed) still give the environment's keys and the values
+    assigned to `…key`/`…token`/`…secret`/`…password` in the config file."""
+    secrets = [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= _GUESSED]
+    try:
+        return Redactor([*secrets, *settings_secrets(load_settings(config))])
+    except Exception:  # the command reports the problem; what it prints is still masked
+        pass
+    try:
+        path = config_path(config)
+        text = path.read_text(encoding="utf-8", errors="replace") if path is not None else ""
+    except (OSError, UsageError):
+        text = ""
+    found = (match.group(2) for match in _SECRET_ASSIGNMENT.finditer(text))
+    return Redactor([*secrets, *(value for value in found if len(value) >= _GUESSED)])
+
+
+class MaskedStream(io.TextIOBase):
+    """A text stream that masks every secret of `redactor` before it reaches `stream`. A key
+    written in pieces is masked whole: the shortest tail that could still become a secret is held
+    back until the next write shows it cannot (or `release()`, when the command ends) — `flush()`
+    never lets a piece out. Thread-safe: log records may come from worker threads."""
+
+    def __init__(self, stream: TextIO, redactor: Redactor) -> None:
+        super().__init__()
+        self.stream = stream
+        self._masker = redactor.stream()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            masked = self._masker.feed(text)
+            if masked:
+                self.stream.write(masked)
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.stream.flush()
+
+    def release(self) -> None:
+        """Write what is held back (masked): the output has ended."""
+        with self._lock:
+            rest = self._masker.flush()
+            if rest:
+                self.stream.write(rest)
+            self.stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # TextIOBase declares it read-only
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.stream, "errors", None)
+
+    def close(self) -> None:  # the real stream stays open: it is not ours to close
+        self.release()
+
+
+@contextlib.contextmanager
+def guarded_output(config: str | Path | None) -> Iterator[Redactor]:
+    """stdout, stderr and logging behind the redactor of `config` for the block (see the module
+    docstring); an exception escaping the block is printed masked, then raised as `SystemExit(1)`."""
+    redactor = cli_redactor(config)
+    real_out, real_err = sys.stdout, sys.stderr
+    out, err = MaskedStream(real_out, redactor), MaskedStream(real_err, redactor)
+    handler = logging.StreamHandler(cast(TextIO, err))  # the look of logging's last-resort handler
+    handler.setLevel(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    sys.stdout, sys.stderr = cast(TextIO, out), cast(TextIO, err)
+    try:
+        yield redactor
+    except Exception:  # a bug: its traceback may quote a provider's answer, so it is masked too
+        traceback.print_exc(file=err)
+        raise SystemExit(EXIT_FAILED) from None
+    finally:
+        root.removeHandler(handler)
+        sys.stdout, sys.stderr = real_out, real_err
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            out.release()
+        with contextlib.suppress(OSError, ValueError):
+            err.release()

@@ -124,19 +124,7 @@ class Redactor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Redactor:
-        from llmtool.providers.registry import configured_base_urls, configured_keys
-
-        secrets = configured_keys(settings)
-        urls = configured_base_urls(settings)
-        for endpoint in settings.endpoints.values():
-            urls.append(endpoint.base_url)
-            if endpoint.api_key is not None:
-                secrets.append(endpoint.api_key.get_secret_value())
-            if endpoint.api_key_env:
-                secrets.append(os.environ.get(endpoint.api_key_env, ""))
-        for url in urls:
-            secrets.extend(url_secrets(url))
-        return cls(secrets, directories=[Path(settings.prompts_dir)])
+        return cls(settings_secrets(settings), directories=[Path(settings.prompts_dir)])
 
 
 class StreamMasker:
@@ -159,6 +147,23 @@ class StreamMasker:
     def flush(self) -> str:
         held, self.held = self.held, ""
         return self.redactor.mask_secrets(held)
+
+
+def settings_secrets(settings: Settings) -> list[str]:
+    """Every secret the settings hold: the providers' and endpoints' keys, credentials in base URLs."""
+    from llmtool.providers.registry import configured_base_urls, configured_keys
+
+    secrets = configured_keys(settings)
+    urls = configured_base_urls(settings)
+    for endpoint in settings.endpoints.values():
+        urls.append(endpoint.base_url)
+        if endpoint.api_key is not None:
+            secrets.append(endpoint.api_key.get_secret_value())
+        if endpoint.api_key_env:
+            secrets.append(os.environ.get(endpoint.api_key_env, ""))
+    for url in urls:
+        secrets.extend(url_secrets(url))
+    return secrets
 
 
 def url_secrets(url: str | None) -> list[str]:

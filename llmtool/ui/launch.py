@@ -1,13 +1,14 @@
 """`python app.py`: parse the flags, set up the login, serve the app (or reload it under `gradio app.py`).
 
     python app.py                                   # http://127.0.0.1:7860, demo model without a key
-    python app.py --host 0.0.0.0 --users-file users.txt
-    LLMTOOL_USERS="alice:pw,bob:pw" python app.py --share
+    python app.py --host 0.0.0.0 --users-file users.txt     # llmtool users add NAME --users-file users.txt
+    python app.py --share --users-file users.txt
 
 Every flag has a settings equivalent (`LLMTOOL_UI__HOST`, `LLMTOOL_UI__PORT`,
 `LLMTOOL_UI__USERS_FILE`, `LLMTOOL_CONFIG`, or `[ui]` in the config file). Logins come from a users
-file (`user:password` lines) and/or `LLMTOOL_USERS`; passwords are never taken from the command
-line, where other users of the machine could read them. `--share` without a login is refused.
+file (`user:hash[:role]` lines, `llmtool/accounts/users.py`) and/or `LLMTOOL_USERS` (the same
+entries, one per line); passwords are never taken from the command line, where other users of the
+machine could read them, nor kept in plain text. `--share` without a login is refused.
 
 With users, llmtool owns the login (`llmtool/web/login.py`): a `/login` form, sessions kept in the run
 store for `ui.session_idle_minutes` of disuse (default 720, 12 h) and at most `ui.session_max_days`
@@ -20,17 +21,18 @@ check (its tokens live in that one process's memory and never expire: a developm
 from __future__ import annotations
 
 import argparse
-import hmac
 import os
 import secrets
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
 import uvicorn
 
+from llmtool.accounts import Accounts
+from llmtool.accounts.users import USERS_ENV
 from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.settings import Settings, load_settings
 from llmtool.store import StoreError, default_database_url, describe_url
@@ -38,12 +40,11 @@ from llmtool.ui.blocks import build_demo, page_options
 from llmtool.web.app import create_app
 from llmtool.web.context import AppContext
 
-USERS_ENV = "LLMTOOL_USERS"
 EXIT_USAGE = 2
 SHARE_NEEDS_LOGIN = (
     "--share puts the app on a public URL that anyone with the link can use (and spend your API "
-    "credit): set up a login first, with --users-file FILE (lines of user:password) or "
-    f'{USERS_ENV}="alice:password".'
+    "credit): set up a login first, with --users-file FILE (made with `llmtool users add NAME "
+    f"--users-file FILE`) or {USERS_ENV} (the same user:hash[:role] lines)."
 )
 
 
@@ -57,7 +58,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true",
                         help="also serve on a temporary public gradio.live link (needs a login)")
     parser.add_argument("--users-file", type=Path,
-                        help=f"login: a file of user:password lines (env LLMTOOL_UI__USERS_FILE; also {USERS_ENV})")
+                        help="login: a file of user:hash[:role] lines, made with `llmtool users add` "
+                        f"(env LLMTOOL_UI__USERS_FILE; also {USERS_ENV})")
     parser.add_argument("--config", help="config file (default $LLMTOOL_CONFIG or ./llmtool.toml)")
     return parser.parse_args(argv)
 
@@ -67,47 +69,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **({"ui": ui} if ui else {}))
 
 
-def parse_users(text: str, source: str, separator: str = "\n") -> dict[str, str]:
-    """`user:password` entries (blank entries and `#` comments skipped) → {user: password}."""
-    users: dict[str, str] = {}
-    for number, entry in enumerate(text.split(separator), start=1):
-        entry = entry.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        user, sep, password = entry.partition(":")
-        if not sep or not user.strip() or not password:
-            where = f"{source} line {number}" if separator == "\n" else source
-            raise InvalidRequestError(f"{where}: expected user:password, got an entry without both")
-        users[user.strip()] = password
-    return users
-
-
-def load_users(users_file: Path | None, environ: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, str]:
-    users: dict[str, str] = {}
-    if users_file is not None:
-        try:
-            text = Path(users_file).expanduser().read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InvalidRequestError(f"cannot read the users file {users_file}: {exc.strerror}") from None
-        users |= parse_users(text, str(users_file))
-    if environ.get(USERS_ENV):
-        users |= parse_users(environ[USERS_ENV], USERS_ENV, separator=",")
-    return users
-
-
-def password_check(users: dict[str, str]) -> Callable[[str, str], bool] | None:
-    """The password check (`AppContext.auth`, and Gradio's `auth=` in reload mode); None (no login)
-    when there are no users."""
-    if not users:
-        return None
-    encoded = {user: password.encode() for user, password in users.items()}
-
-    def check(username: str, password: str) -> bool:
-        expected = encoded.get(username)
-        # Compare against something even for unknown users, so timing does not tell them apart.
-        return hmac.compare_digest(password.encode(), expected or secrets.token_bytes(16)) and expected is not None
-
-    return check
+def load_accounts(settings: Settings) -> Accounts | None:
+    """The logins of the users file and `LLMTOOL_USERS` (None: no login); a wrong file is a
+    UsageError naming its line, and a file others can read is a warning on stderr."""
+    accounts = Accounts.load(settings)
+    for warning in accounts.warnings if accounts is not None else []:
+        print(f"llmtool: warning: {warning}", file=sys.stderr)
+    return accounts
 
 
 def reload_mode() -> bool:
@@ -124,7 +92,7 @@ def module_demo() -> gr.Blocks:
     try:
         settings = load_settings(_config_flag(sys.argv[1:]))
         # The users only show the page's Log out link: main() passes the check to Gradio's `auth=`.
-        return build_demo(AppContext(settings, auth=password_check(load_users(settings.ui.users_file))))
+        return build_demo(AppContext(settings, accounts=Accounts.load(settings)))
     except (UsageError, StoreError) as error:
         print(f"llmtool: {_startup_problem(error)}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
@@ -149,13 +117,13 @@ def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> in
     args = parse_args(argv)
     try:
         settings = settings_from_args(args)
-        users = load_users(settings.ui.users_file)
-        if args.share and not users:
+        accounts = load_accounts(settings)
+        if args.share and accounts is None:
             raise InvalidRequestError(SHARE_NEEDS_LOGIN)
     except UsageError as error:
         print(f"llmtool: {error.message}", file=sys.stderr)
         return EXIT_USAGE
-    auth = password_check(users)
+    auth = accounts.check if accounts is not None else None
     ui = settings.ui
     if ui.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
         print(f"llmtool: warning: listening on {ui.host} without a login; anyone who can reach it "
@@ -163,11 +131,11 @@ def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> in
     try:
         if reload_mode():
             if demo is None:  # app.py passes its module-level demo, built with the same --config
-                demo = build_demo(AppContext(settings, auth=auth))
+                demo = build_demo(AppContext(settings, accounts=accounts))
             demo.launch(server_name=ui.host, server_port=ui.port, max_threads=ui.max_threads, auth=auth,
                         share=False, **page_options())
             return 0
-        app = create_app(settings, auth=auth)
+        app = create_app(context=AppContext(settings, accounts=accounts))
     except (UsageError, StoreError) as error:
         print(f"llmtool: {_startup_problem(error)}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from llmtool.errors import InvalidRequestError
-from llmtool.ui.launch import load_users, main, parse_args, password_check, settings_from_args
+from llmtool.settings import load_settings
+from llmtool.ui.launch import load_accounts, main, parse_args, settings_from_args
+from tests.accounts.support import CHEAP
 
 
 def test_flags_override_the_settings(tmp_path: Path) -> None:
@@ -25,33 +27,34 @@ def test_environment_sets_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings_from_args(parse_args(["--port", "8124"])).ui.port == 8124
 
 
-def test_users_from_file_and_environment(tmp_path: Path) -> None:
+def test_users_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     users_file = tmp_path / "users.txt"
-    users_file.write_text("# team\nalice:wonder:land\n\nbob: spaced \n")
-    users = load_users(users_file, {"LLMTOOL_USERS": "carol:pw1, bob:override"})
-    assert users == {"alice": "wonder:land", "bob": "override", "carol": "pw1"}
+    users_file.write_text(f"# team\nalice:{CHEAP.hash('wonder:land')}:admin\n\nbob: {CHEAP.hash('spaced')} \n")
+    users_file.chmod(0o600)
+    monkeypatch.setenv("LLMTOOL_USERS", f"carol:{CHEAP.hash('pw1')}\nbob:{CHEAP.hash('override')}:partner")
+    accounts = load_accounts(load_settings(ui={"users_file": str(users_file)}))
+    assert accounts is not None
+    assert {name: entry.role for name, entry in accounts.users().items()} == {
+        "alice": "admin", "bob": "partner", "carol": "member"}
+    assert accounts.check("alice", "wonder:land") and accounts.check("bob", "override")
+    assert not accounts.check("bob", "spaced") and not accounts.check("mallory", "pw1")
 
 
 @pytest.mark.parametrize("line", ["alice", ":pw", "alice:"])
 def test_a_malformed_users_line_names_its_line(tmp_path: Path, line: str) -> None:
     users_file = tmp_path / "users.txt"
-    users_file.write_text(f"ok:pw\n{line}\n")
-    with pytest.raises(InvalidRequestError, match=r"users\.txt line 2: expected user:password"):
-        load_users(users_file, {})
+    users_file.write_text(f"ok:{CHEAP.hash('pw')}\n{line}\n")
+    with pytest.raises(InvalidRequestError, match=r"users\.txt line 2: expected user:hash"):
+        load_accounts(load_settings(ui={"users_file": str(users_file)}))
 
 
 def test_a_missing_users_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError, match="cannot read the users file"):
-        load_users(tmp_path / "nope.txt", {})
+        load_accounts(load_settings(ui={"users_file": str(tmp_path / "nope.txt")}))
 
 
-def test_password_check() -> None:
-    assert password_check({}) is None
-    check = password_check({"alice": "s3cret"})
-    assert check is not None
-    assert check("alice", "s3cret")
-    assert not check("alice", "wrong")
-    assert not check("mallory", "s3cret")
+def test_no_users_means_no_login() -> None:
+    assert load_accounts(load_settings()) is None
 
 
 def test_share_without_a_login_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

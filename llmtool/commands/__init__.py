@@ -5,6 +5,7 @@
     templates.py   llmtool run, llmtool prompts list|check
     evaluation.py  llmtool eval
     logs.py        llmtool logs (list, show, export, delete the kept runs; path)
+    users.py       llmtool users (add, passwd, role, remove, list the logins; API tokens)
 
 Each module has `register(commands)`, adding its parsers with a `handler(args) -> exit code`.
 """

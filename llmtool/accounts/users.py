@@ -56,9 +56,11 @@ def check_name(name: str) -> str | None:
 
 
 def hash_advice(name: str, source: str) -> str:
-    where = f" --users-file {source}" if source != USERS_ENV else ""
-    return (f"run `llmtool users add {name}{where}` (it asks for the password and writes its argon2 hash), "
-            f"or `htpasswd -B FILE {name}`")
+    if source == USERS_ENV:
+        return (f"make the line with `llmtool users add {name} --users-file FILE` (it asks for the password and "
+                f"writes its argon2 hash) or `htpasswd -nB {name}`, and put that line here")
+    return (f"run `llmtool users add {name} --users-file {source}` (it asks for the password and writes its "
+            f"argon2 hash), or `htpasswd -B {source} {name}`")
 
 
 def parse_entry(entry: str, where: str, source: str, roles: Iterable[str]) -> UserEntry | None:

@@ -2,10 +2,16 @@
 
     GET  /login?next=/lite      the form (works without JavaScript; the /lite look and CSP)
     POST /login                 right: a new session (cookie `llmtool_session`) and 303 to `next`;
-                                wrong: the form again, 401, "the user name or password is wrong"
+                                wrong: the form again, 401, "the user name or password is wrong";
+                                too many failures: 429 with Retry-After and how long to wait
     GET  /logout                a one-button confirmation (the Gradio page links here: its Markdown
                                 cannot hold a form, and a Gradio event handler cannot set a cookie)
     POST /logout                ends the session, 303 to /login
+
+Passwords are checked by `context.accounts` (`llmtool/accounts`): throttled per user name and client
+address before any hashing, the hash checked in a worker thread. A session remembers the password it
+was opened under, so a new password or a removed user ends it. Behind a trusted reverse proxy
+(`accounts.trusted_proxies`) the login named in `accounts.proxy_user_header` counts as logged in.
 
 Sessions live in the run store (`sessions.py`). With logins configured (`context.auth`), the Gradio
 tool is wrapped in `LoginGate`: without a session its pages answer 303 to `/login?next=<path>` and
@@ -29,6 +35,7 @@ from starlette.datastructures import FormData
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from llmtool.accounts import Accounts
 from llmtool.store import StoreError
 from llmtool.web import csrf
 from llmtool.web.context import AppContext, app_context
@@ -45,12 +52,27 @@ router = APIRouter(include_in_schema=False)
 
 # -- who is this ----------------------------------------------------------------------------------
 async def session_user(request: HTTPConnection, context: AppContext) -> str | None:
-    """The login of the request's session cookie, or None (remembered for the rest of the request)."""
+    """The login of the request's session cookie (or of a trusted proxy's header), or None
+    (remembered for the rest of the request)."""
     state = request.scope.setdefault("state", {})
     if _STATE not in state:
-        state[_STATE] = await context.sessions.user_of(request.cookies.get(COOKIE)) if context.auth else None
+        state[_STATE] = await _logged_in(request, context.accounts, context)
     user: str | None = state[_STATE]
     return user
+
+
+async def _logged_in(request: HTTPConnection, accounts: Accounts | None, context: AppContext) -> str | None:
+    if accounts is None:
+        return None
+    proxied = accounts.proxy_user(request.client.host if request.client else None, request.headers)
+    if proxied is not None:
+        return proxied
+    return await context.sessions.user_of(request.cookies.get(COOKIE), accounts.stamp)
+
+
+def client_address(request: HTTPConnection, accounts: Accounts) -> str | None:
+    """The client's address as the throttle counts it (behind trusted proxies, from X-Forwarded-For)."""
+    return accounts.client(request.client.host if request.client else None, request.headers.get("x-forwarded-for"))
 
 
 def gradio_user(context: AppContext) -> Callable[[Request], Awaitable[str | None]]:
@@ -104,16 +126,24 @@ async def login(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     target = safe_next(_text(form, "next"))
-    if context.auth is None:
+    accounts = context.accounts
+    if accounts is None:
         return RedirectResponse(target, status_code=303)
     username, password = _text(form, "username").strip(), _text(form, "password")
-    if not username or not password or len(username) > 200 or not context.auth(username, password):
+    outcome = None
+    if username and password and len(username) <= 200:
+        outcome = await accounts.authenticate(username, password, client_address(request, accounts))
+    if outcome is not None and outcome.refusal is not None:
+        return _page(request, "login.html", 429, title="Log in", next=target, username=username,
+                     summary=[("username", outcome.refusal.message)],
+                     headers={"Retry-After": str(outcome.refusal.seconds)})
+    if outcome is None or outcome.user is None:
         return _page(request, "login.html", 401, title="Log in", next=target, username=username,
                      summary=[("username", WRONG)])
     sessions = context.sessions
     try:
         await sessions.end(request.cookies.get(COOKIE))  # a session from before login is never reused
-        value = await sessions.create(username)
+        value = await sessions.create(username, accounts.stamp(username) or "")
     except StoreError as error:
         log.error("a login could not be kept: %s", error.message)
         return _page(request, "login.html", 503, title="Log in", next=target, username=username,

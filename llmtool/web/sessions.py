@@ -1,14 +1,17 @@
 """Login sessions kept server-side in the run store, behind a signed cookie.
 
     sessions = context.sessions
-    value = await sessions.create("ann")          # the cookie's value: a random token, signed
-    user = await sessions.user_of(value)          # "ann"; None when forged, unknown, ended or expired
+    value = await sessions.create("ann", stamp)   # the cookie's value: a random token, signed
+    user = await sessions.user_of(value, accounts.stamp)  # "ann"; None when forged, unknown, ended,
+                                                  # expired, or her password changed / she was removed
     await sessions.end(value)                      # log out (this process at once, others within CACHE_SECONDS)
 
 The cookie holds `token.signature`: a random 256-bit token signed (HMAC, itsdangerous) with the
 deployment's secret key, which every process reads from the store. A forged or altered value fails
 the signature check before any database lookup. The store keeps the SHA-256 of the token, never the
-token: a copy of the database gives no working cookie.
+token: a copy of the database gives no working cookie. A session also keeps the `stamp` of the
+password it was opened with (`llmtool.accounts`): once the password changes or the user is removed,
+`user_of` ends it at its next use, in every process, whatever the cache holds.
 
 A session ends after `ui.session_idle_minutes` without use (default 12 h) or `ui.session_max_days`
 after login (default 7 days), whichever comes first. A verified session is remembered in memory for
@@ -76,13 +79,14 @@ class Sessions:
             return None
 
     # -- sessions ----------------------------------------------------------------------------------
-    async def create(self, user: str) -> str:
-        """A new session for `user`; returns the cookie value. Raises StoreError when it cannot be kept."""
+    async def create(self, user: str, stamp: str = "") -> str:
+        """A new session for `user` (opened under the password whose `stamp` is given); returns the
+        cookie value. Raises StoreError when it cannot be kept."""
         store = self._required_store()
         token = secrets.token_urlsafe(32)
         now = self.clock()
         record = SessionRecord(token_hash=_hash(token), user=user, created_at=now, last_seen=now,
-                               expires_at=now + self.max_seconds)
+                               expires_at=now + self.max_seconds, stamp=stamp)
         try:
             await store.purge_sessions(now, self.idle_seconds)  # a cheap indexed delete, once per login
             await store.create_session(record)
@@ -90,8 +94,9 @@ class Sessions:
             raise StoreError(f"the session could not be saved: {type(exc).__name__}") from None
         return self._signer.sign(token).decode("ascii")
 
-    async def user_of(self, value: str | None) -> str | None:
-        """The login name of a live session, or None (forged, unknown, ended, idle or too old)."""
+    async def user_of(self, value: str | None, stamp_of: Callable[[str], str | None] | None = None) -> str | None:
+        """The login name of a live session, or None (forged, unknown, ended, idle or too old; or,
+        with `stamp_of` (the accounts' `stamp`), of a removed user or opened under an older password)."""
         token = self.token(value)
         if token is None:
             return None
@@ -107,7 +112,8 @@ class Sessions:
                 return None
             cached = self._remember(key, record)
         now = self.clock()
-        if now >= record.expires_at or now - record.last_seen >= self.idle_seconds:
+        stale = stamp_of is not None and stamp_of(record.user) != record.stamp
+        if stale or now >= record.expires_at or now - record.last_seen >= self.idle_seconds:
             self._cache.pop(key, None)
             await self._delete(key)
             return None

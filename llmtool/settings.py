@@ -280,6 +280,30 @@ class AccountSettings(_Strict):
         default_factory=list, description="Other origins allowed to call the API with credentials (CORS)."
     )
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (CIDR, e.g. 10.0.0.0/8)") from None
+        return [entry.strip() for entry in value]
+
+    @field_validator("proxy_user_header")
+    @classmethod
+    def _header(cls, value: str | None, info: Any) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.strip().replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"{value!r} is not a header name (letters, digits and -)")
+        if not info.data.get("trusted_proxies"):
+            raise ValueError("a proxy user header is only believed from accounts.trusted_proxies: list your "
+                             "reverse proxy's address there")
+        return value.strip()
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

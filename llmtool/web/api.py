@@ -32,7 +32,7 @@ from llmtool.service.conversations import continuation, current_turns, pending
 from llmtool.service.runs import new_run_id
 from llmtool.settings import describe_validation_error
 from llmtool.store import RunQuery, RunRecord, RunStatus
-from llmtool.web import apidocs
+from llmtool.web import apidocs, tokens
 from llmtool.web.api_body import CreateRun, read_json
 from llmtool.web.basic_auth import api_user
 from llmtool.web.context import AppContext, context_dependency
@@ -377,4 +377,5 @@ def _accepted(status: RunStatusBody, replayed: bool = False) -> JSONResponse:
     return JSONResponse(dump(status), status_code=202, headers=headers)
 
 
+router.include_router(tokens.router)  # /api/tokens: a user's API tokens for scripts
 router.include_router(apidocs.docs_router(router))  # /api/openapi.json, /api/docs, and the catch-all 404 last

@@ -1,4 +1,6 @@
-"""The offline demo provider: the default with no key, paced like a real model, no network."""
+"""The offline demo provider: the default with no key, paced like a real model, no network.
+
+demo:grader answers grading prompts with a deterministic JSON verdict (`demo_grader`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from llmtool.providers.base import (
     UsageChunk,
 )
 from llmtool.providers.demo_answers import THINKING_SECONDS, answer, reasoning
+from llmtool.providers.demo_grader import grade
 from llmtool.settings import DemoSettings
 from llmtool.tokens import estimate_tokens
 
@@ -28,7 +31,8 @@ class DemoProvider:
         self.pacing = pacing or DemoSettings()
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
-        tokens = _TOKEN.findall(answer(request.model, request))
+        text = grade(request) if request.model == "grader" else answer(request.model, request)
+        tokens = _TOKEN.findall(text)
         limit = request.max_output_tokens
         finish: FinishReason = "stop"
         if limit is not None and len(tokens) > limit:

@@ -24,7 +24,7 @@ def test_keys_make_providers_usable_and_real_models_come_first():
     [
         ("gpt-4.1", UnknownModelError, "PROVIDER:MODEL"),
         ("mystery:model", UnknownModelError, "unknown provider 'mystery'"),
-        ("demo:nonexistent", UnknownModelError, "known: assistant, echo, thinker"),
+        ("demo:nonexistent", UnknownModelError, "known: assistant, echo, grader, thinker"),
         ("openai:gpt-4.1-mini", MissingKeyError, "OPENAI_API_KEY"),
         ("anthropic:claude-haiku-4-5", MissingKeyError, "ANTHROPIC_API_KEY"),
     ],

@@ -154,7 +154,7 @@ def test_models_lists_each_providers_models_saying_which_are_live(loopback, caps
     assert main(["models"]) == 0
     out, err = capsys.readouterr()
     assert "· openai: " in err and "as the provider lists them" in err
-    assert "· demo: 3 models, configured" in err
+    assert "· demo: 4 models, configured" in err
     assert "demo:thinker" in out and "reasoning: none, minimal" in out and "openai:gpt-4.1-mini" in out
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from llmtool.evaluation.assertions import TextAssertion, Verdict
     from llmtool.evaluation.dataset import Expectations
     from llmtool.templates.template import Template
     from llmtool.validation import ValidationRules
@@ -37,6 +38,12 @@ def check_text(rules: ValidationRules, text: str, *, report: Report) -> list[str
 
 def check_expectations(expect: Expectations, text: str, *, report: Report) -> list[str]:
     return run_stages(expect.stages(text), report)
+
+
+def check_assertion(assertion: TextAssertion, text: str, *, report: Report) -> Verdict:
+    """One text assertion of `llmtool.evaluation.assertions`: (passed, score, reason)."""
+    report(f"the assertion {assertion.label}", [])
+    return assertion.verdict(text)
 
 
 def load_dataset(path: Path, template: Template, *, report: Report) -> tuple[str, Any]:
@@ -69,6 +76,7 @@ def echo(value: Any, seconds: float = 0.0, *, report: Report) -> Any:
 TASKS: dict[str, Task] = {
     "check_text": check_text,
     "check_expectations": check_expectations,
+    "check_assertion": check_assertion,
     "load_dataset": load_dataset,
     "echo": echo,
 }

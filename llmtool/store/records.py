@@ -18,7 +18,7 @@ from llmtool.events import Metrics
 
 RunStatus = Literal["running", "completed", "stopped", "failed", "interrupted"]
 ENDED_STATUSES: frozenset[str] = frozenset({"completed", "stopped", "failed", "interrupted"})
-RunSource = Literal["chat", "template", "compare", "evaluation", "cli", "api", "lite", "history"]
+RunSource = Literal["chat", "template", "compare", "evaluation", "cli", "api", "lite", "history", "grading"]
 
 
 class RunOrigin(BaseModel):

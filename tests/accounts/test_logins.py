@@ -230,3 +230,17 @@ def test_cheap_test_hashes_are_cheap_and_production_ones_are_not() -> None:
     started = time.perf_counter()
     passwords.verify("pw", real)
     assert time.perf_counter() - started > 5 * cheap_cost
+
+
+async def test_a_line_without_a_password_never_logs_in_by_password_but_by_proxy(tmp_path: Path) -> None:
+    path = users_file(tmp_path, {"ann": "ann's password"})
+    path.write_text(path.read_text() + "sso-only:!:partner\n")
+    settings = load_settings(accounts={"trusted_proxies": ["10.0.0.0/8"], "proxy_user_header": "X-Forwarded-User"})
+    accounts = Accounts(settings, users_file=path)
+    assert (await accounts.authenticate("sso-only", "!", None)).user is None
+    assert (await accounts.authenticate("sso-only", "", None)).user is None
+    assert accounts.proxy_user("10.1.2.3", {"x-forwarded-user": "sso-only"}) == "sso-only"
+    assert accounts.proxy_user("192.0.2.1", {"x-forwarded-user": "sso-only"}) is None  # not a trusted peer
+    assert accounts.proxy_user("10.1.2.3", {"x-forwarded-user": "mallory"}) is None  # not a user
+    assert accounts.client("10.1.2.3", "198.51.100.7, 10.0.0.5") == "198.51.100.7"
+    assert accounts.client("192.0.2.1", "198.51.100.7") == "192.0.2.1"  # a claim from an untrusted peer

@@ -31,6 +31,7 @@ from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.events import Completed
 from llmtool.service import Run, RunOrigin
 from llmtool.store import RunRecord
+from llmtool.ui import inputs
 from llmtool.ui.browser_state import browser_state
 from llmtool.ui.handlers import (
     EFFORT_CHOICES,
@@ -111,7 +112,14 @@ class CompareHandlers:
         object; each template takes the ones it declares, empty values mean its default)."""
         picks = [template_1, model_1, template_2, model_2, template_3, model_3, template_4, model_4]
         efforts = [effort_1, effort_2, effort_3, effort_4]
-        count = _count(columns)
+        try:
+            count = _count(columns)
+            variables = inputs.json_object(variables, "variables")
+        except UsageError as error:
+            update = CompareUpdate(columns=[_error(error.message), *(ColumnView("", "", "") for _ in range(3))],
+                                   running=False)
+            yield update.outputs()
+            return
         run_ids = [""] * MAX_COLUMNS
         update = CompareUpdate(run_ids=run_ids)
         started: dict[int, Column] = {}
@@ -239,7 +247,10 @@ class CompareHandlers:
         return run
 
     def show_columns(self, columns: float | None) -> tuple[Any, ...]:
-        count = _count(columns)
+        try:
+            count = _count(columns)
+        except UsageError:
+            return tuple(gr.skip() for _ in range(MAX_COLUMNS))
         return tuple(gr.update(visible=i < count) for i in range(MAX_COLUMNS))
 
     def refresh(self, revision: int | None, *names: str | None) -> tuple[Any, ...]:
@@ -256,6 +267,7 @@ class CompareHandlers:
         if picked is None:
             raise InvalidRequestError("pick a template for this column")
         template = self.context.registry.get(picked)  # as the file is now
+        model = inputs.text(model, "model")
         model = None if not model or model == TEMPLATE_MODEL else model
         request = template.to_run_request(template_values(template, variables, strict=False), model=model,
                                           reasoning_effort=reasoning_effort(effort))
@@ -373,7 +385,8 @@ def build(
 
 
 def _count(columns: float | None) -> int:
-    return max(2, min(MAX_COLUMNS, int(columns or 2)))
+    """How many columns run: 2 to 4 (nothing: 2); an InvalidRequestError for anything else."""
+    return inputs.whole_number(columns, "columns", low=2, high=MAX_COLUMNS) or 2
 
 
 def _error(message: str) -> ColumnView:

@@ -30,6 +30,7 @@ from llmtool.evaluation.runner import resolve_models
 from llmtool.service import LLMService, RunOrigin
 from llmtool.templates import Template
 from llmtool.ui import handlers as chat_handlers
+from llmtool.ui import inputs
 from llmtool.ui.eval_table import (
     EvalState,
     dataset_problems_markdown,
@@ -41,7 +42,7 @@ from llmtool.ui.eval_table import (
 from llmtool.ui.streams import batches, streaming_options
 from llmtool.ui.template_fields import chosen, error_markdown
 from llmtool.ui.template_panel import choices, template_dropdown
-from llmtool.ui.uploads import UploadBox, uploaded_file
+from llmtool.ui.uploads import UPLOAD_REFUSED, UploadBox, uploaded_file
 from llmtool.web.context import AppContext
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,8 @@ class EvalHandlers:
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Evaluate the template over the dataset × models; stream progress and the table."""
         try:
-            job = await self._start(template, dataset, upload, models or [], concurrency, failures_only,
-                              user=chat_handlers.login(request))
+            job = await self._start(template, dataset, upload, inputs.names(models, "models"), concurrency,
+                                    inputs.flag(failures_only, "failures only"), user=chat_handlers.login(request))
         except DatasetError as error:
             shown, actual = self._dataset_names(dataset, upload)
             message = dataset_problems_markdown(error.problems, shown, actual)
@@ -239,20 +240,22 @@ class EvalHandlers:
         name = chosen(template_name)
         if name is None:
             raise InvalidRequestError("pick a template to evaluate")
+        workers = inputs.whole_number(concurrency, "runs at once", low=1, high=MAX_CONCURRENCY) or 1
         template = self.context.registry.get(name)  # as the file is now
         path = self._dataset_path(dataset, upload)
         data = await load_dataset_async(path, template)  # off the event loop, stopped at its time limit
         service = self.context.service
         model_ids = resolve_models(service, template, models)
-        workers = int(concurrency or 1)
-        if not 1 <= workers <= MAX_CONCURRENCY:
-            raise InvalidRequestError(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {workers}")
         shown, _ = self._dataset_names(dataset, upload)
         return EvalJob(service, template, data, model_ids, workers, shown, failures_only, user=user)
 
     def _dataset_path(self, dataset: str | None, upload: str | None) -> Path:
+        if upload is not None and not isinstance(upload, str):  # not a file Gradio received
+            raise InvalidRequestError(UPLOAD_REFUSED)
         if upload:
             return uploaded_file(upload)
+        if dataset is not None and not isinstance(dataset, str):
+            raise InvalidRequestError(f"dataset must be a file name from the list; got {inputs.shown(dataset)}")
         if not dataset:
             raise InvalidRequestError("pick a dataset, or upload a .csv or .jsonl file")
         if dataset not in self.datasets():  # a name from the listing, never a path

@@ -41,7 +41,9 @@ from llmtool.errors import InvalidRequestError, UsageError
 from llmtool.events import Completed, RunEvent
 from llmtool.providers.base import REASONING_EFFORTS, ReasoningEffort
 from llmtool.service import Run, RunOrigin, RunRequest
+from llmtool.service.requests import MAX_OUTPUT_TOKENS
 from llmtool.templates import Template
+from llmtool.ui import inputs
 from llmtool.ui.restore import MISSING, REFUSED, load_conversation, model_price_hint, page_lines
 from llmtool.ui.status import RunProgress, escape_markdown, with_price_hint
 from llmtool.ui.streams import batches
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 2.0  # how long Stop waits for the streaming handler to finish its last update
 MODEL_DEFAULT = "model default"  # the reasoning effort picker's "unset" (a template's own applies)
 EFFORT_CHOICES = [MODEL_DEFAULT, *REASONING_EFFORTS]
+MAX_LENGTH = 100_000_000  # characters: the max length rule's field
 BUSY_CHAT = "An answer is still streaming in the chat: stop it or let it finish, then open the conversation."
 
 
@@ -128,20 +131,21 @@ def new_conversation_id() -> str:
 
 def build_request(prompt: str, history: list[Turn], options: dict[str, Any]) -> RunRequest:
     """The run request for a prompt after `history`; an InvalidRequestError if the input is wrong."""
-    words = [w.strip() for w in (options.get("forbidden_words") or "").split(",") if w.strip()]
+    words = [w.strip() for w in inputs.text(options.get("forbidden_words"), "forbidden words").split(",") if w.strip()]
     validation = {
         "mode": options.get("mode") or "stream",
-        "json": bool(options.get("must_be_json")),
-        "max_length": int(options["max_length"]) if options.get("max_length") else None,
+        "json": inputs.flag(options.get("must_be_json"), "must be JSON"),
+        "max_length": inputs.whole_number(options.get("max_length"), "max length", low=1, high=MAX_LENGTH,
+                                          zero="no limit"),
         "forbidden_words": words,
     }
     return RunRequest.parse({
-        "model": options.get("model") or None,
+        "model": inputs.text(options.get("model"), "model") or None,
         "messages": provider_messages(history),
-        "prompt": prompt or "",
-        "system": (options.get("system") or "").strip() or None,
+        "prompt": inputs.text(prompt, "prompt"),
+        "system": inputs.text(options.get("system"), "system prompt").strip() or None,
         "temperature": _temperature(options.get("temperature")),
-        "max_output_tokens": int(options["max_output_tokens"]) if options.get("max_output_tokens") else None,
+        "max_output_tokens": _max_tokens(options.get("max_output_tokens")),
         "reasoning_effort": reasoning_effort(options.get("reasoning_effort")),
         "validation": validation,
     })
@@ -154,10 +158,10 @@ def build_template_request(
     max output tokens fields override the template's own when set. A TemplateError (file:line) if
     the values do not fit."""
     request = template.to_run_request(
-        template_values(template, fields),
-        model=options.get("model") or None,
+        template_values(template, inputs.json_object(fields, "variables")),
+        model=inputs.text(options.get("model"), "model") or None,
         temperature=_temperature(options.get("temperature")),
-        max_output_tokens=int(options["max_output_tokens"]) if options.get("max_output_tokens") else None,
+        max_output_tokens=_max_tokens(options.get("max_output_tokens")),
         reasoning_effort=reasoning_effort(options.get("reasoning_effort")),
     )
     if history:
@@ -168,7 +172,7 @@ def build_template_request(
 def reasoning_effort(value: str | None) -> ReasoningEffort | None:
     """The effort picker's value: None for the model's default (empty, or "model default");
     an InvalidRequestError naming the values for anything else."""
-    value = (value or "").strip().lower()
+    value = inputs.text(value, "reasoning effort").strip().lower()
     if not value or value == MODEL_DEFAULT:
         return None
     if value not in REASONING_EFFORTS:
@@ -426,7 +430,7 @@ class ChatHandlers:
                 request = build_request(prompt, history, options)
             else:  # the template as its file is now; its rendered prompt is the user's turn
                 request = build_template_request(self.context.registry.get(template), variables, history, options)
-                prompt = request.messages[-1].content
+            prompt = request.messages[-1].content  # as the request has it (lone surrogates repaired)
             run = self.context.service.start(request, origin)
         except UsageError as error:
             message = self.context.redact(error.message)
@@ -551,14 +555,12 @@ def _options(*values: Any) -> dict[str, Any]:
 
 def _temperature(value: str | float | None) -> float | None:
     """The temperature field: empty means the model's default."""
-    if value is None or isinstance(value, (int, float)):
-        return value
-    if not value.strip():
-        return None
-    try:
-        return float(value.strip().replace(",", "."))
-    except ValueError:
-        raise InvalidRequestError(f"temperature must be a number from 0 to 2, got {value.strip()!r}") from None
+    return inputs.number(value, "temperature", low=0, high=2, empty="the model's default")
+
+
+def _max_tokens(value: float | None) -> int | None:
+    """The max output tokens field: 0 (or nothing) means the model's default."""
+    return inputs.whole_number(value, "max output tokens", low=1, high=MAX_OUTPUT_TOKENS, zero="the model's default")
 
 
 def _buffered(run: Run) -> bool:

@@ -44,6 +44,7 @@ from llmtool.ui.history_render import (
     title_markdown,
     validation_markdown,
 )
+from llmtool.ui.inputs import shown
 from llmtool.ui.restore import model_price_hint
 from llmtool.ui.status import RunProgress, escape_markdown
 from llmtool.ui.streams import batches
@@ -295,8 +296,11 @@ class HistoryHandlers:
                      request: gr.Request | None = None) -> tuple[Any, ...]:
         """Delete a run (`what` "run") or every run of its conversation ("conversation"); the list
         refreshes."""
-        run_id = (run_id or "").strip()
-        if what not in ("run", "conversation") or not run_id:
+        what, run_id = (what or "").strip(), (run_id or "").strip()
+        if what and what not in ("run", "conversation"):  # an API caller's word (the page sends its own)
+            return Update(pending="", message=error_markdown(
+                f"what to delete must be run or conversation; got {shown(what)}")).outputs()
+        if not what or not run_id:
             return Update(pending="").outputs()
         store = self._store()
         try:
@@ -434,7 +438,11 @@ class HistoryHandlers:
     async def export(self, kind: str | None, state: dict | None, request: gr.Request | None = None
                      ) -> tuple[Any, ...]:
         """Every run the applied filters select (all pages) as a .jsonl or .csv file."""
-        suffix = ".csv" if (kind or "").lower().strip(".") == "csv" else ".jsonl"
+        chosen = (kind or "jsonl").lower().strip().strip(".")
+        if chosen not in ("jsonl", "csv"):
+            return Update(message=error_markdown(f"the export format must be jsonl or csv; got {shown(kind)}")
+                          ).outputs()
+        suffix = f".{chosen}"
         store = self._store()
         if store is None:
             return Update(message=NOT_KEPT).outputs()

@@ -138,7 +138,14 @@ def test_build_request_reads_a_typed_temperature() -> None:
     [
         ("   ", {}, "the prompt is empty"),
         ("hi", {"temperature": 5}, "temperature"),
-        ("hi", {"temperature": "warm"}, "temperature must be a number from 0 to 2, got 'warm'"),
+        ("hi", {"temperature": "warm"}, r"temperature must be a number from 0 to 2 \(empty: the model's default\); got 'warm'"),
+        ("hi", {"temperature": "NaN"}, "temperature must be a number from 0 to 2 .*; got NaN"),
+        ("hi", {"temperature": float("inf")}, "temperature must be a number from 0 to 2 .*; got Infinity"),
+        ("hi", {"max_output_tokens": "abc"}, r"max output tokens must be a whole number from 1 to 1,000,000 "
+                                             r"\(0: the model's default\); got 'abc'"),
+        ("hi", {"max_output_tokens": float("nan")}, "max output tokens must be a whole number .*; got NaN"),
+        ("hi", {"max_length": 2.5}, r"max length must be a whole number from 1 to 100,000,000 \(0: no limit\); "
+                                    "got 2.5"),
     ],
 )
 def test_build_request_rejects_bad_input_with_a_clear_message(prompt, options, message) -> None:

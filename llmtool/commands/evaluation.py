@@ -35,6 +35,7 @@ from llmtool.evaluation.runner import (
 )
 from llmtool.service import LLMService
 from llmtool.settings import load_settings
+from llmtool.templates.loader import in_folder, leads_outside, link_refused
 from llmtool.templates.registry import TemplateRegistry
 from llmtool.templates.template import Template
 
@@ -72,6 +73,9 @@ def _eval(args: argparse.Namespace) -> int:
     _check_output(args)
     settings = load_settings(args.config)
     template = TemplateRegistry(settings.prompts_dir).resolve(args.template)
+    prompts = Path(settings.prompts_dir)  # a dataset of the prompts folder stays in it, whatever the template
+    if in_folder(Path(args.dataset), prompts) and leads_outside(Path(args.dataset), prompts):
+        raise InvalidRequestError(f"{args.dataset}: {link_refused(prompts, 'dataset')}")
     dataset = load_dataset(args.dataset, template)
 
     async def body(service: LLMService) -> int:

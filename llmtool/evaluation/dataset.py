@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmtool.checks.patterns import CompileBudget, PatternBudgetExceeded, PatternError, compile_pattern
 from llmtool.errors import InvalidRequestError
 from llmtool.templates.errors import location
+from llmtool.templates.loader import in_folder, leads_outside, link_refused
 from llmtool.templates.template import Template
 from llmtool.validation import parse_json_answer
 
@@ -187,6 +188,9 @@ def load_dataset(path: Path | str, template: Template, *, pattern_budget: float 
     suffix = path.suffix.lower()
     if suffix not in DATASET_SUFFIXES:
         raise DatasetError([f"{path}: a dataset must be a .csv or .jsonl file"])
+    folder = template.path.parent  # the prompts folder: datasets shipped there must stay in it
+    if in_folder(path, folder) and leads_outside(path, folder):
+        raise DatasetError([f"{path}: {link_refused(folder, 'dataset')}"])
     problems = _Problems()  # reading the file, then the columns, then the cases: the order of old
     columns, case_problems = _Problems(), _Problems()
     try:

@@ -24,6 +24,7 @@ gigabytes ("billion laughs") or a self-referencing structure, and a template nev
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +40,28 @@ from llmtool.validation import ValidationRules
 
 SUFFIX = ".md"
 _FENCES = ("---", "...")
+
+
+def in_folder(path: Path, folder: Path) -> bool:
+    """Whether `path`, as written (no link followed), names something inside `folder`."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
+def leads_outside(path: Path, folder: Path) -> bool:
+    """Whether `path` leaves `folder` once symbolic links are followed: the file is a link to
+    elsewhere (or a folder on its way is). Templates and datasets of the prompts folder that do are
+    refused — a link to ~/.ssh/id_rsa committed to a prompts repository would otherwise be read,
+    previewed and sent to a provider. `folder` itself may be a link (a deployment's choice)."""
+    try:
+        return not path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError, ValueError):  # a loop of links
+        return True
+
+
+def link_refused(folder: Path, what: str) -> str:
+    """The sentence a refused link gets: 'the file is a symbolic link leading outside prompts/ …'."""
+    return (f"the file is a symbolic link leading outside {folder.resolve().name or folder}/: refused "
+            f"(a {what} must be a file inside the prompts folder, not a link to one elsewhere)")
 
 
 def content_hash(data: bytes) -> str:

@@ -6,9 +6,11 @@ file is used by the next run without a restart, and a broken file never hides th
     registry.list()                  # the templates that load, by name
     registry.problems()              # a TemplateError per broken file
 
-A rescan is one `os.scandir` plus a `stat` per file; a file is re-read only when its size or
-modification time changed, or when it was modified in the last two seconds (an edit within the
-file system's timestamp granularity keeps the same mtime: the same trick git uses).
+A file that is a symbolic link leading outside the directory is refused (its entry holds the
+TemplateError saying so), never read. A rescan is one `os.scandir` plus a `stat` per file; a file
+is re-read only when its size or modification time changed, or when it was modified in the last
+two seconds (an edit within the file system's timestamp granularity keeps the same mtime: the same
+trick git uses).
 Thread-safe: the UI may call it from several worker threads.
 """
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmtool.templates.errors import TemplateError, UnknownTemplateError
-from llmtool.templates.loader import SUFFIX, content_hash, load_template
+from llmtool.templates.loader import SUFFIX, content_hash, in_folder, leads_outside, link_refused, load_template
 from llmtool.templates.template import Template
 
 _RACY_SECONDS = 2.0
@@ -78,6 +80,8 @@ class TemplateRegistry:
         candidate = Path(name_or_path)
         if name_or_path.endswith(SUFFIX) or os.sep in name_or_path or "/" in name_or_path:
             if candidate.is_file():
+                if in_folder(candidate, self.directory) and leads_outside(candidate, self.directory):
+                    raise TemplateError(candidate, None, link_refused(self.directory, "template"))
                 return load_template(candidate)
             if name_or_path.endswith(SUFFIX) and (self.directory / candidate.name).is_file():
                 return self.get(candidate.name.removesuffix(SUFFIX))
@@ -99,7 +103,12 @@ class TemplateRegistry:
             except OSError:  # removed between listing and stat
                 continue
             name = dirent.name.removesuffix(SUFFIX)
-            fresh[name] = self._load(name, Path(self.directory, dirent.name), stat, now, previous.get(name))
+            path = Path(self.directory, dirent.name)
+            if dirent.is_symlink() and leads_outside(path, self.directory):
+                refused = TemplateError(path, None, link_refused(self.directory, "template"))
+                fresh[name] = Entry(name, path, None, refused, (stat.st_mtime_ns, stat.st_size), "")
+                continue
+            fresh[name] = self._load(name, path, stat, now, previous.get(name))
         with self._lock:
             self._entries = fresh
         return dict(fresh)

@@ -25,6 +25,7 @@ from typing import Any
 import gradio as gr
 
 from llmtool.ui import compare, evaluate, history
+from llmtool.ui.api_guard import GuardedBlocks
 from llmtool.ui.browser_state import browser_state
 from llmtool.ui.handlers import EFFORT_CHOICES, MODEL_DEFAULT, ChatHandlers
 from llmtool.ui.history_handlers import ANY
@@ -272,7 +273,7 @@ def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency:
 def build_demo(context: AppContext) -> gr.Blocks:
     """The whole app as a gr.Blocks, its queue sized from `context.settings.ui`."""
     ui = context.settings.ui
-    with gr.Blocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
+    with GuardedBlocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
         with gr.Row(equal_height=False):
             gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.", elem_id="page-header")
             if context.auth is not None:
@@ -305,6 +306,7 @@ def build_demo(context: AppContext) -> gr.Blocks:
         pickers.add(past.model_filter, first=[ANY])
         pickers.wire(demo)
         wire_open_conversation(components, chat_handlers, past.open_in_chat.click, past.selected_conversation, tabs)
+    demo.redact = context.redact  # the sentences of refused values (`api_guard`)
     demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
     return demo

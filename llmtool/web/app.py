@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from llmtool.settings import Settings
+from llmtool.ui.api_guard import ApiGuard
 from llmtool.ui.blocks import build_demo, page_options
 from llmtool.web import api, health, lite, login, problems
 from llmtool.web.context import AppContext
@@ -74,16 +75,19 @@ def create_app(
 
 
 def mount_tool(app: FastAPI, blocks: gr.Blocks, context: AppContext, **options: Any) -> FastAPI:
-    """Mount `blocks` at `/` (include every other router first), behind the login when there is one:
+    """Mount `blocks` at `/` (include every other router first), behind `ApiGuard` (event requests
+    checked before Gradio reads them) and the login when there is one:
     Gradio's `auth_dependency` reads the session (its login name is `gr.Request.username`), and
     `login.LoginGate` answers for Gradio when there is none (303 to /login for a page, else 401).
     `app` needs `app.state.context` and `login.router` for the login form."""
     logins = context.auth is not None
     app = gr.mount_gradio_app(app, blocks, path="/", auth_dependency=login.gradio_user(context) if logins else None,
                               **options)
+    mounted = [route for route in app.routes if isinstance(route, Mount) and route.path == ""]
+    if len(mounted) != 1:
+        raise RuntimeError("cannot find the Gradio app mounted at / to put it behind its door and the login")
+    # Every event request is checked before Gradio reads it (`ApiGuard`): a clear 4xx, never a bare 500.
+    mounted[0].app = ApiGuard(mounted[0].app, blocks, context.redact)
     if logins:
-        mounted = [route for route in app.routes if isinstance(route, Mount) and route.path == ""]
-        if len(mounted) != 1:
-            raise RuntimeError("cannot find the Gradio app mounted at / to put it behind the login")
         mounted[0].app = login.LoginGate(mounted[0].app, context)
     return app

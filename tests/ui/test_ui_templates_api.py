@@ -192,7 +192,7 @@ def test_plain_chat_endpoints_keep_their_inputs(app) -> None:
 def test_refresh_lists_a_template_added_on_disk(app, connect) -> None:
     client = connect(app.url)
     write_template(app.prompts, "added", ASK)
-    dropdown, info, preview = client.predict("greet", 0, api_name="/refresh_templates")  # and the revision state
+    dropdown, info, preview = client.predict("greet", api_name="/refresh_templates")  # the revision: the session's
     assert ["added", "added"] in dropdown["choices"] and dropdown["value"] == "greet"
     assert "greet @ " in info
     assert "Say hello to world 1 time(s)." in preview

@@ -180,6 +180,10 @@ class UISettings(_Strict):
     session_max_days: float = Field(
         7, gt=0, le=365, description="A login ends this long after it began (default 7 days), however much it is used."
     )
+    files_keep_minutes: float = Field(
+        60, gt=0, le=525_600,
+        description="Uploaded datasets and exported files are deleted this long after they were written (default 1 h).",
+    )
 
 
 class StoreSettings(_Strict):

@@ -1,6 +1,10 @@
 """What one app shares: settings, the one LLMService, the template registry, redaction, streams
 in flight, a private directory for exported files.
 
+Files stay ours (`llmtool/web/files.py`): building a context makes the process write owner-only
+(umask 077) and gives Gradio a private cache folder before any blocks exist; while the server runs,
+uploads and exports older than `ui.files_keep_minutes` (default 60) are swept every few minutes.
+
     context = AppContext(settings)      # cheap: no service, no provider client yet
     await context.start()               # the lifespan: the service, on the server's loop
     ...
@@ -34,6 +38,7 @@ from llmtool.service import LLMService
 from llmtool.settings import Settings, load_settings
 from llmtool.store import StoreError, open_store
 from llmtool.templates import TemplateRegistry
+from llmtool.web import files
 from llmtool.web.sessions import Sessions
 
 T = TypeVar("T")
@@ -41,6 +46,8 @@ T = TypeVar("T")
 PasswordCheck = Callable[[str, str], bool]
 
 log = logging.getLogger(__name__)
+# The sweeps of old uploads and exports: every quarter of the time files are kept, within these.
+SWEEP_EVERY = (1.0, 300.0)
 
 
 class AppContext:
@@ -50,6 +57,8 @@ class AppContext:
     def __init__(self, settings: Settings | None = None, *, auth: PasswordCheck | None = None,
                  accounts: Accounts | None = None) -> None:
         self.settings = settings or load_settings()
+        # Before Gradio builds anything: it reads its cache folder when blocks and the app are made.
+        self.gradio_cache = files.keep_files_private()
         # The same check the Gradio login uses; `/api` asks for HTTP Basic with it. None: no login.
         self.auth = accounts.check if accounts is not None and auth is None else auth
         self._accounts = accounts
@@ -64,6 +73,7 @@ class AppContext:
         self._sessions: Sessions | None = None
         self._attaching: asyncio.Task[None] | None = None
         self._export_dir: Path | None = None
+        self._sweeping: asyncio.Task[None] | None = None
         self._service: LLMService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # run id → set when the handler streaming that run has returned (see handlers.stop)
@@ -107,6 +117,7 @@ class AppContext:
         otherwise wait for."""
         if self._service is None:
             self._service, self._loop = await LLMService.open(self.settings), asyncio.get_running_loop()
+        self._start_sweeping()
         service = self.service
         for model in service.models():
             try:
@@ -122,6 +133,7 @@ class AppContext:
             # from the moment the store is attached (a fraction of a second).
             self._service, self._loop = LLMService(self.settings), loop
             self._attaching = loop.create_task(self._attach_store(self._service))
+            self._start_sweeping()
         elif self._loop is not loop:
             raise RuntimeError("the LLMService belongs to another event loop: one server per AppContext")
         return self._service
@@ -141,10 +153,40 @@ class AppContext:
         return Path(self.settings.prompts_dir) / "datasets"
 
     def export_dir(self) -> Path:
-        """A directory of our own for files the page offers for download (never a user's path)."""
+        """A directory of our own (0700) for files the page offers for download (never a user's
+        path); its files are swept with Gradio's copies of them."""
         if self._export_dir is None or not self._export_dir.is_dir():
             self._export_dir = Path(tempfile.mkdtemp(prefix="llmtool-ui-"))
         return self._export_dir
+
+    @property
+    def files_keep_seconds(self) -> float:
+        return self.settings.ui.files_keep_minutes * 60
+
+    def sweep_files(self, now: float | None = None) -> int:
+        """Delete the uploads, exports and Gradio's copies older than `ui.files_keep_minutes` (and
+        make what stays owner-only); how many files went. Blocking: the sweeper runs it in a thread."""
+        folders = [self.gradio_cache, self._export_dir]
+        return sum(files.sweep(folder, self.files_keep_seconds, now=now)
+                   for folder in folders if folder is not None and folder.is_dir())
+
+    def _start_sweeping(self) -> None:
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.get_running_loop().create_task(self._sweep_periodically())
+
+    async def _sweep_periodically(self) -> None:
+        low, high = SWEEP_EVERY
+        period = min(max(self.files_keep_seconds / 4, low), high)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                removed = await asyncio.to_thread(self.sweep_files)
+            except Exception:  # a sweep that fails must not stop the next one
+                log.warning("could not sweep old uploads and exports", exc_info=True)
+                continue
+            if removed:
+                log.info("deleted %d uploaded or exported files older than %g min", removed,
+                         self.settings.ui.files_keep_minutes)
 
     @property
     def update_interval(self) -> float:
@@ -173,6 +215,10 @@ class AppContext:
                 pass
 
     async def aclose(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            await asyncio.gather(self._sweeping, return_exceptions=True)
+            self._sweeping = None
         if self._service is not None:
             await self._service.aclose()
             self._service = self._loop = None

@@ -40,7 +40,7 @@ _config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("conf
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN passes no range check: refused
 
 
 def check_base_url(value: str | None) -> str | None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from llmtool.errors import InvalidRequestError
 from llmtool.providers.base import ChatMessage, ReasoningEffort
@@ -61,29 +70,10 @@ class RunRequest(BaseModel):
     def _valid_unicode_values(cls, variables: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if variables is None else repair_strings(variables)
 
-    @field_validator("temperature", mode="before")
+    @field_validator("temperature", "max_output_tokens", "timeouts", mode="before")
     @classmethod
-    def _finite_temperature(cls, value: Any) -> Any:
-        if _not_finite(value):
-            raise ValueError(f"must be a number from 0 to 2 (unset: the model's default), not {_shown(value)}")
-        return value
-
-    @field_validator("max_output_tokens", mode="before")
-    @classmethod
-    def _finite_tokens(cls, value: Any) -> Any:
-        if _not_finite(value):
-            raise ValueError(f"must be a whole number from 1 to {MAX_OUTPUT_TOKENS:,} (unset: the model's "
-                             f"default), not {_shown(value)}")
-        return value
-
-    @field_validator("timeouts", mode="before")
-    @classmethod
-    def _finite_timeouts(cls, value: Any) -> Any:
-        for name, seconds in (value.items() if isinstance(value, dict) else ()):
-            if _not_finite(seconds):
-                raise ValueError(f"{name} must be a number of seconds (unset: the setting), "
-                                 f"not {_shown(seconds)}")
-        return value
+    def _finite(cls, value: Any, info: ValidationInfo) -> Any:
+        return finite_value(info.field_name or "", value)
 
     @model_validator(mode="after")
     def _conversation(self) -> RunRequest:
@@ -119,6 +109,26 @@ class RunRequest(BaseModel):
                 "validation.python runs code on the server: set it in a template file, not in a request"
             )
         return request
+
+
+FINITE_ALLOWED = {
+    "temperature": "a number from 0 to 2 (unset: the model's default)",
+    "max_output_tokens": f"a whole number from 1 to {MAX_OUTPUT_TOKENS:,} (unset: the model's default)",
+}
+
+
+def finite_value(field: str, value: Any) -> Any:
+    """`value` for `field` (temperature, max_output_tokens, timeouts) as it came, or a ValueError
+    if it is NaN or Infinity (a float, or text float() reads so), saying what the field takes:
+    pydantic's own range check says "should be <= 2" of a NaN. For request models (RunRequest, the
+    API's CreateRun) in a `mode="before"` validator."""
+    if field == "timeouts":
+        for name, seconds in (value.items() if isinstance(value, dict) else ()):
+            if _not_finite(seconds):
+                raise ValueError(f"{name} must be a number of seconds (unset: the setting), not {_shown(seconds)}")
+    elif _not_finite(value):
+        raise ValueError(f"must be {FINITE_ALLOWED.get(field, 'a finite number')}, not {_shown(value)}")
+    return value
 
 
 def _not_finite(value: Any) -> bool:

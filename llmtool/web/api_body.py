@@ -12,11 +12,12 @@ import math
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from llmtool.errors import InvalidRequestError
 from llmtool.providers.base import ChatMessage, ReasoningEffort
 from llmtool.service import RunRequest
+from llmtool.service.requests import finite_value
 from llmtool.settings import TimeoutOverrides, describe_validation_error
 from llmtool.templates import TemplateRegistry
 from llmtool.validation import ValidationRules
@@ -29,7 +30,7 @@ TEMPLATE_FIELDS = ("prompt", "messages", "system", "validation", "timeouts")
 class CreateRun(BaseModel):
     """The body of `POST /api/runs`: a prompt (or messages), or a template with its variables."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [
         {"model": "demo:assistant", "prompt": "Say hello in French."},
         {"template": "summarise", "variables": {"text": "…"}},
         {"model": "demo:thinker", "prompt": "Plan a picnic.", "reasoning_effort": "low"},
@@ -58,6 +59,11 @@ class CreateRun(BaseModel):
         None, max_length=64,
         description="Continue this conversation: its stored turns become the messages before `prompt`.",
     )
+
+    @field_validator("temperature", "max_output_tokens", "timeouts", mode="before")
+    @classmethod
+    def _finite(cls, value: Any, info: ValidationInfo) -> Any:
+        return finite_value(info.field_name or "", value)  # NaN or Infinity: what the field takes
 
     @classmethod
     def parse(cls, data: Any) -> CreateRun:

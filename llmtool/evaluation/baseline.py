@@ -103,7 +103,7 @@ class CellComparison(BaseModel):
 
 
 class Comparison(BaseModel):
-    template: str
+    template: str = ""
     dataset: str = ""
     evaluation_id: str | None = None
     baseline_id: str | None = None

@@ -116,7 +116,9 @@ class CompareHandlers:
             count = _count(columns)
             variables = inputs.json_object(variables, "variables")
         except UsageError as error:
-            update = CompareUpdate(columns=[_error(error.message), *(ColumnView("", "", "") for _ in range(3))],
+            message = self.context.redact(error.message)
+            log.info("refused a compare run: %s", message)
+            update = CompareUpdate(columns=[_error(message), *(ColumnView("", "", "") for _ in range(3))],
                                    running=False)
             yield update.outputs()
             return
@@ -128,7 +130,9 @@ class CompareHandlers:
             try:
                 run = self._start(picks[2 * index], picks[2 * index + 1], variables, origin, efforts[index])
             except UsageError as error:
-                update.columns[index] = _error(self.context.redact(error.message))
+                message = self.context.redact(error.message)
+                log.info("refused compare column %d: %s", index + 1, message)
+                update.columns[index] = _error(message)
                 continue
             except Exception:  # a bug of ours: say so, keep the traceback in the server log
                 log.exception("could not start compare column %d", index + 1)

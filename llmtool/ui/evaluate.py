@@ -163,9 +163,12 @@ class EvalHandlers:
         except DatasetError as error:
             shown, actual = self._dataset_names(dataset, upload)
             message = dataset_problems_markdown(error.problems, shown, actual)
+            log.info("refused an evaluation: %s", self.context.redact(error.problems[0] if error.problems else
+                                                                        "the dataset has problems"))
             yield EvalUpdate(progress=self.context.redact(message), running=False).outputs()
             return
         except UsageError as error:
+            log.info("refused an evaluation: %s", self.context.redact(error.message))
             yield EvalUpdate(progress=error_markdown(self.context.redact(error.message)), running=False).outputs()
             return
         except Exception:  # a bug of ours: say so, keep the traceback in the server log

@@ -434,6 +434,7 @@ class ChatHandlers:
             run = self.context.service.start(request, origin)
         except UsageError as error:
             message = self.context.redact(error.message)
+            log.info("refused a %s run: %s", where.source, message)  # bad input: one line, no traceback
             gr.Warning(message)
             yield Update(status=escape_markdown(f"⚠ {message}"), running=False).outputs()
             return

@@ -66,6 +66,11 @@ class NotFound(Exception):
     pass
 
 
+def _brief(run_id: str) -> str:
+    """A run id as said back: an id is 12 characters, a typed one may be a page long."""
+    return run_id if len(run_id) <= 64 else run_id[:40] + "…"
+
+
 @dataclass
 class Update:
     """One page update of the tab; None leaves that output as it is. The order of the fields is
@@ -242,7 +247,8 @@ class HistoryHandlers:
             record = await self._owned(run_id, request)
             return await self._detail(record)
         except NotFound:
-            return empty_detail().merge(Update(run_id=run_id, message=error_markdown(f"run {run_id} not found")))
+            missing = error_markdown(f"run {_brief(run_id)} not found")
+            return empty_detail().merge(Update(run_id=run_id, message=missing))
         except StoreError as error:
             log.error("history: cannot open run %s: %s", run_id, error.message)
             return Update(message=error_markdown(self.context.redact(f"cannot read the run: {error.message}")))
@@ -313,7 +319,7 @@ class HistoryHandlers:
                 count = await self._delete_conversation(store, record, login_of(request))
                 said = f"Deleted {count} run{'s' if count != 1 else ''} of conversation {record.conversation_id}."
         except NotFound:
-            return Update(pending="", message=error_markdown(f"run {run_id} not found")).outputs()
+            return Update(pending="", message=error_markdown(f"run {_brief(run_id)} not found")).outputs()
         except StoreError as error:
             log.error("history: cannot delete %s: %s", run_id, error.message)
             return Update(pending="", message=error_markdown(self.context.redact(f"cannot delete: {error.message}"))
@@ -349,7 +355,7 @@ class HistoryHandlers:
             run_request = RunRequest.parse(record.request, allow_python_rules=True)  # as the service kept it
             run = self.context.service.start(run_request, RunOrigin(user=login, source="history"))
         except NotFound:
-            yield Update(message=error_markdown(f"run {run_id} not found"), running=False).outputs()
+            yield Update(message=error_markdown(f"run {_brief(run_id)} not found"), running=False).outputs()
             return
         except UsageError as error:
             yield Update(message=error_markdown(self.context.redact(error.message)), running=False).outputs()

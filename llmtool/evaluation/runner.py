@@ -77,6 +77,8 @@ async def evaluate(
     origin = (origin or RunOrigin()).model_copy(
         update={"source": "evaluation", "evaluation_id": evaluation_id or new_run_id()}
     )
+    # The login's role: its template and models, and the evaluation's size, refused before any run.
+    service.check_evaluation(origin, template=template.name, models=model_ids, cases=len(dataset.cases))
     stored = await _store_start(service, template, dataset, model_ids, origin)
     total = len(dataset.cases) * len(model_ids)
     cells = ((case, model) for case in dataset.cases for model in model_ids)  # shared by the takers

@@ -9,6 +9,14 @@
 
 `start` raises a `UsageError` (clear message) for a bad request before anything is sent.
 
+Logins (`principals`: login name → `Principal`, given by the composition root; None: no logins, no
+limits) make `start` the one place every surface's runs are checked against the login's role: its
+models, templates and prompts (`PermissionDeniedError`), runs per minute and runs waiting
+(`TooManyRunsError`, with `retry_after`), and, in the run's task before its provider is asked, its
+budgets (the run ends `failed` with the budget sentence, having cost nothing). A surface that wants the
+budget refusal before any run exists (the API's 429) awaits `check_limits` first, or calls `submit`.
+A login's runs go through the fair scheduler (`scheduler.py`): beyond their share they wait, saying so.
+
 With a store (`open`, or `attach_store`) only running runs stay in memory: a run leaves it once its
 terminal event is written, and the store answers for it from then on. Without one (`LLMService()`,
 for library use and tests) the newest `max_runs` stay in memory and nothing is kept.
@@ -22,31 +30,45 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from llmtool.catalog import Catalog, ModelInfo
-from llmtool.errors import InvalidRequestError
+from llmtool.errors import InvalidRequestError, PermissionDeniedError
 from llmtool.events import RunEvent
 from llmtool.providers import ProviderPool
 from llmtool.providers.base import ReasoningEffort
 from llmtool.providers.registry import spec_for
 from llmtool.redact import Redactor
+from llmtool.service.counters import Counters
 from llmtool.service.executor import RunExecutor
+from llmtool.service.limits import Limits, Spending, T
 from llmtool.service.model_lists import ModelLists
 from llmtool.service.recorder import RunRecorder
 from llmtool.service.requests import RunRequest
 from llmtool.service.runs import Run
+from llmtool.service.scheduler import Ticket
 from llmtool.settings import Settings, Timeouts, load_settings
 from llmtool.store import RunOrigin, RunRecord, RunStore, open_store
+from llmtool.store.usage import DailyUsage, daily_usage
 from llmtool.validation import check_python_rule
+
+if TYPE_CHECKING:
+    from llmtool.accounts.principal import Principal
 
 __all__ = ["LLMService", "Run", "RunOrigin", "RunRequest"]
 log = logging.getLogger(__name__)
+Principals = Callable[[str], "Principal | None"]
+BATCH_SOURCES = frozenset({"evaluation", "grading"})  # runs of an evaluation, counted when it starts
 
 
 class LLMService:
-    def __init__(self, settings: Settings | None = None, max_runs: int = 1000) -> None:
+    def __init__(self, settings: Settings | None = None, max_runs: int = 1000, *,
+                 principals: Principals | None = None, counters: Counters | None = None) -> None:
         self.settings = settings or load_settings()
+        # Who a login is and what their role allows; None: no logins, nothing limited.
+        self.principals = principals
+        self.limits = Limits(self.settings.runs, counters)
         self.catalog = Catalog(self.settings)
         self.providers = ProviderPool(self.settings, self.catalog)
         self.model_lists = ModelLists(self.catalog, self.providers, self.settings.model_list_ttl)
@@ -61,10 +83,10 @@ class LLMService:
         self._refusals: set[str] = set()
 
     @classmethod
-    async def open(cls, settings: Settings | None = None) -> LLMService:
+    async def open(cls, settings: Settings | None = None, *, principals: Principals | None = None) -> LLMService:
         """The service with its run store (`settings.database_url`) opened, migrated and recording.
         Raises `StoreError` (a clear message) when the store cannot be opened."""
-        service = cls(settings)
+        service = cls(settings, principals=principals)
         await service.attach_store(await open_store(service.settings.database_url))
         return service
 
@@ -95,8 +117,16 @@ class LLMService:
     def start(self, request: RunRequest | dict, origin: RunOrigin | None = None, run_id: str | None = None) -> Run:
         """Validate the request and start its run in the background on the running loop; `origin`
         says who started it from where (kept with the run). `run_id`: an id chosen beforehand (an
-        Idempotency-Key was tied to it); by default a new one."""
-        request, model, timeouts = self.check(request)
+        Idempotency-Key was tied to it); by default a new one. With logins, `origin.user`'s role
+        decides what may start (see the module's docstring)."""
+        request, model, timeouts = self.check(request, origin)
+        principal = self.principal(origin.user if origin is not None else None)
+        # An evaluation's runs count once against runs per minute, when it starts (check_evaluation).
+        counted = principal is not None and origin is not None and origin.source not in BATCH_SOURCES
+        if principal is not None:
+            if counted:
+                self.limits.check_rate(principal, count=False)
+            self.limits.check_waiting(principal)
         capabilities = spec_for(model.kind).capabilities
         effort = request.reasoning_effort
         thinks = effort not in (None, "none") or bool(effort is None and model.efforts)
@@ -109,18 +139,39 @@ class LLMService:
         learn = None
         if request.reasoning_effort is not None and model.efforts is None and capabilities.lists_capabilities:
             learn = functools.partial(self._learn, model)
-        executor = RunExecutor(
-            run, self.providers.for_model(model), timeouts, self.settings.retry, self.redactor,
-            native_schema=capabilities.structured_output and f"schema:{model.id}" not in self._refusals,
-            cache_prompt=cache_prompt and capabilities.prompt_cache,
-            learn_model=learn,
-            reasoning_summary=f"summary:{model.provider}" not in self._refusals,
-            remember=self._refusals.add,
-        )
+        provider = self.providers.for_model(model)
+
+        def executor(announced: bool) -> RunExecutor:
+            return RunExecutor(
+                run, provider, timeouts, self.settings.retry, self.redactor,
+                native_schema=capabilities.structured_output and f"schema:{model.id}" not in self._refusals,
+                cache_prompt=cache_prompt and capabilities.prompt_cache,
+                learn_model=learn,
+                reasoning_summary=f"summary:{model.provider}" not in self._refusals,
+                remember=self._refusals.add,
+                announced=announced,
+            )
+
+        loop = asyncio.get_running_loop()
+        ticket: Ticket | None = None
+        if principal is not None:  # nothing below refuses: the looks above were the last ones
+            ticket = self.limits.scheduler.submit(principal.user, principal.policy.max_concurrent_runs)
+            if counted:
+                self.limits.check_rate(principal)  # counts this start
         if self.recorder is not None:
             self.recorder.track(run, origin or RunOrigin())
-        loop = asyncio.get_running_loop()
-        run.attach(loop.create_task(executor.execute(), name=f"run-{run.id}"))
+        if principal is None:
+            task = loop.create_task(executor(False).execute(), name=f"run-{run.id}")
+        else:
+            assert ticket is not None
+            self.limits.track(principal.user, run)
+            task = loop.create_task(
+                self.limits.run(run, lambda announced: executor(announced).execute(), ticket, principal, self.store),
+                name=f"run-{run.id}",
+            )
+            # Also when the task is cancelled before its first step (its `finally` never runs).
+            task.add_done_callback(lambda _: self._limited_done(ticket, run.id))
+        run.attach(task)
         self._remember(run)
         limit = self.settings.runs.stop_unwatched_after
         if limit is not None:
@@ -129,14 +180,112 @@ class LLMService:
             watchdog.add_done_callback(self._watchdogs.discard)
         return run
 
+    def _limited_done(self, ticket: Ticket, run_id: str) -> None:
+        ticket.release()  # the slot (or the place in line) goes to the next run at once
+        if self.recorder is None:
+            self.limits.forget(run_id)  # no store to wait for
+
+    # -- logins: who may do what, and what they spent ------------------------------------------------
+    def principal(self, user: str | None) -> Principal | None:
+        """The login's principal; None without logins (or for a run made without one: the CLI).
+        `PermissionDeniedError` for a login the accounts no longer know."""
+        if user is None or self.principals is None:
+            return None
+        found = self.principals(user)
+        if found is None:
+            raise PermissionDeniedError(f"The login {user!r} is not known here any more: log in again")
+        return found
+
+    def allowed_models(self, user: str | None) -> list[ModelInfo]:
+        """`models()` as `user`'s role may use them (priced ones only for a role with a budget)."""
+        principal = self.principal(user)
+        return [m for m in self.models() if principal is None or self.limits.allows_model(principal, m)]
+
+    async def allowed_model_ids(self, user: str | None) -> list[str]:
+        """`model_ids()` (the providers' live lists) as `user`'s role may use them."""
+        principal = self.principal(user)
+        ids = await self.model_ids()
+        if principal is None:
+            return ids
+        allowed = []
+        for model_id in ids:
+            try:
+                model = self.catalog.resolve(model_id)
+            except Exception:  # listed but not usable here: not offered
+                continue
+            if self.limits.allows_model(principal, model):
+                allowed.append(model_id)
+        return allowed
+
+    def allowed_templates(self, user: str | None, templates: Iterable[T]) -> list[T]:
+        """The templates (objects with a `name`, or names) `user`'s role may use, in order."""
+        return self.limits.allowed(self.principal(user), templates)
+
+    def may_write_prompts(self, user: str | None) -> bool:
+        """May `user` send prompts of their own (else only templates: hide the free prompt box)?"""
+        principal = self.principal(user)
+        return principal is None or principal.policy.free_prompts
+
+    def may_upload(self, user: str | None) -> bool:
+        """May `user` upload datasets (Evaluate)?"""
+        principal = self.principal(user)
+        return principal is None or principal.policy.uploads
+
+    async def check_limits(self, request: RunRequest | dict, origin: RunOrigin | None = None) -> None:
+        """Everything `start` would refuse for this login now, budgets included (which need the store),
+        counting nothing: a surface that answers a refusal itself (the API's 429) calls it first."""
+        request, model, _ = self.check(request, origin)
+        principal = self.principal(origin.user if origin is not None else None)
+        if principal is None:
+            return
+        assert origin is not None
+        if origin.source not in BATCH_SOURCES:
+            self.limits.check_rate(principal, count=False)
+        self.limits.check_waiting(principal)
+        await self.limits.check_budget(principal, model, request, self.store)
+
+    async def submit(self, request: RunRequest | dict, origin: RunOrigin | None = None,
+                     run_id: str | None = None) -> Run:
+        """`check_limits`, then `start`: every refusal is raised, none becomes a failed run."""
+        await self.check_limits(request, origin)
+        return self.start(request, origin, run_id)
+
+    def check_evaluation(self, origin: RunOrigin | None, *, template: str, models: Iterable[str],
+                         cases: int, repeats: int = 1, grading_runs: int = 0) -> None:
+        """Refuse, before it starts, an evaluation `origin.user`'s role does not allow: its template, a
+        model, or more runs than `max_evaluation_runs` (the refusal gives the numbers). It counts as
+        one start against runs per minute; its cells and grading runs then do not, one by one."""
+        principal = self.principal(origin.user if origin is not None else None)
+        if principal is None:
+            return
+        self.limits.check_template(principal, template)
+        chosen = list(models)
+        for model_id in chosen:
+            self.limits.check_model(principal, self.catalog.resolve(model_id))
+        self.limits.check_evaluation(principal, cases=cases, models=len(chosen), repeats=repeats,
+                                     grading_runs=grading_runs)
+
+    async def spending(self, user: str) -> Spending | None:
+        """What `user` spent today and this month against their role's budgets; None without logins."""
+        principal = self.principal(user)
+        return None if principal is None else await self.limits.spending(principal, self.store)
+
+    async def usage(self, days: int = 7, user: str | None = None) -> list[DailyUsage]:
+        """Runs and spend per user per UTC day, the last `days` days (today included), from the store:
+        the admin view. Ask `principal(login).policy.manage_users` before showing it."""
+        midnight = time.time() // 86400 * 86400
+        return await daily_usage(self.store, since=midnight - (max(days, 1) - 1) * 86400, user=user)
+
     async def _learn(self, model: ModelInfo) -> ModelInfo:
         """The model as its provider's (cached) list describes it; as it was when the list lacks it."""
         listed = await self.model_lists.for_provider(model.provider)
         return next((m for m in listed.models if m.name == model.name), model)
 
-    def check(self, request: RunRequest | dict) -> tuple[RunRequest, ModelInfo, Timeouts]:
-        """Everything `start` refuses, without starting: the parsed request, its model and its
-        timeouts, or a `UsageError` with the sentence to show."""
+    def check(self, request: RunRequest | dict, origin: RunOrigin | None = None,
+              ) -> tuple[RunRequest, ModelInfo, Timeouts]:
+        """What `start` refuses about the request itself, without starting: the parsed request, its
+        model and its timeouts, or a `UsageError` with the sentence to show. With `origin`'s login:
+        what the role allows too (not its limits: `check_limits`)."""
         request = RunRequest.parse(request)
         if request.validation.python is not None:
             try:
@@ -151,6 +300,9 @@ class LLMService:
                 f"the first-token timeout ({timeouts.first_token:g} s) is longer than the total "
                 f"limit ({timeouts.total:g} s)"
             )
+        principal = self.principal(origin.user if origin is not None else None)
+        if principal is not None:
+            self.limits.check_permissions(principal, request, model)
         return request, model, timeouts
 
     @staticmethod
@@ -192,6 +344,7 @@ class LLMService:
 
     def _forget(self, run_id: str) -> None:
         """The run's end is stored: the store answers for it from now on."""
+        self.limits.forget(run_id)
         run = self._runs.get(run_id)
         if run is not None and run.done:
             del self._runs[run_id]

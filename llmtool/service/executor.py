@@ -64,7 +64,8 @@ class RunExecutor:
                  cache_prompt: bool = False,
                  learn_model: Callable[[], Awaitable[ModelInfo]] | None = None,
                  reasoning_summary: bool = True,
-                 remember: Callable[[str], None] | None = None) -> None:
+                 remember: Callable[[str], None] | None = None,
+                 announced: bool = False) -> None:
         self.run = run
         self.redactor = redactor
         self.provider = provider
@@ -94,6 +95,7 @@ class RunExecutor:
         self.usage = UsageChunk()
         self.finish: FinishReason = "other"
         self.buffered = run.request.validation.mode == "buffer"
+        self.announced = announced  # `started` is in the log already (the run waited for a slot)
 
     def _emit(self, event: RunEvent) -> None:
         """Into the run's log, keys masked: nothing downstream (readers, store, replay) sees one.
@@ -123,7 +125,8 @@ class RunExecutor:
         return "".join(self.thoughts)
 
     async def execute(self) -> None:
-        self._emit(Started(run_id=self.run.id, model=self.run.model.id))
+        if not self.announced:
+            self._emit(Started(run_id=self.run.id, model=self.run.model.id))
         deadline_at = self.started_at + self.timeouts.total
         try:
             async with asyncio.timeout_at(deadline_at) as deadline:

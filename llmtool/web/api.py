@@ -85,7 +85,7 @@ State = Annotated[ApiState, Depends(api_state)]
 
 # -- runs ----------------------------------------------------------------------------------------
 @router.post("/runs", status_code=202, response_model=RunStatusBody, openapi_extra=apidocs.create_run_body(),
-             responses=apidocs.problems(413, 415, 422, 401, 404, 409, 503))
+             responses=apidocs.problems(413, 415, 422, 401, 403, 404, 409, 429, 503))
 async def create_run(
     request: Request, context: Context, state: State, user: User,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY_LENGTH)] = None,
@@ -100,9 +100,9 @@ async def create_run(
     if conversation_id is not None:
         history, position = await conversation_history(service, state, conversation_id, user, context.auth is not None)
     run_request = spec.run_request(context.registry, history)
-    _check_runnable(service, run_request)
     origin = RunOrigin(user=user, source="api", conversation_id=conversation_id or uuid.uuid4().hex[:12],
                        position=position)
+    await _check_runnable(service, run_request, origin)
     run_id = new_run_id()
     if idempotency_key is not None:
         owner = await _claim(service, state, user, idempotency_key.strip(), run_id)
@@ -278,9 +278,10 @@ async def problem_type(slug: str) -> dict[str, Any]:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _check_runnable(service: LLMService, request: RunRequest) -> None:
-    """What `service.start` would refuse, checked before an Idempotency-Key is tied to the run."""
-    service.check(request)
+async def _check_runnable(service: LLMService, request: RunRequest, origin: RunOrigin) -> None:
+    """What `service.start` would refuse, checked before an Idempotency-Key is tied to the run: the
+    request, and what the login's role allows and has left (403 forbidden, 429 with Retry-After)."""
+    await service.check_limits(request, origin)
 
 
 async def _claim(service: LLMService, state: ApiState, user: str | None, key: str, run_id: str) -> str:

@@ -127,6 +127,7 @@ async def start_run(context: AppContext, state: ApiState, model: str | None, use
                                     "reasoning_effort": reasoning_effort or None})
     origin = RunOrigin(user=user, source="lite", conversation_id=conversation_id or uuid.uuid4().hex[:12],
                        position=position)
+    await service.check_limits(request, origin)  # the role's refusals (a budget too) on the form, not as a run
     if conversation_id is not None:
         ensure_idle(service, state, conversation_id)  # again: another form may have started one meanwhile
     run = service.start(request, origin, run_id=new_run_id())

@@ -12,6 +12,7 @@ these answers; everything else keeps FastAPI's (and Gradio's) own.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from llmtool.errors import LLMToolError, MissingKeyError, UnknownModelError, UsageError
+from llmtool.errors import (
+    BudgetExceededError,
+    EvaluationTooLargeError,
+    LimitExceededError,
+    LLMToolError,
+    MissingKeyError,
+    PermissionDeniedError,
+    UnknownModelError,
+    UsageError,
+)
 from llmtool.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -46,6 +56,10 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "body-too-large": ProblemType(413, "The request body is too large"),
     "unsupported-media-type": ProblemType(415, "The request body is not JSON"),
     "unauthorized": ProblemType(401, "Login required"),
+    "forbidden": ProblemType(403, "Your role does not allow this"),
+    "evaluation-too-large": ProblemType(403, "The evaluation is larger than your role allows"),
+    "too-many-runs": ProblemType(429, "Too many runs"),
+    "budget-exceeded": ProblemType(429, "Budget spent"),
     "not-found": ProblemType(404, "Not found"),
     "method-not-allowed": ProblemType(405, "Method not allowed"),
     "conversation-busy": ProblemType(409, "A run is already pending in this conversation"),
@@ -94,10 +108,25 @@ def problem_response(problem: Problem, instance: str | None = None) -> JSONRespo
 
 
 def usage_problem(error: UsageError) -> Problem:
-    """The problem for a usage error the service or a template raised (its message, as the CLI says it)."""
+    """The problem for a usage error the service or a template raised (its message, as the CLI says it).
+
+    What a login's role does not allow (a model, a template, a prompt of its own) is 403 `forbidden`:
+    the request is understood and refused for this login (another user's *runs* are 404, as if absent).
+    A limit that lifts with time (runs per minute, runs waiting, a budget) is 429 with `Retry-After`
+    and `retry_after` (seconds) in the body; an evaluation larger than the role allows is 403."""
     from llmtool.templates.errors import UnknownTemplateError
 
-    if isinstance(error, UnknownModelError):
+    if isinstance(error, LimitExceededError) and not isinstance(error, EvaluationTooLargeError):
+        slug = "budget-exceeded" if isinstance(error, BudgetExceededError) else "too-many-runs"
+        if error.retry_after is None:
+            return Problem(slug, error.message)
+        seconds = max(1, math.ceil(error.retry_after))
+        return Problem(slug, error.message, headers={"Retry-After": str(seconds)}, retry_after=seconds)
+    if isinstance(error, EvaluationTooLargeError):
+        slug = "evaluation-too-large"
+    elif isinstance(error, PermissionDeniedError):
+        slug = "forbidden"
+    elif isinstance(error, UnknownModelError):
         slug = "unknown-model"
     elif isinstance(error, MissingKeyError):
         slug = "missing-key"

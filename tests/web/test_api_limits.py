@@ -1,0 +1,128 @@
+"""A login's role through the HTTP API: a forbidden model is 403, runs per minute and a spent budget are
+429 with Retry-After, and a refused run never reaches the provider (the loopback server records every
+request); without logins the same settings limit nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from llmtool.accounts.principal import Principal
+from llmtool.events import Metrics
+from llmtool.loopback import LoopbackServer
+from llmtool.store import RunRecord, open_store
+from llmtool.web.app import create_app
+from llmtool.web.context import AppContext
+from llmtool.web.serve import BackgroundServer
+from tests.web.support import make_settings, start_run, wait_status
+
+MODEL = "openai:gpt-4.1-mini"
+USERS = {"ann": ("pw-ann", "partner"), "bob": ("pw-bob", "member")}
+ROLES = {"partner": {"models": ["openai:gpt-4.1*", "demo:*"], "runs_per_minute": 3, "daily_budget": 1.0}}
+
+
+@pytest.fixture(scope="module")
+def context(loopback: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -> AppContext:
+    return AppContext(make_settings(loopback, tmp_path_factory.mktemp("limits"), roles=ROLES))
+
+
+@pytest.fixture(scope="module")
+def served(context: AppContext) -> Iterator[BackgroundServer]:
+    app = create_app(context=context, auth=lambda user, password: USERS.get(user, ("", ""))[0] == password)
+    with BackgroundServer(app) as server:
+        service = context.started_service()
+        assert service is not None
+        roles = context.settings.roles
+        service.principals = lambda user: (Principal(user, USERS[user][1], roles[USERS[user][1]])
+                                           if user in USERS else None)
+        yield server
+
+
+def client(server: BackgroundServer, user: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, auth=(user, USERS[user][0]), timeout=10)
+
+
+@pytest.fixture
+def fresh_minute(context: AppContext) -> None:
+    """Each test starts with nobody's runs of the last minute counted."""
+    service = context.started_service()
+    assert service is not None
+    service.limits.counters._events.clear()  # type: ignore[attr-defined]
+
+
+def test_a_model_the_role_does_not_allow_is_403_and_nothing_is_sent(served, upstream: LoopbackServer,
+                                                                    fresh_minute) -> None:
+    with client(served, "ann") as ann:
+        answer = ann.post("/api/runs", json={"model": "openai:gpt-4o", "prompt": "Hello"})
+        assert answer.status_code == 403, answer.text
+        problem = answer.json()
+        assert problem["type"] == "/api/problems/forbidden"
+        assert problem["detail"].startswith("Your role (partner) may not use openai:gpt-4o")
+        unpriced = ann.post("/api/runs", json={"model": "openai:gpt-4.1-future", "prompt": "Hello"})
+        assert unpriced.status_code == 403 and "is unknown" in unpriced.json()["detail"]
+    assert upstream.requests == []
+    with client(served, "bob") as bob:  # a member may
+        run = start_run(bob, {"model": "openai:gpt-4o", "prompt": "Hello"})
+        wait_status(bob, run["id"], lambda s: s["status"] == "completed")
+    assert len(upstream.requests) == 1
+
+
+def test_runs_per_minute_is_429_with_retry_after(served, upstream: LoopbackServer, fresh_minute) -> None:
+    with client(served, "ann") as ann:
+        runs = [start_run(ann, {"model": MODEL, "prompt": f"n{i}"}) for i in range(3)]
+        answer = ann.post("/api/runs", json={"model": MODEL, "prompt": "one too many"})
+        assert answer.status_code == 429, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert 55 <= int(answer.headers["retry-after"]) <= 60
+        problem = answer.json()
+        assert problem["type"] == "/api/problems/too-many-runs" and problem["retry_after"] == int(
+            answer.headers["retry-after"])
+        assert problem["detail"].startswith("You have started 3 runs in the last minute")
+        for run in runs:
+            wait_status(ann, run["id"], lambda s: s["status"] == "completed")
+    assert sorted(r.body["input"][-1]["content"] for r in upstream.requests) == ["n0", "n1", "n2"]
+
+
+def test_a_spent_budget_is_429_with_the_sentence_and_the_refused_run_costs_nothing(
+        served, context: AppContext, upstream: LoopbackServer, fresh_minute) -> None:
+    record = RunRecord(id=uuid.uuid4().hex[:12], user="ann", model=MODEL, request={"model": MODEL},
+                       status="completed", metrics=Metrics(cost_usd=1.25), created_at=time.time() - 5)
+    asyncio.run(_save(context.settings.database_url, record))  # as another process of the deployment would
+    with client(served, "ann") as ann:
+        answer = ann.post("/api/runs", json={"model": MODEL, "prompt": "Hello"})
+        assert answer.status_code == 429, answer.text
+        problem = answer.json()
+        assert problem["type"] == "/api/problems/budget-exceeded"
+        assert problem["detail"].startswith("You have spent $1.25 of your $1.00 daily budget; it resets at "
+                                            "00:00 UTC (in ")
+        midnight = (int(time.time()) // 86400 + 1) * 86400
+        assert abs(int(answer.headers["retry-after"]) - (midnight - time.time())) < 5
+        # The same refusal for the cheapest thing that costs: nothing reached the provider.
+        assert ann.post("/api/runs", json={"model": MODEL, "prompt": "x"}).status_code == 429
+        runs = ann.get("/api/runs").json()
+    assert upstream.requests == []
+    assert [r["id"] for r in runs["runs"] if r["status"] != "completed" or r["id"] == record.id] == [record.id]
+
+
+def test_without_logins_the_same_roles_limit_nothing(loopback: LoopbackServer, tmp_path) -> None:
+    loopback.reset()
+    context = AppContext(make_settings(loopback, tmp_path, roles={"partner": {"runs_per_minute": 1}}))
+    with BackgroundServer(create_app(context=context)) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        runs = [start_run(http, {"model": MODEL, "prompt": f"n{i}"}) for i in range(4)]
+        for run in runs:
+            wait_status(http, run["id"], lambda s: s["status"] == "completed")
+    assert len(loopback.requests) == 4
+
+
+async def _save(database_url: str | None, record: RunRecord) -> None:
+    store = await open_store(database_url)
+    try:
+        await store.save([record], [])
+    finally:
+        await store.aclose()

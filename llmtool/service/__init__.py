@@ -231,6 +231,11 @@ class LLMService:
         principal = self.principal(user)
         return principal is None or principal.policy.uploads
 
+    def may_see_usage(self, user: str | None) -> bool:
+        """May `user` see everyone's usage (the admin view: `usage`)? Without logins, yes."""
+        principal = self.principal(user)
+        return principal is None or principal.policy.manage_users
+
     async def check_limits(self, request: RunRequest | dict, origin: RunOrigin | None = None) -> None:
         """Everything `start` would refuse for this login now, budgets included (which need the store),
         counting nothing: a surface that answers a refusal itself (the API's 429) calls it first."""
@@ -272,7 +277,7 @@ class LLMService:
 
     async def usage(self, days: int = 7, user: str | None = None) -> list[DailyUsage]:
         """Runs and spend per user per UTC day, the last `days` days (today included), from the store:
-        the admin view. Ask `principal(login).policy.manage_users` before showing it."""
+        the admin view: show it only to whom `may_see_usage` allows."""
         midnight = time.time() // 86400 * 86400
         return await daily_usage(self.store, since=midnight - (max(days, 1) - 1) * 86400, user=user)
 

@@ -161,6 +161,7 @@ async def test_templates_and_prompts_of_ones_own_follow_the_role(opened, upstrea
     assert service.allowed_templates("bob", ["say", "other"]) == ["say", "other"]
     assert not service.may_write_prompts("ann") and service.may_write_prompts("bob")
     assert not service.may_upload("ann") and service.may_upload("bob")
+    assert service.may_see_usage("root") and not service.may_see_usage("bob") and service.may_see_usage(None)
 
 
 async def test_the_model_lists_offer_only_what_the_role_may_use(opened) -> None:

@@ -15,19 +15,22 @@ browser without one to `/login`; `/api` takes HTTP Basic or the session. `/healt
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from starlette.requests import HTTPConnection
 from starlette.routing import Mount
+from starlette.types import Scope
 
 from llmtool.settings import Settings
 from llmtool.ui.api_guard import ApiGuard
 from llmtool.ui.blocks import build_demo, page_options
 from llmtool.web import api, health, lite, login, problems
 from llmtool.web.context import AppContext
+from llmtool.web.gradio_sessions import SessionBinding
 from llmtool.web.security import SecurityHeaders
 
 Auth = Callable[[str, str], bool]
@@ -89,5 +92,23 @@ def mount_tool(app: FastAPI, blocks: gr.Blocks, context: AppContext, **options: 
     # Every event request is checked before Gradio reads it (`ApiGuard`): a clear 4xx, never a bare 500.
     mounted[0].app = ApiGuard(mounted[0].app, blocks, context.redact)
     if logins:
+        # Inside the gate, every request has a login: Gradio's session, event and upload ids and its
+        # files then belong to the login that first used them (another user gets 404).
+        mounted[0].app = SessionBinding(mounted[0].app, _login_of(context), _sees_everything(context))
         mounted[0].app = login.LoginGate(mounted[0].app, context)
     return app
+
+
+def _login_of(context: AppContext) -> Callable[[Scope], Awaitable[str | None]]:
+    async def user_of(scope: Scope) -> str | None:
+        return await login.session_user(HTTPConnection(scope), context)
+
+    return user_of
+
+
+def _sees_everything(context: AppContext) -> Callable[[str], bool]:
+    def sees(user: str) -> bool:
+        principal = context.principal(user)
+        return principal is not None and principal.sees_all_runs
+
+    return sees

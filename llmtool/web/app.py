@@ -30,6 +30,7 @@ from llmtool.ui.api_guard import ApiGuard
 from llmtool.ui.blocks import build_demo, page_options
 from llmtool.web import api, health, lite, login, problems
 from llmtool.web.context import AppContext
+from llmtool.web.cors import CrossOrigin
 from llmtool.web.gradio_sessions import SessionBinding
 from llmtool.web.security import SecurityHeaders
 
@@ -69,6 +70,9 @@ def create_app(
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.context = context
     app.add_middleware(SecurityHeaders)
+    # Outermost: only the configured origins may read answers with credentials (Gradio's own CORS
+    # reflects any localhost origin).
+    app.add_middleware(CrossOrigin, allowed=context.settings.accounts.allowed_origins)
     problems.install(app)  # `/api` errors as problem+json, never a traceback
     lite.install(app)  # `/lite` refusals as pages
     for router in ROUTERS:

@@ -84,3 +84,28 @@ def test_event_ids_of_the_call_api_belong_to_their_caller(server: BackgroundServ
         with ann.stream("GET", f"/gradio_api/call/chat/{event_id}") as answer:
             assert answer.status_code == 200
             answer.read()
+
+
+def test_other_origins_never_read_answers_with_credentials(server: BackgroundServer) -> None:
+    with browser(server, "ann") as ann:
+        for path in ("/gradio_api/info", "/config", "/api/models"):
+            answer = ann.get(path, headers={"Origin": "http://localhost:9999"})
+            assert answer.status_code == 200
+            assert not [k for k in answer.headers if k.lower().startswith("access-control-")], path
+        preflight = ann.options("/gradio_api/queue/join", headers={
+            "Origin": "http://localhost:9999", "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_a_configured_origin_may_call_the_api_with_credentials(tmp_path: Path) -> None:
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}",
+                             default_model="demo:assistant", accounts={"allowed_origins": ["https://tools.example"]})
+    with BackgroundServer(create_app(settings, auth=check)) as served, browser(served, "ann") as ann:
+        preflight = ann.options("/api/runs", headers={"Origin": "https://tools.example",
+                                                      "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://tools.example"
+        answer = ann.get("/api/models", headers={"Origin": "https://tools.example"})
+        assert answer.headers["access-control-allow-credentials"] == "true"
+        other = ann.get("/api/models", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

@@ -221,13 +221,25 @@ class HistoryHandlers:
         )
 
     def _query(self, filters: dict, request: gr.Request | None, **extra: Any) -> RunQuery:
-        login = login_of(request)
+        login = self._limited_to(request)
         values = {**filters, **({"user": login} if login is not None else {})}
         return RunQuery(limit=self.page_size, **values, **extra)
 
     def _scope(self, request: gr.Request | None) -> str:
         login = login_of(request)
-        return "" if login is None else f" · yours only ({escape_markdown(self.context.redact(login))})"
+        if login is None:
+            return ""
+        if self._limited_to(request) is None:
+            return " · every user's runs (admin)"
+        return f" · yours only ({escape_markdown(self.context.redact(login))})"
+
+    def _limited_to(self, request: gr.Request | None) -> str | None:
+        """The login whose runs this user sees; None: every run (no logins, or a role that sees all)."""
+        login = login_of(request)
+        if login is None:
+            return None
+        principal = self.context.principal(login)
+        return None if principal is not None and principal.sees_all_runs else login
 
     # -- one run --------------------------------------------------------------------------------
     async def open(self, run_id: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
@@ -283,7 +295,7 @@ class HistoryHandlers:
         if store is None:
             raise NotFound(run_id)
         record = await store.get_run(run_id)
-        login = login_of(request)
+        login = self._limited_to(request)
         if record is None or (login is not None and record.user != login):
             raise NotFound(run_id)
         return record

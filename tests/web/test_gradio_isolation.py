@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from llmtool.accounts import Accounts
 from llmtool.settings import load_settings
 from llmtool.web.app import create_app
+from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
 from tests.helpers import log_in, session_client
 
@@ -109,3 +111,26 @@ def test_a_configured_origin_may_call_the_api_with_credentials(tmp_path: Path) -
         assert answer.headers["access-control-allow-credentials"] == "true"
         other = ann.get("/api/models", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_an_admin_sees_every_users_runs_in_history_a_member_only_their_own(tmp_path: Path) -> None:
+    from tests.accounts.support import users_file
+    from tests.ui.test_ui_history import ids, search
+
+    people = {"ann": USERS["ann"], "bob": USERS["bob"], "root": "pw-root-long-enough"}
+    path = users_file(tmp_path, people, {"root": "admin"})
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}",
+                             default_model="demo:assistant", demo={"first_token_delay": 0.0, "tokens_per_second": 5000},
+                             ui={"users_file": str(path)}, store={"flush_interval": 0.05})
+    context = AppContext(settings, accounts=Accounts.load(settings))
+    with BackgroundServer(create_app(context=context)) as served:
+        clients = {user: session_client(served.url, user, password) for user, password in people.items()}
+        started = {user: clients[user].predict(prompt=f"a question of {user}", api_name="/chat") for user in ("ann", "bob")}
+        assert started
+        deadline = time.monotonic() + 10
+        while len(ids(search(clients["root"]))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(ids(search(clients["root"]))) == 2
+        assert len(ids(search(clients["ann"]))) == 1
+        for client in clients.values():
+            client.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from llmtool.evaluation.assertions import TextAssertion, Verdict
+    from llmtool.evaluation.assertion_kinds import TextAssertion, Verdict
     from llmtool.evaluation.dataset import Expectations
     from llmtool.templates.template import Template
     from llmtool.validation import ValidationRules

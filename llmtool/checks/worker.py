@@ -90,6 +90,10 @@ def main() -> None:
     if path is None:
         return
     sys.path[:] = list(path)
+    # Expectations and assertions arrive pickled: their modules load before "ready" too, or a fresh
+    # worker's first check would spend its time limit importing them (~1 s, the templates' stack).
+    import llmtool.evaluation.assertion_kinds
+    import llmtool.evaluation.dataset
     import llmtool.validation  # noqa: F401 - before "ready": a first check's time limit is its own
     from llmtool.checks.tasks import TASKS  # after sys.path: a validator imports as in the server
     write_frame(sink, ("ready", os.getpid()))

@@ -7,17 +7,28 @@
         ...                                         # step.done / step.total, step.result
     report = await run_evaluation(service, template, dataset, models)   # EvalReport
     report.summary(); report.matrix(failures_only=True); report.write("results.csv")
+
+The names below are imported on first use: a checking process that unpickles an assertion
+(`llmtool.evaluation.assertion_kinds`) does not pay for the runner, the service and the SDKs.
 """
 
-from llmtool.evaluation.dataset import Case, Dataset, DatasetError, Expectations, load_dataset, load_dataset_async
-from llmtool.evaluation.results import CaseResult, EvalReport, ModelSummary
-from llmtool.evaluation.runner import (
-    EvalProgress,
-    build_report,
-    evaluate,
-    resolve_models,
-    run_evaluation,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmtool.evaluation.dataset import Case, Dataset, DatasetError, Expectations, load_dataset, load_dataset_async
+    from llmtool.evaluation.results import CaseResult, EvalReport, ModelSummary
+    from llmtool.evaluation.runner import EvalProgress, build_report, evaluate, resolve_models, run_evaluation
+
+_HOMES = {
+    "Case": "dataset", "Dataset": "dataset", "DatasetError": "dataset", "Expectations": "dataset",
+    "load_dataset": "dataset", "load_dataset_async": "dataset",
+    "CaseResult": "results", "EvalReport": "results", "ModelSummary": "results",
+    "EvalProgress": "runner", "build_report": "runner", "evaluate": "runner", "resolve_models": "runner",
+    "run_evaluation": "runner",
+}
 
 __all__ = [
     "Case",
@@ -35,3 +46,12 @@ __all__ = [
     "resolve_models",
     "run_evaluation",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

@@ -215,22 +215,23 @@ async def run_assertions(
     text check that goes to the checking pool."""
     outcome = run_result if isinstance(run_result, RunOutcome) else _outcome(run_result)
     if outcome.status != "completed":
-        why = f"not checked: the run {outcome.status}" + (f": {outcome.error}" if outcome.error else "")
+        how = "has not ended" if outcome.status == "running" else outcome.status
+        why = f"not checked: the run {how}" + (f": {outcome.error}" if outcome.error else "")
         return [AssertionResult(type=s.type, label=s.label, passed=False, score=0.0, reason=why) for s in specs]
-    metrics = outcome.metrics or Metrics()
     return list(await asyncio.gather(*(
-        _one(spec, outcome, metrics, service, origin, grader, time_limit) for spec in specs
+        _one(spec, outcome, outcome.metrics, service, origin, grader, time_limit) for spec in specs
     )))
 
 
-async def _one(spec: AssertionSpec, outcome: RunOutcome, metrics: Metrics, service: LLMService | None,
+async def _one(spec: AssertionSpec, outcome: RunOutcome, metrics: Metrics | None, service: LLMService | None,
                origin: RunOrigin | None, grader: str | None, time_limit: float) -> AssertionResult:
     if isinstance(spec, JudgeAssertion):
         from llmtool.evaluation.judge import judge
 
         return await judge(spec, outcome, service, origin=origin, grader=grader)
     if isinstance(spec, (LatencyAssertion, CostAssertion, TokensAssertion)):
-        passed, score, reason = spec.check(metrics)
+        passed, score, reason = (False, 0.0, "the run's measurements are not known") if metrics is None \
+            else spec.check(metrics)
     else:
         passed, score, reason = await text_verdict(spec, outcome.text, time_limit=time_limit)
     return AssertionResult(type=spec.type, label=spec.label, passed=passed, score=score, reason=reason)

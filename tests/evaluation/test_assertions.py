@@ -83,6 +83,8 @@ async def test_unknown_cost_and_missing_measures_fail_with_that_reason() -> None
     assert not first.passed and "no first token time" in first.reason
     tokens = await check(TokensAssertion(max=10), metrics=unknown)
     assert not tokens.passed and tokens.reason == "the provider reported no output token count"
+    [unmeasured] = await run_assertions([LatencyAssertion(total_s=5)], RunOutcome(text="x"))
+    assert (unmeasured.passed, unmeasured.reason) == (False, "the run's measurements are not known")
 
 
 # -- about the text -----------------------------------------------------------------------------------
@@ -150,6 +152,8 @@ async def test_a_run_that_did_not_complete_fails_every_assertion_without_grading
     results = await run_assertions([ContainsAssertion(value="partial"), JudgeAssertion(rubric="x")], failed)
     assert [(r.passed, r.reason) for r in results] == [(False, "not checked: the run failed: the provider is down")] * 2
     assert all(r.run_id is None for r in results)
+    [running] = await run_assertions([ContainsAssertion(value="x")], RunOutcome(text="x", status="running"))
+    assert running.reason == "not checked: the run has not ended"
 
 
 # -- specs as written ---------------------------------------------------------------------------------

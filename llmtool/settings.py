@@ -66,6 +66,34 @@ def check_base_url(value: str | None) -> str | None:
     return value
 
 
+def check_redis_url(value: str | None) -> str | None:
+    """redis://host[:port][/db], rediss://… (TLS) or unix:///path; errors say why, never the password."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("redis", "rediss", "unix") or not rest:
+        raise ValueError("must look like redis://host:6379/0, rediss://host:6380/0 or unix:///path/redis.sock")
+    try:
+        url = httpx2.URL(value)
+        port = url.port
+    except (httpx2.InvalidURL, ValueError):
+        raise ValueError("not a valid URL (check the host, the port and the characters "
+                         "of the password: %-encode '@', ':' and '/')") from None
+    if scheme == "unix":
+        if not url.path or url.path == "/":
+            raise ValueError("unix:///path needs the path of Redis's socket")
+        return value
+    if not url.host:
+        raise ValueError("no host: redis://host:6379/0")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is not between 1 and 65535")
+    database = url.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError(f"the database must be a number (redis://host:6379/0), not {database[:20]!r}")
+    return value
+
+
 def check_key(value: SecretStr | None) -> SecretStr | None:
     """Keys pasted with a newline or spaces are trimmed; an empty key is no key."""
     if value is None:
@@ -355,6 +383,11 @@ class Settings(BaseSettings):
         description="Where runs are kept: sqlite+aiosqlite:///path or postgresql+asyncpg://…; "
         "unset: llmtool.db in the user's data folder.",
     )
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by the replicas of a deployment (redis://[:password@]host:port/db, "
+        "rediss://… or unix:///path): live events and Stop reach every replica; unset: one process.",
+    )
     store: StoreSettings = Field(default_factory=StoreSettings)
     runs: RunSettings = Field(default_factory=RunSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
@@ -371,6 +404,11 @@ class Settings(BaseSettings):
     @classmethod
     def _keys(cls, value: SecretStr | None) -> SecretStr | None:
         return check_key(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return check_redis_url(value)
 
     @field_validator("endpoints")
     @classmethod

@@ -10,6 +10,7 @@ import pytest
 
 from llmtool.settings import Settings, load_settings
 from tests.servers.postgres import PostgresServer
+from tests.servers.redis import RedisServer
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -95,6 +96,14 @@ def prompts_dir(tmp_path, monkeypatch: pytest.MonkeyPatch):
 def postgres_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the whole test session (started on first use)."""
     with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the whole test session (started on first use); a test takes a
+    database of its own with `redis_server.new_url()`."""
+    with RedisServer() as server:
         yield server
 
 

@@ -26,12 +26,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from llmtool.errors import LimitExceededError
 from llmtool.providers.base import ChatMessage, ReasoningEffort
 from llmtool.service import LLMService, Run, RunOrigin, RunRequest
 from llmtool.service.conversations import continuation, current_turns, pending
 from llmtool.service.runs import new_run_id
 from llmtool.settings import describe_validation_error
 from llmtool.store import RunQuery, RunRecord, RunStatus
+from llmtool.store.claims import release_idempotency_key
 from llmtool.web import apidocs, tokens
 from llmtool.web.api_body import CreateRun, read_json
 from llmtool.web.basic_auth import api_user
@@ -102,10 +104,22 @@ async def create_run(
     run_request = spec.run_request(context.registry, history)
     origin = RunOrigin(user=user, source="api", conversation_id=conversation_id or uuid.uuid4().hex[:12],
                        position=position)
-    await _check_runnable(service, run_request, origin)
     run_id = new_run_id()
-    if idempotency_key is not None:
-        owner = await _claim(service, state, user, idempotency_key.strip(), run_id)
+    key = idempotency_key.strip() if idempotency_key is not None else None
+    try:
+        await _check_runnable(service, run_request, origin)
+    except LimitExceededError:
+        if key is None:
+            raise
+        # A repeat of a request that started its run answers with that run, whatever the limits
+        # say now (the first one was counted); a new request is refused and leaves its key free.
+        owner = await _claim(service, state, user, key, run_id)
+        if owner == run_id:
+            await _release(service, state, user, key, run_id)
+            raise
+        return _accepted(await _wait_for_run(service, state, owner, user, context.auth is not None), replayed=True)
+    if key is not None:
+        owner = await _claim(service, state, user, key, run_id)
         if owner != run_id:
             status = await _wait_for_run(service, state, owner, user, context.auth is not None)
             return _accepted(status, replayed=True)
@@ -290,6 +304,15 @@ async def _claim(service: LLMService, state: ApiState, user: str | None, key: st
     if service.store is None:
         return state.keys.setdefault((user, key), run_id)
     return await service.store.claim_idempotency_key(user, key, run_id)
+
+
+async def _release(service: LLMService, state: ApiState, user: str | None, key: str, run_id: str) -> None:
+    """Give back a key this request claimed for a run it then did not start."""
+    if service.store is None:
+        if state.keys.get((user, key)) == run_id:
+            del state.keys[(user, key)]
+        return
+    await release_idempotency_key(service.store, user, key, run_id)
 
 
 async def _wait_for_run(service: LLMService, state: ApiState, run_id: str, user: str | None,

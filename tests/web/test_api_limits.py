@@ -50,9 +50,7 @@ def client(server: BackgroundServer, user: str) -> httpx.Client:
 @pytest.fixture
 def fresh_minute(context: AppContext) -> None:
     """Each test starts with nobody's runs of the last minute counted."""
-    service = context.started_service()
-    assert service is not None
-    service.limits.counters._events.clear()  # type: ignore[attr-defined]
+    fresh_minute_again(context)
 
 
 def test_a_model_the_role_does_not_allow_is_403_and_nothing_is_sent(served, upstream: LoopbackServer,
@@ -86,6 +84,31 @@ def test_runs_per_minute_is_429_with_retry_after(served, upstream: LoopbackServe
         for run in runs:
             wait_status(ann, run["id"], lambda s: s["status"] == "completed")
     assert sorted(r.body["input"][-1]["content"] for r in upstream.requests) == ["n0", "n1", "n2"]
+
+
+def test_a_repeated_idempotency_key_is_answered_past_the_limit_and_a_refused_one_stays_free(
+        served, context: AppContext, upstream: LoopbackServer, fresh_minute) -> None:
+    with client(served, "ann") as ann:
+        first = ann.post("/api/runs", json={"model": MODEL, "prompt": "n0"}, headers={"Idempotency-Key": "k-1"})
+        assert first.status_code == 202
+        for i in (1, 2):
+            start_run(ann, {"model": MODEL, "prompt": f"n{i}"})
+        again = ann.post("/api/runs", json={"model": MODEL, "prompt": "n0"}, headers={"Idempotency-Key": "k-1"})
+        assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == first.json()["id"]  # the first request's run, though the minute is full
+        refused = ann.post("/api/runs", json={"model": MODEL, "prompt": "n3"}, headers={"Idempotency-Key": "k-2"})
+        assert refused.status_code == 429
+        fresh_minute_again(context)
+        later = ann.post("/api/runs", json={"model": MODEL, "prompt": "n3"}, headers={"Idempotency-Key": "k-2"})
+        assert later.status_code == 202 and "idempotent-replayed" not in later.headers  # a new request
+        wait_status(ann, later.json()["id"], lambda s: s["status"] == "completed")
+    assert len(upstream.wait_for_requests(4)) == 4
+
+
+def fresh_minute_again(context: AppContext) -> None:
+    service = context.started_service()
+    assert service is not None
+    service.limits.counters._events.clear()  # type: ignore[attr-defined]
 
 
 def test_a_spent_budget_is_429_with_the_sentence_and_the_refused_run_costs_nothing(

@@ -8,6 +8,10 @@ marks the runs of processes that stopped beating `interrupted`, and applies the 
 
 A store that fails does not fail the runs: what could not be written is kept and tried again at the
 next flush (up to a bound), the failure is logged, and `problem` says it once for the UI to show.
+
+Others may watch every event of every run through the recorder (`observe`): the replicas' Redis
+publisher does (`llmtool/replicas`). An observer is told synchronously, on the run's loop, like the
+recorder itself: it must only collect, never wait.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from llmtool.events import (
     Validated,
     is_terminal,
 )
-from llmtool.service.runs import Run
+from llmtool.service.runs import Listener, Run
 from llmtool.settings import StoreSettings
 from llmtool.store import (
     Owner,
@@ -110,6 +114,7 @@ class RunRecorder:
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()  # one write at a time: the writer's, or a caller's
         self._closing = False
+        self._observers: list[Listener] = []  # told of every event of every run tracked from now on
 
     async def start(self) -> list[str]:
         """Beat the first heartbeat, end the runs of dead processes, then write in the background.
@@ -119,6 +124,10 @@ class RunRecorder:
         await self._purge()
         self._task = asyncio.get_running_loop().create_task(self._write_loop(), name="run-recorder")
         return interrupted
+
+    def observe(self, listener: Listener) -> None:
+        """Tell `listener` every event of every run tracked from now on (after the recorder itself)."""
+        self._observers.append(listener)
 
     # -- told by the service, on the event loop, never waiting -----------------------------------
     def track(self, run: Run, origin: RunOrigin) -> None:
@@ -130,6 +139,7 @@ class RunRecorder:
             )
         self._pending[run.id] = _Pending(run=run, start=0)
         run.listeners.append(self._on_event)
+        run.listeners.extend(self._observers)
         self._wake.set()
 
     def _on_event(self, run: Run, event: RunEvent) -> None:

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import Request
 
@@ -40,6 +40,9 @@ from llmtool.store import StoreError, open_store
 from llmtool.templates import TemplateRegistry
 from llmtool.web import files
 from llmtool.web.sessions import Sessions
+
+if TYPE_CHECKING:
+    from llmtool.replicas.hub import Replicas
 
 T = TypeVar("T")
 # The login check (user, password) → bool; None: no logins configured.
@@ -76,6 +79,8 @@ class AppContext:
         self._sweeping: asyncio.Task[None] | None = None
         self._service: LLMService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # With `settings.redis_url`: live events and Stop shared with the other replicas (`llmtool/replicas`).
+        self.replicas: Replicas | None = None
         # run id → set when the handler streaming that run has returned (see handlers.stop)
         self._streams: dict[str, tuple[int, asyncio.Event]] = {}
 
@@ -117,6 +122,10 @@ class AppContext:
         otherwise wait for."""
         if self._service is None:
             self._service, self._loop = await LLMService.open(self.settings), asyncio.get_running_loop()
+        if self.settings.redis_url and self.replicas is None:
+            from llmtool.replicas import connect  # (imports redis only when it is used)
+
+            self.replicas = await connect(self._service, self.settings.redis_url)
         self._start_sweeping()
         service = self.service
         for model in service.models():
@@ -221,6 +230,9 @@ class AppContext:
             self._sweeping = None
         if self._service is not None:
             await self._service.aclose()
+            if self.replicas is not None:  # after the runs stopped: their last events reach Redis too
+                await self.replicas.aclose()
+                self.replicas = None
             self._service = self._loop = None
         await checks.aclose()  # the checking processes end with the server
         if self._export_dir is not None:

@@ -4,7 +4,9 @@
 
 A comment line goes out when nothing was sent for `KEEP_ALIVE` seconds (proxies close idle streams).
 Readers only read: a reader going away closes its generator, never the run. A run another process
-is running is followed through the store until its terminal event is written.
+is running is followed live through its Redis Stream when the replicas share Redis
+(`llmtool/replicas`, the store filling what Redis lacks), else through the store until its terminal
+event is written.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import cast
 
 from llmtool.events import RunEvent, is_terminal
+from llmtool.replicas import replicas_of
 from llmtool.service import LLMService
 
 KEEP_ALIVE = 15.0
@@ -27,7 +30,14 @@ def frame(position: int, event: RunEvent) -> bytes:
 
 
 async def _events(service: LLMService, run_id: str, start: int) -> AsyncGenerator[RunEvent, None]:
-    """Live from memory, else from the store; a run still running elsewhere is polled until it ends."""
+    """Live from memory; a run of another replica live from Redis when there is one; else from the
+    store, where a run still running elsewhere is polled until it ends."""
+    replicas = replicas_of(service)
+    if replicas is not None and service.get(run_id) is None:
+        async with contextlib.aclosing(replicas.follow(run_id, start)) as followed:
+            async for event in followed:
+                yield event
+        return
     position = start
     while True:
         ended = False

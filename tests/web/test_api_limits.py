@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from httpx_sse import connect_sse
 
 from llmtool.accounts.principal import Principal
 from llmtool.events import Metrics
@@ -130,6 +131,35 @@ def test_a_spent_budget_is_429_with_the_sentence_and_the_refused_run_costs_nothi
         runs = ann.get("/api/runs").json()
     assert upstream.requests == []
     assert [r["id"] for r in runs["runs"] if r["status"] != "completed" or r["id"] == record.id] == [record.id]
+
+
+def test_a_second_users_first_token_comes_promptly_while_the_first_has_many_queued(loopback, tmp_path) -> None:
+    settings = make_settings(loopback, tmp_path, first_token_delay=0.05, tokens_per_second=40,
+                             runs={"max_concurrent": 8, "user_headroom": 2})
+    context = AppContext(settings)
+    app = create_app(context=context, auth=lambda user, password: USERS.get(user, ("", ""))[0] == password)
+    with BackgroundServer(app) as server, client(server, "ann") as ann, client(server, "bob") as bob:
+        service = context.started_service()
+        assert service is not None
+        service.principals = lambda user: Principal(user, "member", settings.roles["member"])
+        burst = [start_run(ann, {"model": "demo:assistant", "prompt": f"story {i}"}) for i in range(30)]
+        assert service.limits.scheduler.waiting("ann") == 24
+        began = time.monotonic()
+        quick = start_run(bob, {"model": "demo:echo", "prompt": "Hi there"})
+        with connect_sse(bob, "GET", f"/api/runs/{quick['id']}/events") as source:
+            kinds = []
+            for sse in source.iter_sse():
+                kinds.append(sse.event)
+                if sse.event == "text":
+                    break
+        waited = time.monotonic() - began
+        assert kinds == ["started", "text"] and waited < 1.5, (kinds, waited)
+        assert service.limits.scheduler.waiting("ann") >= 20  # ann's burst was still queued meanwhile
+        with connect_sse(ann, "GET", f"/api/runs/{burst[-1]['id']}/events") as source:
+            frames = iter(source.iter_sse())
+            assert [next(frames).event, next(frames).event] == ["started", "notice"]  # the last one says it waits
+        for run in burst:
+            ann.post(f"/api/runs/{run['id']}/cancel")
 
 
 def test_without_logins_the_same_roles_limit_nothing(loopback: LoopbackServer, tmp_path) -> None:

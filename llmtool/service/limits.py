@@ -108,7 +108,8 @@ def budget_sentence(spent: float, budget: float, period: Period, now: float, in_
     if period.name == "daily":
         when = "at 00:00 UTC"
     else:
-        when = f"on {datetime.fromtimestamp(period.resets, UTC):%-d %B} at 00:00 UTC"
+        resets = datetime.fromtimestamp(period.resets, UTC)
+        when = f"on {resets.day} {resets:%B} at 00:00 UTC"
     return (f"You have spent ${spent:.2f} of your ${budget:.2f} {period.name} budget{counting}; "
             f"it resets {when} (in {in_words(period.resets - now)})")
 
@@ -119,7 +120,9 @@ def waiting_message(state: QueueState) -> str:
         why = f"you may run {state.cap} at a time and {state.running} of yours are running"
     else:
         why = "the server is running as many runs as it takes"
-    ahead = f"; {state.ahead} of your runs are ahead of this one" if state.ahead else ""
+    ahead = ""
+    if state.ahead:
+        ahead = f"; {state.ahead} of your runs {'is' if state.ahead == 1 else 'are'} ahead of this one"
     return f"Waiting to start: {why}{ahead}. It starts by itself when a slot frees."
 
 

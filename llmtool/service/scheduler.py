@@ -110,8 +110,8 @@ class FairScheduler:
         if waiting < self.max_waiting or not self.would_wait(user, self.cap_for(limit)):
             return None
         return TooManyRunsError(
-            f"You have {waiting} runs waiting for a free slot, the most you may have waiting: let some "
-            "finish, or stop them, before starting more",
+            f"You have {waiting} run{'s' if waiting != 1 else ''} waiting for a free slot, the most you may "
+            "have waiting: let some finish, or stop them, before starting more",
             retry_after=WAITING_RETRY_AFTER,
         )
 

@@ -286,7 +286,7 @@ async def test_runs_past_the_roles_concurrency_wait_their_turn_saying_so(opened,
     assert waiting == runs[2:]
     notice = next(e for e in runs[3].log if isinstance(e, Notice))
     assert notice.message.startswith("Waiting to start: you may run 2 at a time and 2 of yours are running; "
-                                     "1 of your runs are ahead of this one")
+                                     "1 of your runs is ahead of this one")
     assert {(await run.wait()).kind for run in runs} == {"completed"}
     assert [e.kind for e in runs[3].log][:3] == ["started", "notice", "text"]  # one `started`, then its answer
 

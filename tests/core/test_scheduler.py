@@ -47,7 +47,7 @@ def test_a_full_line_refuses_only_runs_that_would_wait() -> None:
     scheduler = FairScheduler(capacity=2, headroom=0, max_waiting=1)
     first = scheduler.submit("ann", limit=1)
     scheduler.submit("ann", limit=1)  # waits: the one place in ann's line
-    with pytest.raises(TooManyRunsError, match="You have 1 runs waiting") as refused:
+    with pytest.raises(TooManyRunsError, match="You have 1 run waiting for a free slot") as refused:
         scheduler.submit("ann", limit=1)
     assert refused.value.retry_after == 5.0
     assert scheduler.submit("bob").granted  # someone else is not refused

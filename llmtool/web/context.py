@@ -62,6 +62,8 @@ class AppContext:
         self.settings = settings or load_settings()
         # Before Gradio builds anything: it reads its cache folder when blocks and the app are made.
         self.gradio_cache = files.keep_files_private()
+        if accounts is None and auth is None:  # the settings' users file (or LLMTOOL_USERS), if any
+            accounts = Accounts.load(self.settings)
         # The same check the Gradio login uses; `/api` asks for HTTP Basic with it. None: no login.
         self.auth = accounts.check if accounts is not None and auth is None else auth
         self._accounts = accounts

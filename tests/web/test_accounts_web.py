@@ -194,10 +194,19 @@ def test_a_token_runs_as_its_user(served: BackgroundServer) -> None:
     with httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as script:
         started = script.post("/api/runs", json={"model": "demo:echo", "prompt": "hello"})
         assert started.status_code == 202, started.text
-    mine = httpx.get(f"{served.url}/api/runs", auth=("ann", PASSWORDS["ann"]), timeout=10).json()["runs"]
+    run_id = started.json()["id"]
+    deadline = time.monotonic() + 10  # the list reads the store, which the run reaches within a flush
+    while run_id not in (mine := [run["id"] for run in listed(served, "ann")]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     theirs = httpx.get(f"{served.url}/api/runs", auth=("bob", PASSWORDS["bob"]), timeout=10).json()["runs"]
-    assert started.json()["id"] in [run["id"] for run in mine]
+    assert run_id in mine
     assert started.json()["id"] not in [run["id"] for run in theirs]
+
+
+def listed(served: BackgroundServer, user: str) -> list[dict]:
+    answer = httpx.get(f"{served.url}/api/runs", auth=(user, PASSWORDS[user]), timeout=10)
+    runs: list[dict] = answer.json()["runs"]
+    return runs
 
 
 # -- the reverse-proxy header ---------------------------------------------------------------------

@@ -10,10 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmtool.accounts import Accounts
 from llmtool.settings import load_settings
 from llmtool.web.app import create_app
-from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
 from tests.helpers import log_in, session_client
 
@@ -122,8 +120,7 @@ def test_an_admin_sees_every_users_runs_in_history_a_member_only_their_own(tmp_p
     settings = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}",
                              default_model="demo:assistant", demo={"first_token_delay": 0.0, "tokens_per_second": 5000},
                              ui={"users_file": str(path)}, store={"flush_interval": 0.05})
-    context = AppContext(settings, accounts=Accounts.load(settings))
-    with BackgroundServer(create_app(context=context)) as served:
+    with BackgroundServer(create_app(settings)) as served:  # the users file of the settings
         clients = {user: session_client(served.url, user, password) for user, password in people.items()}
         started = {user: clients[user].predict(prompt=f"a question of {user}", api_name="/chat") for user in ("ann", "bob")}
         assert started

@@ -25,8 +25,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import ValidationError
 
 from llmtool.loopback import LoopbackServer
+from llmtool.settings import load_settings
 from llmtool.web.app import create_app
 from llmtool.web.serve import BackgroundServer
+from tests.helpers import log_in
 from tests.web.support import make_settings, wait_status
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 deprecations, not ours
@@ -294,6 +296,21 @@ def test_bodies_gradio_cannot_read_get_a_4xx(http: httpx.Client, server_log: Ser
     assert posted.status_code == status and message in posted.json()["detail"], posted.text
 
 
+def test_with_logins_the_door_answers_behind_the_login(tmp_path: Path, server_log: ServerLog) -> None:
+    users = {"ann": "pw-ann-long-enough"}
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}", default_model="demo:echo",
+                             demo={"first_token_delay": 0.0, "tokens_per_second": 100_000})
+    with BackgroundServer(create_app(settings, auth=lambda user, password: users.get(user) == password)) as server:
+        with httpx.Client(base_url=server.url, timeout=20) as stranger:  # no session: the login answers first
+            assert stranger.post("/gradio_api/call/chat", json={"data": chat(v4="abc")}).status_code == 401
+        cookie = log_in(server.url, "ann", users["ann"])
+        with httpx.Client(base_url=server.url, timeout=20, cookies={"llmtool_session": cookie}) as ann:
+            answer = call(ann, "chat", chat(v4="abc"))
+            assert answer.status == 422 and "max_output_tokens must be a number of at least 0" in answer.text
+            answer = call(ann, "chat", chat(v0="hi \ud800"))
+            assert answer.event == "complete" and "hi \ufffd" in answer.text
+
+
 def test_gradio_client_raises_the_sentence(served: BackgroundServer, server_log: ServerLog) -> None:
     client = Client(served.url, verbose=False, download_files=False)
     try:
@@ -381,18 +398,29 @@ def while_running(attack: Callable[[], Any], http: httpx.Client) -> tuple[Any, f
     return result["value"], slowest
 
 
-def test_a_dataset_of_30000_columns_is_refused_while_others_are_answered(
-    served: BackgroundServer, http: httpx.Client, server_log: ServerLog, tmp_path: Path
+HOSTILE_UPLOADS = {
+    "30,000 columns": ("wide.csv", ",".join(f"c{i}" for i in range(30_000)) + "\n" + "x," * 29_999 + "x\n",
+                       "the header has 30,000 columns; at most 200 allowed"),
+    "JSONL nested 100,000 deep": ("deep.jsonl", '{"ticket": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+                                  "the JSON is nested 100,001 levels deep; at most 32 allowed"),
+}
+
+
+@pytest.mark.parametrize(("name", "content", "message"), HOSTILE_UPLOADS.values(), ids=HOSTILE_UPLOADS.keys())
+def test_a_hostile_dataset_upload_is_refused_while_others_are_answered(
+    served: BackgroundServer, http: httpx.Client, server_log: ServerLog, tmp_path: Path, name: str, content: str,
+    message: str,
 ) -> None:
-    wide = tmp_path / "wide.csv"
-    wide.write_text(",".join(f"c{i}" for i in range(30_000)) + "\n" + "x," * 29_999 + "x\n", encoding="utf-8")
+    upload = tmp_path / name
+    upload.write_text(content, encoding="utf-8")
     client = Client(served.url, verbose=False, download_files=False)
     try:
         outputs, slowest = while_running(lambda: client.predict(
-            "classify", None, handle_file(str(wide)), [], 4, False, api_name="/evaluate"), http)
+            "classify", None, handle_file(str(upload)), [], 4, False, api_name="/evaluate"), http)
     finally:
         threading.Thread(target=client.close, daemon=True).start()
-    assert "the header has 30,000 columns; at most 200 allowed" in outputs[0]
+    assert message in outputs[0]
+    assert "failed unexpectedly" not in outputs[0]
     assert slowest < 1.0
     assert len(server_log.lines("refused an evaluation")) == 1
 

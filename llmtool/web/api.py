@@ -215,7 +215,8 @@ async def list_runs(
     if store is None:
         return JSONResponse({"runs": [], "next_cursor": None})
     try:
-        query = RunQuery(user=user, status=status, model=model, template=template, conversation_id=conversation_id,
+        query = RunQuery(user=user if restricted(context, user) else None, status=status, model=model,
+                         template=template, conversation_id=conversation_id,
                          since=since, until=until, text=q, limit=limit, before=cursor)
     except ValidationError as exc:
         raise Problem("invalid-request", describe_validation_error(exc)) from None
@@ -387,8 +388,16 @@ async def find_status(service: LLMService, state: ApiState, run_id: str, user: s
     return stored_status(record)
 
 
+def restricted(context: AppContext, user: str | None) -> bool:
+    """Whether `user` sees only their own runs: with logins, unless their role sees all (admins)."""
+    if context.auth is None:
+        return False
+    principal = context.principal(user)
+    return principal is None or not principal.sees_all_runs
+
+
 async def _status(context: AppContext, state: ApiState, run_id: str, user: str | None) -> RunStatusBody:
-    status = await find_status(context.service, state, run_id, user, context.auth is not None)
+    status = await find_status(context.service, state, run_id, user, restricted(context, user))
     if status is None:
         raise Problem("not-found", f"no run {run_id}")
     return status

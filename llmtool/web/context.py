@@ -123,7 +123,8 @@ class AppContext:
         (server's) loop: importing an SDK takes most of a second, which the first user would
         otherwise wait for."""
         if self._service is None:
-            self._service, self._loop = await LLMService.open(self.settings), asyncio.get_running_loop()
+            self._service, self._loop = (await LLMService.open(self.settings, principals=self._principals()),
+                                         asyncio.get_running_loop())
         if self.settings.redis_url and self.replicas is None:
             from llmtool.replicas import connect  # (imports redis only when it is used)
 
@@ -136,13 +137,18 @@ class AppContext:
             except Exception:  # a provider that cannot be built fails that user's run, clearly
                 log.warning("could not prepare the client for %s", model.id, exc_info=True)
 
+    def _principals(self) -> Callable[[str], Principal | None] | None:
+        """What the service asks to know who a login is (its role's permissions and limits); None
+        without logins: nothing is limited."""
+        return self.principal if self.auth is not None else None
+
     @property
     def service(self) -> LLMService:
         loop = asyncio.get_running_loop()
         if self._service is None:
             # Only under `gradio app.py`, where no lifespan of ours runs `start`: runs are kept
             # from the moment the store is attached (a fraction of a second).
-            self._service, self._loop = LLMService(self.settings), loop
+            self._service, self._loop = LLMService(self.settings, principals=self._principals()), loop
             self._attaching = loop.create_task(self._attach_store(self._service))
             self._start_sweeping()
         elif self._loop is not loop:

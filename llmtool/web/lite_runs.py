@@ -21,7 +21,7 @@ from llmtool.service import Run, RunOrigin, RunRequest
 from llmtool.service.conversations import current_turns
 from llmtool.service.runs import new_run_id
 from llmtool.store import RunQuery, RunRecord
-from llmtool.web.api import ApiState, conversation_history, ensure_capacity, ensure_idle, find_status
+from llmtool.web.api import ApiState, conversation_history, ensure_capacity, ensure_idle, find_status, restricted
 from llmtool.web.context import AppContext
 from llmtool.web.lite_words import typical_time
 from llmtool.web.run_status import RunStatusBody
@@ -75,7 +75,7 @@ class Estimates:
 
 async def run_view(context: AppContext, state: ApiState, run_id: str, user: str | None) -> RunView | None:
     service = context.service
-    status = await find_status(service, state, run_id, user, context.auth is not None)
+    status = await find_status(service, state, run_id, user, restricted(context, user))
     if status is None:
         return None
     run = service.get(run_id)

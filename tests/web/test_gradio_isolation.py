@@ -131,3 +131,16 @@ def test_an_admin_sees_every_users_runs_in_history_a_member_only_their_own(tmp_p
         assert len(ids(search(clients["ann"]))) == 1
         for client in clients.values():
             client.close()
+        with httpx.Client(base_url=served.url, timeout=10) as http:  # the same through /api
+            started = http.post("/api/runs", json={"prompt": "bob's question"}, auth=("bob", people["bob"]))
+            assert started.status_code == 202, started.text
+            run = started.headers["location"]
+            assert http.get(run, auth=("ann", people["ann"])).status_code == 404
+            assert http.get(run, auth=("root", people["root"])).status_code == 200
+            def listed(user: str) -> int:
+                return len(http.get("/api/runs", auth=(user, people[user])).json()["runs"])
+
+            deadline = time.monotonic() + 10
+            while listed("root") < 3 and time.monotonic() < deadline:  # ann's, bob's and bob's API run
+                time.sleep(0.1)
+            assert listed("root") == 3 and listed("ann") == 1

@@ -47,3 +47,14 @@ def test_the_readme_config_example_is_valid(tmp_path):
     assert settings.validator_modules == ["mychecks"]
     assert settings.endpoints["ollama"].models == ["llama3.2", "qwen2.5:7b"]
     assert settings.timeouts.first_token == 60 and settings.demo.tokens_per_second == 60
+
+
+def test_the_readme_partner_example_is_valid(tmp_path):
+    from llmtool.settings import load_settings
+
+    text = (REPO / "README.md").read_text()
+    example = re.search(r"```toml\n(# partners, in llmtool.toml.+?)```", text, re.DOTALL).group(1)
+    (tmp_path / "llmtool.toml").write_text(example)
+    partner = load_settings(tmp_path / "llmtool.toml").roles["partner"]
+    assert partner.models == ["openai:gpt-4.1-mini", "demo:*"] and not partner.uploads
+    assert partner.daily_budget == 5.0 and partner.max_concurrent_runs == 2

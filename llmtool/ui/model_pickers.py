@@ -19,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 
+from llmtool.ui.handlers import login
 from llmtool.ui.status import escape_markdown
 from llmtool.web.context import AppContext
 
@@ -47,14 +48,19 @@ class ModelPickers:
             demo.load(self.refresh, outputs=[p.dropdown for p in self._pickers], queue=False,
                       show_progress="hidden", api_visibility="private")
 
-    async def refresh(self) -> tuple[Any, ...]:
-        """One update per picker: the live model ids (their values stay as they are)."""
+    async def refresh(self, request: gr.Request | None = None) -> tuple[Any, ...]:
+        """One update per picker: the live model ids the user's role may use (values stay as they are)."""
+        service = self.context.service
         try:
-            listed = await self.context.service.model_lists.all()
+            listed = await service.model_lists.all()
         except Exception:  # the configured lists the page was built with stay
             log.exception("could not list the providers' models")
             return tuple(gr.skip() for _ in self._pickers)
         ids = list(dict.fromkeys(model.id for provider in listed for model in provider.models))
+        user = login(request)
+        if user is not None and service.principals is not None:
+            allowed = set(await service.allowed_model_ids(user))
+            ids = [model_id for model_id in ids if model_id in allowed]
         problems = [f"{p.provider}: {p.problem}" for p in listed if p.problem]
         note = None
         if problems:

@@ -20,12 +20,14 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from llmtool.catalog import ModelInfo
 from llmtool.errors import LimitExceededError
 from llmtool.providers.base import ChatMessage, ReasoningEffort
 from llmtool.service import LLMService, Run, RunOrigin, RunRequest
@@ -254,34 +256,36 @@ class ModelList(BaseModel):
 
 
 @router.get("/models", tags=["catalog"], response_model=ModelList, responses=apidocs.problems(401))
-async def list_models(context: Context) -> JSONResponse:
+async def list_models(context: Context, user: User) -> JSONResponse:
     """The models each configured provider offers now (its live list, cached; the configured list when
-    it cannot be asked, with the reason), and the default."""
+    it cannot be asked, with the reason), those your role may use, and the default."""
     service = context.service
     listed = await service.model_lists.all()
     models: list[ModelEntry] = []
     providers: list[ProviderEntry] = []
     for entry in listed:
+        offered = offered_models(context, user, entry.models)
         providers.append(ProviderEntry(provider=entry.provider, live=entry.live,
                                        problem=context.redact(entry.problem) if entry.problem else None,
-                                       models=[m.id for m in entry.models]))
+                                       models=[m.id for m in offered]))
         models += [ModelEntry(id=m.id, provider=m.provider, name=m.name, kind=m.kind, display_name=m.display_name,
                               input_price=m.input_price, output_price=m.output_price, priced=m.priced,
                               efforts=list(m.efforts) if m.efforts is not None else None)
-                   for m in entry.models]
+                   for m in offered]
     body = ModelList(default=service.default_model(), models=models, providers=providers)
     return JSONResponse(body.model_dump(mode="json"))
 
 
 @router.get("/templates", tags=["catalog"], responses=apidocs.problems(401))
-async def list_templates(context: Context) -> dict[str, Any]:
-    """Templates that load, with their variables (type, description, default, choices, required)."""
+async def list_templates(context: Context, user: User) -> dict[str, Any]:
+    """Templates that load and your role may use, with their variables (type, description, default,
+    choices, required)."""
     return {"templates": [{
         "name": t.name, "description": t.description, "model": t.model,
         "variables": {name: {"type": spec.type, "description": spec.description, "default": spec.default,
                              "choices": spec.choices, "required": spec.is_required}
                       for name, spec in t.variables.items()},
-    } for t in context.registry.list()]}
+    } for t in context.service.allowed_templates(user, context.registry.list())]}
 
 
 @router.get("/problems/{slug}", tags=["meta"], include_in_schema=False)
@@ -386,6 +390,13 @@ async def find_status(service: LLMService, state: ApiState, run_id: str, user: s
         return live_status(run, RunOrigin(user=record.user, source=record.source,
                                           conversation_id=record.conversation_id, position=record.position))
     return stored_status(record)
+
+
+def offered_models(context: AppContext, user: str | None, models: Iterable[ModelInfo]) -> list[ModelInfo]:
+    """`models` as `user`'s role may use them (all of them without logins)."""
+    service = context.service
+    principal = service.principal(user)
+    return [m for m in models if principal is None or service.limits.allows_model(principal, m)]
 
 
 def restricted(context: AppContext, user: str | None) -> bool:

@@ -38,7 +38,7 @@ from llmtool.providers.base import REASONING_EFFORTS, ReasoningEffort
 from llmtool.store import StoreError
 from llmtool.templates import Template, TemplateError
 from llmtool.web import csrf
-from llmtool.web.api import ApiState, api_state
+from llmtool.web.api import ApiState, api_state, offered_models
 from llmtool.web.context import AppContext, app_context, context_dependency
 from llmtool.web.lite_forms import template_fields, template_values
 from llmtool.web.lite_runs import Estimates, RunView, run_view, start_run
@@ -165,7 +165,7 @@ async def form_page(request: Request, context: Context, template: str | None = N
                        picked=template or "")
 
 
-async def model_choices(context: AppContext) -> dict[str, Any]:
+async def model_choices(context: AppContext, user: str | None = None) -> dict[str, Any]:
     """What the model field offers: every provider's models (its live list, else the configured one),
     and a sentence for each provider whose list could not be had. A provider slow to list its models
     does not hold the page up: past `LIST_WAIT` the configured models are offered, and the list goes on
@@ -177,9 +177,10 @@ async def model_choices(context: AppContext) -> dict[str, Any]:
     except TimeoutError:
         _fetching.add(fetch)
         fetch.add_done_callback(_fetched)
-        return {"models": [model.id for model in context.service.models()], "model_notes": []}
+        return {"models": [model.id for model in offered_models(context, user, context.service.models())],
+                "model_notes": []}
     return {
-        "models": [model.id for entry in listed for model in entry.models],
+        "models": [model.id for entry in listed for model in offered_models(context, user, entry.models)],
         "model_notes": [f"The list of {entry.provider}'s models could not be read ({context.redact(entry.problem)}): "
                         "its usual models are offered." for entry in listed if entry.problem],
     }
@@ -190,6 +191,7 @@ async def _form(request: Request, context: AppContext, template: Template | None
                 picked: str = "") -> HTMLResponse:
     errors = errors or {}
     service = context.service
+    login: str | None = request.scope.get("state", {}).get("llmtool_user")  # set once the session was read
     model = (typed.get("model") if typed is not None else None) or (template.model if template else None) \
         or service.default_model()
     fields = template_fields(template, typed, errors) if template is not None else []
@@ -201,9 +203,10 @@ async def _form(request: Request, context: AppContext, template: Template | None
     return page(
         request, "form.html", status_code,
         title="Ask a model", model=str(model), effort=effort, default_effort=default_effort,
-        templates=[t.name for t in context.registry.list()], template=template, picked=picked or
+        templates=[t.name for t in context.service.allowed_templates(login, context.registry.list())],
+        template=template, picked=picked or
         (template.name if template else ""), fields=fields, errors=errors, summary=summary,
-        prompt=str(typed.get("prompt") or "") if typed is not None else "", **await model_choices(context),
+        prompt=str(typed.get("prompt") or "") if typed is not None else "", **await model_choices(context, login),
     )
 
 
@@ -418,7 +421,8 @@ async def _run_page(request: Request, context: AppContext, known: Estimates, vie
     return page(request, "run.html", status_code, title=title, errors=errors,
                 summary=[(key, message) for key, message in errors.items()],
                 model=typed_model or view.status.model, effort=view.effort if typed_effort is None else typed_effort,
-                prompt=context.redact(view.prompt), typed_prompt=typed_prompt, **parts, **await model_choices(context))
+                prompt=context.redact(view.prompt), typed_prompt=typed_prompt, **parts,
+                **await model_choices(context, request.scope.get("state", {}).get("llmtool_user")))
 
 
 @router.get("/runs/{run_id}/part")
@@ -430,7 +434,7 @@ async def run_part(request: Request, run_id: str, context: Context, state: State
     token = csrf.token(request)
     controls = pages.get_template("_controls.html").render(
         view=view, csrf_field=csrf.FIELD, csrf_token=token, model=view.status.model, effort=view.effort or "",
-        errors={}, typed_prompt="", **await model_choices(context))
+        errors={}, typed_prompt="", **await model_choices(context, user))
     answer = pages.get_template("_answer.html").render(**parts)
     response = JSONResponse({"ended": view.ended, "status": view.status.status, "state": parts["state"],
                              "estimate": parts["estimate"], "answer_html": answer, "controls_html": controls,

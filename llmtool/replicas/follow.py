@@ -13,7 +13,8 @@ event), so the reader keeps one position and takes each next event from wherever
 - when Redis says nothing for `block` seconds, or cannot be reached, the store says whether the run
   moved on or ended: a run whose owner died is ended there (`interrupted`) by a survivor. Its stored log
   may be shorter than what the follower already saw from Redis (the owner published more than it
-  wrote): then the stored ending is sent next, after what was seen.
+  wrote): then the stored ending is sent next, after what was seen (a follower that starts at or past
+  the stored end of an ended run gets nothing, as the API's 204 says).
 
 Nothing is sent twice and nothing is skipped: each event is sent at exactly its position.
 """
@@ -46,14 +47,17 @@ REDIS_DOWN_POLL = 0.5  # while Redis cannot be reached: how often the store is a
 async def follow(service: LLMService, client: Redis, run_id: str, start: int = 0,
                  block: float = BLOCK) -> AsyncGenerator[RunEvent, None]:
     """The run's events from position `start` on, until its terminal event (see the module's docstring).
-    Ends at once for a run the store does not know (and Redis has nothing of)."""
+    Ends, after one wait, for a run neither Redis nor the store knows."""
     key = stream_key(run_id)
     position = max(start, 0)
     redis_down = False
+    wait: int | None = None  # the first read does not wait: a run that ended long ago comes from the store at once
+    unknown = 0  # looks at the store that found no such run
     while True:
         entries: list[tuple[bytes, dict[bytes, bytes]]] = []
         try:
-            answer: Any = await client.xread({key: f"0-{position}"}, count=READ_COUNT, block=int(block * 1000))
+            answer: Any = await client.xread({key: f"0-{position}"}, count=READ_COUNT, block=wait)
+            wait = int(block * 1000)
             entries = answer[0][1] if answer else []
             if redis_down:
                 log.info("following run %s through Redis again", run_id)
@@ -74,7 +78,7 @@ async def follow(service: LLMService, client: Redis, run_id: str, start: int = 0
                     record = await service.record(run_id)
                     if record is not None and record.ended:  # the store's log ends before the gap
                         ending = await _stored_ending(service, run_id, record.event_count)
-                        if ending is not None:
+                        if ending is not None and position > start:
                             yield ending
                         return
                     await asyncio.sleep(GAP_WAIT)
@@ -94,10 +98,13 @@ async def follow(service: LLMService, client: Redis, run_id: str, start: int = 0
         # Nothing from Redis for a while (or Redis is down): has the run moved on, or ended, in the store?
         record = await service.record(run_id)
         if record is None:
+            unknown += 1
             if redis_down:
                 await asyncio.sleep(REDIS_DOWN_POLL)
                 continue
-            return  # (an unknown run; the API answered 404 before getting here)
+            if unknown > 1:
+                return  # unknown after a whole wait: no such run (the API answers 404 before this)
+            continue  # (just started elsewhere: the owner writes its record at once)
         moved = False
         if record.event_count > position:
             assert service.store is not None
@@ -108,7 +115,7 @@ async def follow(service: LLMService, client: Redis, run_id: str, start: int = 0
                 if is_terminal(event):
                     return
         if record.ended:
-            if not moved:
+            if not moved and position > start:  # (asked at or past the stored end: nothing more)
                 ending = await _stored_ending(service, run_id, record.event_count)
                 if ending is not None:
                     yield ending

@@ -10,6 +10,8 @@ from llmtool.store.open import default_database_path, default_database_url, desc
 from llmtool.store.protocol import Owner, RunStore, RunUpdate, StoreError
 from llmtool.store.records import (
     ENDED_STATUSES,
+    CellAssertion,
+    CellRun,
     EvaluationCell,
     EvaluationRecord,
     RunOrigin,
@@ -26,6 +28,8 @@ from llmtool.store.records import (
 
 __all__ = [
     "ENDED_STATUSES",
+    "CellAssertion",
+    "CellRun",
     "EvaluationCell",
     "EvaluationRecord",
     "Owner",

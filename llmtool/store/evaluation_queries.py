@@ -5,7 +5,9 @@ their runs measured (for the deltas of a comparison).
     queries = EvaluationQueries.of(service.store)        # StoreError when the store is not SQL
     last = await queries.last_evaluation("classify", "classify.csv", exclude=current.id,
                                          before=current.created_at, user=login)
+    named = await queries.named("nightly", template="classify", user=login)   # newest of that name
     cells = await queries.cells(current.id)              # [StoredCell], metrics from the cells' runs
+    cells[0].runs[0].assertions                          # each run of a cell: verdict, assertions, measures
 
 They read the SQL store's tables (`schema.py`) through its engine, in short read transactions, on
 SQLite and PostgreSQL alike; nothing here writes. `user`: the login whose evaluations to consider
@@ -14,23 +16,28 @@ SQLite and PostgreSQL alike; nothing here writes. `user`: the login whose evalua
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmtool.events import Metrics
 from llmtool.store.protocol import StoreError
-from llmtool.store.records import EvaluationRecord
+from llmtool.store.records import CellAssertion, CellRun, EvaluationRecord
 from llmtool.store.schema import evaluation_cells, evaluations, runs
 
 MAX_LISTED = 200
 
 
 class StoredCell(BaseModel):
-    """One stored cell of an evaluation with its run's measures (None: no run, or not measured)."""
+    """One stored cell of an evaluation with its measures (None: no run, or not measured).
+
+    `runs`: each run of the cell (one per repeat) with its verdict, assertion results and measures;
+    empty for an evaluation stored before they were kept. The measures are then its run's (joined),
+    else its runs' medians (cost: their mean, grading included; None when any is unknown)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -45,6 +52,16 @@ class StoredCell(BaseModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
+    runs: list[CellRun] = Field(default_factory=list)
+
+    @property
+    def assertions(self) -> list[CellAssertion]:
+        """The assertion results of its first run ([] when none were kept)."""
+        return self.runs[0].assertions if self.runs else []
+
+    @property
+    def repeats(self) -> int:
+        return max(len(self.runs), 1)
 
 
 class EvaluationQueries:
@@ -106,6 +123,20 @@ class EvaluationQueries:
                                             exclude=exclude, limit=1)
         return found[0] if found else None
 
+    async def named(self, name: str, *, template: str | None = None, user: str | None = None,
+                    statuses: Sequence[str] = ("completed",)) -> EvaluationRecord | None:
+        """The newest evaluation called `name` (of `template`, when given), or None."""
+        statement = sa.select(evaluations).where(evaluations.c.name == name,
+                                                 evaluations.c.status.in_(list(statuses)))
+        if template is not None:
+            statement = statement.where(evaluations.c.template == template)
+        if user is not None:
+            statement = statement.where(evaluations.c.user == user)
+        statement = statement.order_by(evaluations.c.created_at.desc(), evaluations.c.id.desc()).limit(1)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(statement)).mappings().first()
+        return None if row is None else EvaluationRecord(**row)
+
     async def cells(self, evaluation_id: str) -> list[StoredCell]:
         """The evaluation's cells (by case, then model), each with its run's status and measures."""
         statement = (
@@ -120,9 +151,12 @@ class EvaluationQueries:
 
 
 def _cell(row: Any) -> StoredCell:
+    runs = _runs(row["runs"])
     metrics = _metrics(row["run_metrics"])
     measured: dict[str, Any] = {}
-    if metrics is not None:
+    if runs:
+        measured = _measures(runs)
+    elif metrics is not None:
         measured = {
             "latency": metrics.total_time, "time_to_first_token": metrics.time_to_first_token,
             "input_tokens": metrics.input_tokens, "output_tokens": metrics.output_tokens,
@@ -130,8 +164,36 @@ def _cell(row: Any) -> StoredCell:
         }
     return StoredCell(
         case_id=row["case_id"], model=row["model"], passed=bool(row["passed"]), reason=row["reason"] or "",
-        run_id=row["run_id"], run_status=row["run_status"], **measured,
+        run_id=row["run_id"], run_status=row["run_status"], runs=runs, **measured,
     )
+
+
+def _runs(value: Any) -> list[CellRun]:
+    if not isinstance(value, list):
+        return []
+    try:
+        return [CellRun.model_validate(run) for run in value]
+    except ValidationError:  # written by another version: shown from its run alone
+        return []
+
+
+def _measures(runs: list[CellRun]) -> dict[str, Any]:
+    """One run's measures, or the median of several (cost: the mean, unknown when any is)."""
+    def median(values: list[float | int | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return float(statistics.median(known)) if known else None
+
+    def whole(value: float | None) -> int | None:
+        return None if value is None else round(value)
+
+    costs = [r.cost_usd for r in runs]
+    return {
+        "latency": median([r.latency for r in runs]),
+        "time_to_first_token": median([r.time_to_first_token for r in runs]),
+        "input_tokens": whole(median([r.input_tokens for r in runs])),
+        "output_tokens": whole(median([r.output_tokens for r in runs])),
+        "cost_usd": None if any(c is None for c in costs) else statistics.fmean(c or 0.0 for c in costs),
+    }
 
 
 def _metrics(value: Any) -> Metrics | None:

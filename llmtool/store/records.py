@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmtool.events import Metrics
 
@@ -106,7 +106,49 @@ class TemplateVersion(BaseModel):
     created_at: float = Field(default_factory=time.time)
 
 
+class CellAssertion(BaseModel):
+    """One assertion's result on one run, as kept with its cell (the fields of
+    `llmtool.evaluation.assertions.AssertionResult`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    label: str
+    passed: bool
+    score: float
+    reason: str
+    run_id: str | None = Field(None, description="judge: the grader's run.")
+    model: str | None = Field(None, description="judge: the grader.")
+    cost_usd: float | None = Field(None, description="judge: what grading cost; None: unknown or no run.")
+
+
+class CellRun(BaseModel):
+    """One run of a cell (one of its repeats): its verdict, assertions and measures."""
+
+    model_config = ConfigDict(frozen=True)
+
+    repeat: int = Field(1, ge=1, description="Which of the cell's runs, 1…repeats.")
+    run_id: str | None = None
+    status: Literal["passed", "failed", "error", "stopped"]
+    reason: str = ""
+    assertions: list[CellAssertion] = Field(default_factory=list)
+    latency: float | None = None
+    time_to_first_token: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = Field(None, description="The run's cost plus its grading's; None: unknown.")
+    grading_cost_usd: float | None = Field(0.0, description="What its judges' runs cost; None: unknown.")
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
 class EvaluationCell(BaseModel):
+    """One (case, model) of an evaluation: passed when every one of its runs passed; `run_id` and
+    `reason` are its first run's and its first failure's; `runs` each run in detail (empty for an
+    evaluation stored before they were kept)."""
+
     model_config = ConfigDict(frozen=True)
 
     case_id: str
@@ -114,6 +156,12 @@ class EvaluationCell(BaseModel):
     run_id: str | None = None
     passed: bool
     reason: str = ""
+    runs: list[CellRun] = Field(default_factory=list)
+
+    @field_validator("runs", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class EvaluationRecord(BaseModel):
@@ -131,6 +179,8 @@ class EvaluationRecord(BaseModel):
     status: Literal["running", "completed", "stopped", "failed"] = "running"
     created_at: float = Field(default_factory=time.time)
     ended_at: float | None = None
+    name: str | None = Field(None, description="What its author called it (`llmtool eval --name`): a baseline by name.")
+    repeats: int = Field(1, ge=1, description="Runs per case and model.")
     cells: list[EvaluationCell] = Field(default_factory=list)
 
 

@@ -76,6 +76,8 @@ evaluations = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("ended_at", sa.Float),
+    sa.Column("name", sa.String(100)),
+    sa.Column("repeats", sa.Integer, nullable=False, server_default="1"),
 )
 
 evaluation_cells = sa.Table(
@@ -88,6 +90,7 @@ evaluation_cells = sa.Table(
     sa.Column("run_id", sa.String(40)),
     sa.Column("passed", sa.Boolean, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("runs", sa.JSON),  # [CellRun]: each repeat's verdict, assertions and measures
 )
 
 # Every process that runs runs, with its heartbeat: a run whose owner stopped beating is interrupted.

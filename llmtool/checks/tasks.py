@@ -47,9 +47,10 @@ def check_assertion(assertion: TextAssertion, text: str, *, report: Report) -> V
 
 
 def load_dataset(path: Path, template: Template, *, report: Report) -> tuple[str, Any]:
-    """("rows", (content hash, [(id, line, values, contains, regex, json), …])) or ("problems",
-    (problems, omitted)): plain tuples unpickle in C, 5,000 Case models would hold the loop ~0.2 s
-    (and a DatasetError does not pickle)."""
+    """("rows", (content hash, [(id, line, values, contains, regex, json, assertions), …])) or
+    ("problems", (problems, omitted)): plain tuples unpickle in C, 5,000 Case models would hold the
+    loop ~0.2 s (and a DatasetError does not pickle). `assertions`: the row's assert_* specs, a tuple
+    of assertion models (most rows have none: an empty tuple costs nothing)."""
     from llmtool.evaluation.dataset import DatasetError
     from llmtool.evaluation.dataset import load_dataset as load
 
@@ -58,7 +59,8 @@ def load_dataset(path: Path, template: Template, *, report: Report) -> tuple[str
         dataset = load(path, template)
     except DatasetError as error:
         return "problems", (error.problems, error.omitted)
-    rows = [(c.id, c.line, c.values, c.expect.contains, c.expect.regex, c.expect.json_valid) for c in dataset.cases]
+    rows = [(c.id, c.line, c.values, c.expect.contains, c.expect.regex, c.expect.json_valid, tuple(c.assertions))
+            for c in dataset.cases]
     return "rows", (dataset.content_hash, rows)
 
 

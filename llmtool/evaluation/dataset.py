@@ -9,11 +9,16 @@ CSV (a header row) or JSONL (one JSON object a line). Columns/keys:
 - `expect_regex`: a regular expression the answer must match somewhere (searched like `re.search`
   with `re.MULTILINE`, but on RE2: linear time; a backreference or lookaround is refused — see
   `llmtool.checks.patterns`; write `(?i)` for case-insensitive);
-- `expect_json`: true/false — the answer must be valid JSON (one ``` fence allowed).
+- `expect_json`: true/false — the answer must be valid JSON (one ``` fence allowed);
+- `assert_*` (`ASSERT_COLUMNS`): assertions on this case's run, see `llmtool.evaluation.assertions`:
+  `assert_latency_s`, `assert_first_token_s`, `assert_cost_usd`, `assert_tokens`, `assert_equals`,
+  `assert_contains_any`, `assert_contains_all`, `assert_not_contains` (values separated by `|`, or
+  a JSON list) and `assert_judge` (a rubric).
 
-Expectations are checked in addition to the template's own validation rules. Every problem (unknown
-column, missing required variable, a value of the wrong type, a bad JSON line, a bad regex) is
-reported as `file:line: problem`, all of them at once (the first `MAX_KEPT_PROBLEMS`, then a count).
+Expectations and assertions are checked in addition to the template's own validation rules and
+assertions. Every problem (unknown column, missing required variable, a value of the wrong type, a
+bad JSON line, a bad regex, a bad assertion) is reported as `file:line: problem`, all of them at
+once (the first `MAX_KEPT_PROBLEMS`, then a count).
 
 A dataset is read as a stream and refused as soon as it passes a limit, each named with the value
 found: `MAX_FILE_BYTES` of file, `MAX_COLUMNS` columns (CSV header, JSONL keys), `MAX_ROWS` cases,
@@ -45,6 +50,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmtool.checks.patterns import CompileBudget, PatternBudgetExceeded, PatternError, compile_pattern
 from llmtool.errors import InvalidRequestError
+from llmtool.evaluation.assertion_kinds import AssertionSpec
+from llmtool.evaluation.assertions import ASSERT_COLUMNS, assertions_from_row
 from llmtool.templates.errors import location
 from llmtool.templates.loader import in_folder, leads_outside, link_refused
 from llmtool.templates.template import Template
@@ -53,6 +60,7 @@ from llmtool.validation import parse_json_answer
 DATASET_SUFFIXES = (".csv", ".jsonl")
 ID_COLUMN = "id"
 EXPECT_COLUMNS = ("expect_contains", "expect_regex", "expect_json")
+_ASSERT = "assert_"
 _MAX_PROBLEMS = 20  # shown in the error's message
 MAX_KEPT_PROBLEMS = 100  # kept in `problems`; the rest are counted
 # A JSON string has exactly one way to match (a character is either [^"\\] or the end of an escape):
@@ -170,6 +178,7 @@ class Case(BaseModel):
     line: int = Field(description="Where the case starts in the dataset file.")
     values: dict[str, Any] = Field(description="The variables given (typed); defaults fill the rest.")
     expect: Expectations = Field(default_factory=Expectations)
+    assertions: list[AssertionSpec] = Field(default_factory=list, description="Its assert_* columns.")
 
 
 @dataclass(frozen=True)
@@ -244,8 +253,9 @@ async def load_dataset_async(path: Path | str, template: Template, *, time_limit
     for start in range(0, len(rows), _CHUNK):  # checked already: built without validating, a chunk at a time
         cases += [
             Case.model_construct(id=case_id, line=line, values=values,
-                                 expect=Expectations.model_construct(contains=contains, regex=regex, json_valid=json))
-            for case_id, line, values, contains, regex, json in rows[start:start + _CHUNK]
+                                 expect=Expectations.model_construct(contains=contains, regex=regex, json_valid=json),
+                                 assertions=list(assertions))
+            for case_id, line, values, contains, regex, json, assertions in rows[start:start + _CHUNK]
         ]
         await asyncio.sleep(0)
     return Dataset(path=path, template=template.name, cases=cases, content_hash=digest)
@@ -322,13 +332,16 @@ def _known_columns(
     if first is None:
         return
     columns = list(first[1])
-    known = {*template.variables, ID_COLUMN, *EXPECT_COLUMNS}
+    known = {*template.variables, ID_COLUMN, *EXPECT_COLUMNS, *ASSERT_COLUMNS}
     unknown = {c for c in columns if c not in known}
     declared = ", ".join(template.variables) or "no variables"
     for column in (c for c in columns if c in unknown):
+        if column.startswith(_ASSERT):
+            problems.append(f"{location(path, 1)}: {_unknown_assertion(column)}")
+            continue
         problems.append(
             f"{location(path, 1)}: unknown column {column!r}: template {template.name!r} declares "
-            f"{declared}; other columns: {ID_COLUMN}, {', '.join(EXPECT_COLUMNS)}"
+            f"{declared}; other columns: {ID_COLUMN}, {', '.join(EXPECT_COLUMNS)}, assert_* (assertions)"
         )
     yield first[0], {k: v for k, v in first[1].items() if k not in unknown}
     for line, row in rows:
@@ -508,11 +521,14 @@ def _case(
     for name in row:
         if name.startswith("expect_") and name not in EXPECT_COLUMNS:
             problems.append(f"{where}: unknown expectation {name!r} (known: {', '.join(EXPECT_COLUMNS)})")
-    values = {k: v for k, v in row.items() if k != ID_COLUMN and not k.startswith("expect_")}
+        elif name.startswith(_ASSERT) and name not in ASSERT_COLUMNS:
+            problems.append(f"{where}: {_unknown_assertion(name)}")
+    values = {k: v for k, v in row.items() if k != ID_COLUMN and not k.startswith(("expect_", _ASSERT))}
     bound, found = template.check_values(values)
     problems.extend(f"{where}: {problem}" for problem in found)
     expect = _expectations(where, row, problems, budget or CompileBudget(DATASET_PATTERN_BUDGET))
-    if _found(problems) > before or expect is None:
+    assertions = _assertions(where, row, problems)
+    if _found(problems) > before or expect is None or assertions is None:
         return None
     given = {name: bound[name] for name, value in values.items() if value is not None}
     case_id = row.get(ID_COLUMN)
@@ -521,7 +537,24 @@ def _case(
         line=line,
         values=given,
         expect=expect,
+        assertions=assertions,
     )
+
+
+def _unknown_assertion(column: str) -> str:
+    return f"unknown assertion column {column!r} (known: {', '.join(ASSERT_COLUMNS)})"
+
+
+def _assertions(where: str, row: dict[str, Any], problems: list[str]) -> list[AssertionSpec] | None:
+    """The row's assert_* cells as assertions; None (and a problem) when one is not usable."""
+    cells = {name: value for name, value in row.items() if name in ASSERT_COLUMNS}
+    if not cells:
+        return []
+    try:
+        return assertions_from_row(cells)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
 
 
 def _expectations(where: str, row: dict[str, Any], problems: list[str], budget: CompileBudget

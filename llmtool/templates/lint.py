@@ -54,6 +54,19 @@ def lint_template(template: Template, catalog: Catalog | None = None) -> list[Te
             if error.message not in seen:  # the same failure for every variant: report it once
                 seen.add(error.message)
                 problems.append(TemplateError(error.path, error.line, f"{error.detail} ({about})"))
+    if catalog is not None:
+        graders = [(template.meta.grader, "grader")]
+        graders += [(spec.model, f"assertions.{i}.model") for i, spec in enumerate(template.assertions)
+                    if spec.type == "judge"]
+        for grader, key in graders:
+            if grader is None:
+                continue
+            try:
+                catalog.resolve(grader)
+            except MissingKeyError:
+                pass
+            except UnknownModelError as error:
+                problems.append(TemplateError(template.path, template.lines.get(key), f"grader: {error.message}"))
     if catalog is not None and template.model is not None:
         try:
             catalog.resolve(template.model).check_effort(template.meta.reasoning_effort)

@@ -26,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from llmtool.evaluation.assertion_kinds import AssertionSpec
 from llmtool.settings import TimeoutOverrides
 from llmtool.templates.errors import TemplateError
 from llmtool.templates.model import NAME, TemplateMeta, VariableSpec, yaml_read_as
@@ -39,6 +40,9 @@ from llmtool.templates.template import Template
 from llmtool.validation import ValidationRules
 
 SUFFIX = ".md"
+_ASSERTION_KINDS: dict[str, type[BaseModel]] = {
+    kind.model_fields["type"].default: kind for kind in get_args(get_args(AssertionSpec)[0])
+}
 _FENCES = ("---", "...")
 
 
@@ -235,13 +239,18 @@ def _metadata_error(path: Path, exc: ValidationError, lines: dict[str, int]) -> 
     parts: list[str] = []
     first_line: int | None = None
     for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
+        loc = _without_tag(error["loc"])
+        where = ".".join(str(p) for p in loc)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "string_type" and _is_yaml_scalar(error.get("input")):
             message = "must be text, but " + yaml_read_as(error["input"])
         if error["type"] == "extra_forbidden":
             message = "unknown key (allowed: " + _allowed(error["loc"]) + ")"
-        line = _line_for(error["loc"], lines)
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found") and loc[:1] == ("assertions",):
+            kinds = ", ".join(_ASSERTION_KINDS)
+            tag = (error.get("ctx") or {}).get("tag")
+            message = f"unknown type {tag!r} (known: {kinds})" if tag is not None else f"needs a type: one of {kinds}"
+        line = _line_for(loc, lines)
         first_line = first_line or line
         parts.append(f"{where}: {message}" if where else message)
     return TemplateError(path, first_line, "; ".join(parts))
@@ -262,9 +271,19 @@ def _line_for(loc: tuple, lines: dict[str, int]) -> int | None:
     return None
 
 
+def _without_tag(loc: tuple) -> tuple:
+    """An assertion's error location without the kind pydantic puts in it: 'assertions.0.total_s'
+    (the file's key path) rather than 'assertions.0.latency.total_s'."""
+    if len(loc) >= 3 and loc[0] == "assertions" and loc[2] in _ASSERTION_KINDS:
+        return (*loc[:2], *loc[3:])
+    return loc
+
+
 def _allowed(loc: tuple) -> str:
     model: type[BaseModel] = TemplateMeta
-    if len(loc) >= 3 and loc[0] == "variables":
+    if len(loc) >= 4 and loc[0] == "assertions" and loc[2] in _ASSERTION_KINDS:
+        model = _ASSERTION_KINDS[loc[2]]
+    elif len(loc) >= 3 and loc[0] == "variables":
         model = VariableSpec
     elif len(loc) >= 2 and loc[0] == "validation":
         model = ValidationRules

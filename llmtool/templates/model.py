@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from llmtool.evaluation.assertion_kinds import AssertionSpec
 from llmtool.providers.base import ReasoningEffort
 from llmtool.settings import TimeoutOverrides
 from llmtool.validation import OutputMode, ValidationRules
@@ -28,6 +29,7 @@ VariableType = Literal["text", "long_text", "number", "integer", "choice", "bool
 Value = str | int | float | bool
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+EVALUATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # `llmtool eval --name`, `baseline:`
 _TEXT_TYPES = ("text", "long_text", "choice")
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
@@ -161,6 +163,13 @@ class TemplateMeta(BaseModel):
     output: OutputMode | None = Field(None, description="stream (default) or buffer.")
     validation: ValidationRules = Field(default_factory=ValidationRules)
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
+    assertions: list[AssertionSpec] = Field(
+        default_factory=list, description="Checked on every case's run of an evaluation (see evaluation.assertions)."
+    )
+    grader: str | None = Field(None, description="PROVIDER:MODEL grading its judge assertions; unset: the default.")
+    baseline: str | None = Field(
+        None, description="The evaluation (a name or an id) `llmtool eval` compares with when not told another."
+    )
 
     @field_validator("name")
     @classmethod
@@ -169,7 +178,7 @@ class TemplateMeta(BaseModel):
             raise ValueError("must be letters, digits, - or _, starting with a letter or digit")
         return value
 
-    @field_validator("model")
+    @field_validator("model", "grader")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         if value is not None:
@@ -178,13 +187,20 @@ class TemplateMeta(BaseModel):
                 raise ValueError(f"must be written PROVIDER:MODEL (e.g. demo:assistant), got {value!r}")
         return value
 
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, value: str | None) -> str | None:
+        if value is not None and not EVALUATION_NAME.match(value):
+            raise ValueError("must be an evaluation's name or id: letters, digits, '.', '-' or '_', at most 100")
+        return value
+
     @field_validator("variables")
     @classmethod
     def _variable_names(cls, value: dict[str, VariableSpec]) -> dict[str, VariableSpec]:
         for name in value:
             if not name.isidentifier() or name.startswith("_"):
                 raise ValueError(f"variable name {name!r} must be a Python-style identifier (letters, digits, _)")
-            if name in RESERVED_VARIABLES or name.startswith("expect_"):
+            if name in RESERVED_VARIABLES or name.startswith(("expect_", "assert_")):
                 raise ValueError(f"variable name {name!r} is reserved; pick another")
         return value
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llmtool.errors import InvalidRequestError
+from llmtool.evaluation.assertion_kinds import AssertionSpec
 from llmtool.providers.base import ReasoningEffort
 from llmtool.service.requests import RunRequest
 from llmtool.templates.errors import TemplateError
@@ -54,6 +55,11 @@ class Template:
     @property
     def rules(self) -> ValidationRules:
         return self.meta.rules()
+
+    @property
+    def assertions(self) -> list[AssertionSpec]:
+        """Checked on every case's run of an evaluation, besides the case's own."""
+        return self.meta.assertions
 
     @property
     def parts(self) -> list[CompiledPart]:

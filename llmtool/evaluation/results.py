@@ -1,7 +1,9 @@
-"""Evaluation results: one row per case × model, a per-model summary, a matrix, CSV/JSONL export.
+"""Evaluation results: one row per run (case × model × repeat), a per-model summary, a matrix, the
+repeats per cell, CSV/JSONL export.
 
 Every row carries the template's name and content hash, so a result file says exactly which version
-of the prompt produced it.
+of the prompt produced it, and each assertion's result (`assertions`: type, label, passed, score,
+reason, and for a judge its grader's run and cost).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmtool.errors import InvalidRequestError
+from llmtool.evaluation.assertions import AssertionResult
+from llmtool.evaluation.repeats import RepeatedCell, Spread, aggregate_repeats
 
 CellStatus = Literal["passed", "failed", "error", "stopped"]
 EXPORT_SUFFIXES = (".csv", ".jsonl")
@@ -21,7 +25,7 @@ _MARK = {"passed": "✓", "failed": "✗", "error": "!", "stopped": "■"}
 
 
 class CaseResult(BaseModel):
-    """One cell: one case run against one model."""
+    """One run of a cell: one case run against one model (once of its `repeat`s)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -29,7 +33,7 @@ class CaseResult(BaseModel):
     line: int = Field(description="The case's line in the dataset file.")
     model: str
     status: CellStatus
-    problems: list[str] = Field(default_factory=list, description="Failed rules and expectations.")
+    problems: list[str] = Field(default_factory=list, description="Failed rules, expectations and assertions.")
     error: str | None = Field(None, description="Why the run itself failed (provider, usage).")
     error_kind: str | None = None
     output: str = ""
@@ -37,15 +41,23 @@ class CaseResult(BaseModel):
     time_to_first_token: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
-    cost_usd: float | None = None
+    cost_usd: float | None = Field(None, description="The run's cost plus its grading's; None: either unknown.")
     run_id: str | None = None
     template: str
     template_hash: str
     values: dict[str, Any] = Field(default_factory=dict)
+    # after the older columns, so a results CSV keeps their order
+    repeat: int = Field(1, ge=1, description="Which of the case's runs on this model, 1…repeats.")
+    assertions: list[AssertionResult] = Field(
+        default_factory=list, description="Each expectation and assertion checked, in order, passed or not.")
+    grading_cost_usd: float | None = Field(0.0, description="What its judge assertions' runs cost; None: unknown.")
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
+
+    def failed_assertions(self) -> list[AssertionResult]:
+        return [a for a in self.assertions if not a.passed]
 
     def reason(self) -> str:
         """Why the cell did not pass, in one line; '' when it passed."""
@@ -59,6 +71,9 @@ class CaseResult(BaseModel):
 
 
 class ModelSummary(BaseModel):
+    """One model's results. `passed`, `failed` and `errors` count runs: with repeats, each case ran
+    `runs / cases` times."""
+
     model_config = ConfigDict(frozen=True)
 
     model: str
@@ -69,11 +84,16 @@ class ModelSummary(BaseModel):
     mean_latency: float | None
     input_tokens: int
     output_tokens: int
-    cost_usd: float | None
+    cost_usd: float | None = Field(description="Of the runs whose cost is known, grading included.")
+    runs: int = 0
+    flaky: int = Field(0, description="Cases whose runs did not all agree (some passed, some did not).")
+    latency: Spread | None = Field(None, description="How the runs' total times spread.")
 
     @property
     def pass_rate(self) -> float:
-        return self.passed / self.cases if self.cases else 0.0
+        """The share of its runs that passed."""
+        runs = self.runs or self.cases
+        return self.passed / runs if runs else 0.0
 
 
 class EvalReport(BaseModel):
@@ -86,6 +106,8 @@ class EvalReport(BaseModel):
     case_ids: list[str]
     results: list[CaseResult]
     evaluation_id: str | None = None  # where the run store keeps it, if it does
+    name: str | None = None  # what its author called it (a baseline by name)
+    repeats: int = Field(1, ge=1, description="Runs per case and model.")
 
     @property
     def ok(self) -> bool:
@@ -94,19 +116,27 @@ class EvalReport(BaseModel):
     def failures(self) -> list[CaseResult]:
         return [r for r in self.results if not r.passed]
 
+    def repeated(self) -> list[RepeatedCell]:
+        """Per (case, model), by case then model: its runs' pass rate, spreads and failure reasons."""
+        return aggregate_repeats(self.results)
+
     def summary(self) -> list[ModelSummary]:
         rows = []
         for model in self.models:
             mine = [r for r in self.results if r.model == model]
             latencies = [r.latency for r in mine if r.latency is not None]
             costs = [r.cost_usd for r in mine if r.cost_usd is not None]
+            cells = aggregate_repeats(mine)
             rows.append(ModelSummary(
                 model=model,
-                cases=len(mine),
+                cases=len(cells),
+                runs=len(mine),
                 passed=sum(r.status == "passed" for r in mine),
                 failed=sum(r.status in ("failed", "stopped") for r in mine),
                 errors=sum(r.status == "error" for r in mine),
+                flaky=sum(c.flaky for c in cells),
                 mean_latency=sum(latencies) / len(latencies) if latencies else None,
+                latency=Spread.of(latencies),
                 input_tokens=sum(r.input_tokens or 0 for r in mine),
                 output_tokens=sum(r.output_tokens or 0 for r in mine),
                 cost_usd=sum(costs) if costs else None,
@@ -115,7 +145,17 @@ class EvalReport(BaseModel):
 
     def matrix(self, failures_only: bool = False) -> tuple[list[str], list[list[str]]]:
         """(headers, rows) of cases × models, for a table widget; failures_only keeps the rows
-        with at least one cell that did not pass."""
+        with at least one cell that did not pass. With repeats a cell shows its runs
+        ('2/3 ⚠ expected to contain …', `RepeatedCell.cell`)."""
+        if self.repeats > 1:
+            repeated = {(c.case_id, c.model): c for c in self.repeated()}
+            rows = []
+            for case_id in self.case_ids:
+                found = [repeated.get((case_id, m)) for m in self.models]
+                if failures_only and all(c is not None and c.verdict == "passed" for c in found):
+                    continue
+                rows.append([case_id, *(c.cell() if c is not None else "" for c in found)])
+            return ["case", *self.models], rows
         cells = {(r.case_id, r.model): r for r in self.results}
         rows = []
         for case_id in self.case_ids:
@@ -158,6 +198,7 @@ def _flat(row: CaseResult) -> dict[str, Any]:
     with `=HYPERLINK(…)`, say) get a leading `'`: CSV injection. Numbers are left alone."""
     data = row.model_dump()
     data["problems"] = "; ".join(row.problems)
+    data["assertions"] = json.dumps(data["assertions"], ensure_ascii=False) if row.assertions else ""
     data["values"] = json.dumps(row.values, ensure_ascii=False)
     return {key: _defused(value) for key, value in data.items()}
 

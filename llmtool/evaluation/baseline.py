@@ -1,6 +1,6 @@
 """Compare an evaluation with a baseline evaluation of the same template (any version) and dataset.
 
-    comparison = await compare_evaluations(service.store, evaluation_id, "last", user=login)  # or an id
+    comparison = await compare_evaluations(service.store, evaluation_id, "last", user=login)  # an id, a name
     comparison.summary()              # {"regressed": 1, "fixed": 2, "still_failing": 0, …}, every kind
     comparison.rows(changed_only=True)  # the cells whose verdict changed (and new/removed ones)
     comparison.regressed              # the CI gate: `llmtool eval … --baseline last` exits 1 when any
@@ -174,7 +174,8 @@ def template_diff(baseline: str, current: str, baseline_name: str = "baseline", 
 async def resolve_baseline(store: RunStore, evaluation: EvaluationRecord, baseline: str, *,
                            user: str | None = None) -> EvaluationRecord:
     """The baseline of `evaluation`: `last` (its template's newest earlier completed evaluation on
-    the same dataset) or an evaluation id; a BaselineError when there is none or it is not comparable."""
+    the same dataset), an evaluation id, or a name (`llmtool eval --name`: the newest completed
+    evaluation of the template so called); a BaselineError when there is none or it is not comparable."""
     from llmtool.store.evaluation_queries import EvaluationQueries
 
     if baseline == "last":
@@ -186,7 +187,11 @@ async def resolve_baseline(store: RunStore, evaluation: EvaluationRecord, baseli
         return found
     record = await store.get_evaluation(baseline)
     if record is None or (user is not None and record.user != user):
-        raise BaselineError(f"no evaluation {baseline!r} to compare with")
+        record = await EvaluationQueries.of(store).named(baseline, template=evaluation.template, user=user,
+                                                         exclude=evaluation.id)
+    if record is None:
+        raise BaselineError(f"no evaluation {baseline!r} (an id, or the name of a completed evaluation of "
+                            f"template {evaluation.template!r}) to compare with")
     if baseline == evaluation.id:
         raise BaselineError("an evaluation cannot be its own baseline")
     if (record.template, record.dataset) != (evaluation.template, evaluation.dataset):
@@ -198,7 +203,7 @@ async def resolve_baseline(store: RunStore, evaluation: EvaluationRecord, baseli
 
 async def compare_evaluations(store: RunStore, evaluation_id: str, baseline: str = "last", *,
                               user: str | None = None) -> Comparison:
-    """Compare stored evaluation `evaluation_id` with `baseline` ("last" or an id), with the diff of
+    """Compare stored evaluation `evaluation_id` with `baseline` ("last", an id or a name), with the diff of
     the two template versions when the store has both. `user`: the login whose evaluations may be
     read (None: anyone's). A BaselineError says what is missing or not comparable."""
     from llmtool.store.evaluation_queries import EvaluationQueries

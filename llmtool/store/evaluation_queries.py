@@ -124,14 +124,16 @@ class EvaluationQueries:
         return found[0] if found else None
 
     async def named(self, name: str, *, template: str | None = None, user: str | None = None,
-                    statuses: Sequence[str] = ("completed",)) -> EvaluationRecord | None:
-        """The newest evaluation called `name` (of `template`, when given), or None."""
+                    exclude: str | None = None, statuses: Sequence[str] = ("completed",)) -> EvaluationRecord | None:
+        """The newest evaluation called `name` (of `template`, when given; not `exclude`), or None."""
         statement = sa.select(evaluations).where(evaluations.c.name == name,
                                                  evaluations.c.status.in_(list(statuses)))
         if template is not None:
             statement = statement.where(evaluations.c.template == template)
         if user is not None:
             statement = statement.where(evaluations.c.user == user)
+        if exclude is not None:
+            statement = statement.where(evaluations.c.id != exclude)
         statement = statement.order_by(evaluations.c.created_at.desc(), evaluations.c.id.desc()).limit(1)
         async with self.engine.connect() as connection:
             row = (await connection.execute(statement)).mappings().first()

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_AGE = 24 * 3600.0
 MAX_IDS = 200_000
-MAX_JSON_BODY = 1 << 20  # bytes of a JSON request read to find its session_hash
+MAX_JSON_BODY = 4 << 20  # bytes of a JSON request read to find its session_hash (ApiGuard, inside, refuses past 2 MB)
 _PREFIX = "/gradio_api"
 _PATH_VALUE = re.compile(rb'"path":\s*"((?:[^"\\]|\\.)*)"')
 _NOT_FOUND = b'{"detail":"Not Found"}'

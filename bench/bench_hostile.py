@@ -182,8 +182,8 @@ def attacks(folder: Path, template: Template, service: LLMService) -> dict[str, 
         "dataset csv 5,000 cases, 9.6 MB (accepted)": lambda: dataset(full),
         "evaluation of 5,000 cases, stopped at 1,000": lambda: stopped_evaluation(full),
         "evaluation of 5,000 cases to the end": lambda: evaluation(full),
-        "csv 100,000 rows, sync load_dataset (ui today)": lambda: dataset_sync(rows),
-        "csv 5,000 cases, sync load_dataset (ui today)": lambda: dataset_sync(full),
+        "reference: 100,000 rows read on the loop": lambda: dataset_sync(rows),
+        "reference: 5,000 cases read on the loop": lambda: dataset_sync(full),
     }
 
 
@@ -207,7 +207,8 @@ async def main(after: float, only: str) -> None:
     finally:
         await service.aclose()
         await aclose()
-    worst = max(results, key=lambda r: r["p99"])
+    # The reference rows show what reading on the event loop would cost (the CLI still does; no server does).
+    worst = max((r for r in results if not r["attack"].startswith("reference")), key=lambda r: r["p99"])
     print(f"\nworst p99 {worst['p99'] * 1e3:.1f} ms ({worst['attack']}); "
           f"largest RSS kept {mb(max(r['after'] - r['before'] for r in results))}")
 

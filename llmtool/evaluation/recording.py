@@ -48,9 +48,12 @@ async def store_start(service: LLMService, template: Template, dataset: Dataset,
 
 
 async def store_end(service: LLMService, origin: RunOrigin, results: Sequence[CaseResult], finished: bool) -> None:
-    """Store the cells and the evaluation's end (completed, or stopped when not `finished`)."""
+    """Store the cells and the evaluation's end (completed, or stopped when not `finished`), after
+    the runs and the template version written so far: a comparison read right after it finds them."""
     assert service.store is not None and origin.evaluation_id is not None
     try:
+        if service.recorder is not None:
+            await service.recorder.flush()  # never raises: a failing store keeps the runs for later
         await service.store.finish_evaluation(origin.evaluation_id, "completed" if finished else "stopped",
                                               cells_of(results))
     except Exception:

@@ -151,3 +151,77 @@ async def test_reading_off_the_event_loop_gives_the_same_dataset(tmp_path: Path,
     finally:
         set_pool(previous)
         await pool.aclose()
+
+
+# -- assert_* columns ---------------------------------------------------------------------------------
+def test_assert_columns_become_the_cases_assertions(tmp_path: Path, template: Template) -> None:
+    from llmtool.evaluation.assertions import (
+        ContainsAnyAssertion,
+        CostAssertion,
+        JudgeAssertion,
+        LatencyAssertion,
+        NotContainsAssertion,
+        TokensAssertion,
+    )
+
+    csv_path = write(tmp_path, "cases.csv", (
+        "id,text,assert_latency_s,assert_first_token_s,assert_tokens,assert_contains_any,assert_judge\n"
+        'a,x,5,1.5,20,"good | great",Says "x"\n'
+        "b,y,,,,,\n"
+    ))
+    a, b = load_dataset(csv_path, template).cases
+    assert a.values == {"text": "x"}  # assert_* are not variables
+    assert a.assertions == [LatencyAssertion(total_s=5, first_token_s=1.5), TokensAssertion(max=20),
+                            ContainsAnyAssertion(values=["good", "great"]), JudgeAssertion(rubric='Says "x"')]
+    assert b.assertions == []
+    jsonl_path = write(tmp_path, "cases.jsonl", (
+        '{"text": "a", "assert_cost_usd": 0.01, "assert_not_contains": ["As an AI", "x|y"]}\n'
+    ))
+    [case] = load_dataset(jsonl_path, template).cases
+    assert case.assertions == [CostAssertion(max_usd=0.01), NotContainsAssertion(values=["As an AI", "x|y"])]
+
+
+def test_bad_assert_cells_are_named_by_file_and_line(tmp_path: Path, template: Template) -> None:
+    csv_path = write(tmp_path, "bad.csv", (
+        "text,assert_latency_s,assert_tokens,assert_speed\n"
+        "a,fast,,\n"
+        "b,,2.5,\n"
+        "c,,,\n"
+    ))
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(csv_path, template)
+    assert caught.value.problems == [
+        f"{csv_path}:1: unknown assertion column 'assert_speed' (known: assert_latency_s, assert_first_token_s, "
+        "assert_cost_usd, assert_tokens, assert_equals, assert_contains_any, assert_contains_all, "
+        "assert_not_contains, assert_judge)",
+        f"{csv_path}:2: assert_latency_s must be a number, got 'fast'",
+        f"{csv_path}:3: assert_tokens must be a whole number, got 2.5",
+    ]
+    jsonl_path = write(tmp_path, "bad.jsonl", (
+        '{"text": "a"}\n'
+        '{"text": "b", "assert_contains_all": [1, 2]}\n'
+        '{"text": "c", "assert_equal": "x"}\n'
+    ))
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(jsonl_path, template)
+    assert caught.value.problems == [
+        f"{jsonl_path}:2: assert_contains_all must be a list of strings",
+        f"{jsonl_path}:3: unknown assertion column 'assert_equal' (known: assert_latency_s, assert_first_token_s, "
+        "assert_cost_usd, assert_tokens, assert_equals, assert_contains_any, assert_contains_all, "
+        "assert_not_contains, assert_judge)",
+    ]
+
+
+async def test_assertions_cross_the_checking_pool(tmp_path: Path, template: Template) -> None:
+    from llmtool.checks import CheckPool, set_pool
+    from llmtool.evaluation import load_dataset_async
+
+    pool = CheckPool(size=1)
+    previous = set_pool(pool)
+    try:
+        path = write(tmp_path, "cases.csv", "id,text,assert_equals,assert_judge\na,x,yes,Polite\nb,y,,\n")
+        here, there = load_dataset(path, template), await load_dataset_async(path, template)
+        assert there == here and [len(c.assertions) for c in there.cases] == [2, 0]
+    finally:
+        set_pool(previous)
+        await pool.aclose()

@@ -1,12 +1,12 @@
 """Follow a run another replica is running: its Redis Stream, with the store filling every gap.
 
-    async for event in follow(service, client, run_id, start=8):   # position 8 on, until the end
+    async for event in follow(service, watcher, run_id, start=8):   # position 8 on, until the end
         ...
 
 The stream and the store number events alike (position N is entry `0-(N+1)`, and the N-th stored
 event), so the reader keeps one position and takes each next event from wherever it is:
 
-- from Redis (`XREAD BLOCK` from `0-position`), live, as the owner publishes;
+- from Redis, live, as the owner publishes (`watch.py`: one blocking read per replica for all);
 - from the store when Redis lacks it: older than the stream's cap, dropped while Redis was down or
   restarted, or published by an owner without Redis. A gap the store does not hold yet (it is written
   once a second) is waited for;
@@ -22,43 +22,53 @@ Nothing is sent twice and nothing is skipped: each event is sent at exactly its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
 from llmtool.events import RunEvent, is_terminal
 from llmtool.replicas.streams import position_of, read_event, stream_key
+from llmtool.replicas.watch import Entries, StreamWatcher, Watch
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from llmtool.service import LLMService
 
 log = logging.getLogger(__name__)
 
-BLOCK = 2.0  # seconds an XREAD waits before the store is asked whether the run moved on
-READ_COUNT = 1000  # entries per XREAD
+BLOCK = 2.0  # seconds a follower waits for Redis before the store is asked whether the run moved on
 GAP_WAIT = 0.1  # seconds between looks at the store for a gap it does not hold yet
 REDIS_DOWN_POLL = 0.5  # while Redis cannot be reached: how often the store is asked
 
 
-async def follow(service: LLMService, client: Redis, run_id: str, start: int = 0,
+async def follow(service: LLMService, watcher: StreamWatcher, run_id: str, start: int = 0,
                  block: float = BLOCK) -> AsyncGenerator[RunEvent, None]:
     """The run's events from position `start` on, until its terminal event (see the module's docstring).
     Ends, after one wait, for a run neither Redis nor the store knows."""
-    key = stream_key(run_id)
     position = max(start, 0)
+    async with (watcher.watching(stream_key(run_id), position) as watch,
+                contextlib.aclosing(_follow(service, watcher, watch, run_id, position, block)) as events):
+        async for event in events:
+            yield event
+
+
+async def _follow(service: LLMService, watcher: StreamWatcher, watch: Watch, run_id: str, start: int,
+                  block: float) -> AsyncGenerator[RunEvent, None]:
+    position = start
     redis_down = False
-    wait: int | None = None  # the first read does not wait: a run that ended long ago comes from the store at once
+    first_look = True  # does not wait: a run that ended long ago comes from the store at once
     unknown = 0  # looks at the store that found no such run
     while True:
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        entries: Entries = []
+        at_tail = False  # Redis has the stream and nothing past `position` yet: wait for it, not the store
         try:
-            answer: Any = await client.xread({key: f"0-{position}"}, count=READ_COUNT, block=wait)
-            wait = int(block * 1000)
-            entries = answer[0][1] if answer else []
+            if first_look:
+                entries, at_tail = await watcher.look(watch.key, position)
+                first_look = False
+            else:
+                entries = await watcher.read(watch, position, block)
             if redis_down:
                 log.info("following run %s through Redis again", run_id)
             redis_down = False
@@ -94,6 +104,8 @@ async def follow(service: LLMService, client: Redis, run_id: str, start: int = 0
                 position += 1
                 if is_terminal(event):
                     return
+            continue
+        if at_tail:
             continue
         # Nothing from Redis for a while (or Redis is down): has the run moved on, or ended, in the store?
         record = await service.record(run_id)

@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from llmtool.events import RunEvent, TerminalEvent, is_terminal
@@ -22,10 +22,14 @@ from llmtool.replicas import detach
 from llmtool.replicas.cancels import RECHECK, CancelRelay
 from llmtool.replicas.follow import BLOCK, follow
 from llmtool.replicas.streams import LIVE_TTL, MAXLEN, TTL, EventPublisher, position_of, stream_key
+from llmtool.replicas.watch import StreamWatcher
 from llmtool.service import LLMService
 
 log = logging.getLogger(__name__)
 STORED_WAIT = 0.02  # seconds between looks at the store for an ending Redis already showed
+# Connections for quick commands (batches, reads of a stream, Stop): followers wait on the watcher's
+# one blocking connection, not in the pool, so a few suffice; a burst beyond waits for one.
+POOL = 32
 
 
 class RedisUnavailable(Exception):
@@ -37,13 +41,15 @@ class RedisUnavailable(Exception):
 
 
 class Replicas:
-    def __init__(self, service: LLMService, client: Redis, *, maxlen: int = MAXLEN, ttl: float = TTL,
-                 live_ttl: float = LIVE_TTL, block: float = BLOCK, recheck: float = RECHECK) -> None:
+    def __init__(self, service: LLMService, client: Redis, reader: Redis, *, maxlen: int = MAXLEN,
+                 ttl: float = TTL, live_ttl: float = LIVE_TTL, block: float = BLOCK, recheck: float = RECHECK) -> None:
         self.service = service
-        self.client = client
+        self.client = client  # a pool for quick commands
+        self.reader = reader  # the watcher's own connection, blocked in XREAD
         self.block = block
         self.publisher = EventPublisher(client, maxlen=maxlen, ttl=ttl, live_ttl=live_ttl)
         self.cancels = CancelRelay(client, service, recheck=recheck)
+        self.watcher = StreamWatcher(client, reader, block)
 
     @classmethod
     async def connect(cls, service: LLMService, url: str, *, maxlen: int = MAXLEN, ttl: float = TTL,
@@ -54,9 +60,14 @@ class Replicas:
         often the owner looks for Stop requests it did not hear."""
         if service.recorder is None:
             raise ValueError("replicas need the run store: attach it before connecting to Redis")
-        client = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=block + 10, socket_keepalive=True,
-                                health_check_interval=30)
-        replicas = cls(service, client, maxlen=maxlen, ttl=ttl, live_ttl=live_ttl, block=block, recheck=recheck)
+        options: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": block + 10,
+                                   "socket_keepalive": True, "health_check_interval": 30}
+        # A burst beyond the pool waits for a connection (the plain pool would raise "Too many connections").
+        client = Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=POOL, timeout=block + 10,
+                                                                 **options))
+        reader = Redis.from_url(url, **options)
+        replicas = cls(service, client, reader, maxlen=maxlen, ttl=ttl, live_ttl=live_ttl, block=block,
+                       recheck=recheck)
         try:
             await client.ping()
         except RedisError as error:
@@ -65,6 +76,7 @@ class Replicas:
         service.recorder.observe(replicas.publisher.on_event)
         replicas.publisher.start()
         replicas.cancels.start()
+        replicas.watcher.start()
         return replicas
 
     @property
@@ -74,7 +86,7 @@ class Replicas:
 
     def follow(self, run_id: str, start: int = 0) -> AsyncGenerator[RunEvent, None]:
         """A run of any replica, from position `start` on, live until its terminal event."""
-        return follow(self.service, self.client, run_id, start, self.block)
+        return follow(self.service, self.watcher, run_id, start, self.block)
 
     async def request_cancel(self, run_id: str, wait: float = 2.0) -> TerminalEvent | None:
         """Stop the run wherever it runs (its owner closes the provider connection), then wait up to
@@ -118,7 +130,9 @@ class Replicas:
         """Send the last events (after the service stopped its runs), stop listening, close the client."""
         detach(self.service)
         await self.cancels.aclose()
+        await self.watcher.aclose()
         await self.publisher.aclose()
+        await self.reader.aclose()
         await self.client.aclose()
 
 

@@ -5,8 +5,10 @@
     dataset = await load_dataset_async(uploaded_path, template)           # a server: off the event loop
     async for step in evaluate(service, template, dataset, ["demo:assistant"], concurrency=4):
         ...                                         # step.done / step.total, step.result
-    report = await run_evaluation(service, template, dataset, models)   # EvalReport
+    report = await run_evaluation(service, template, dataset, models, repeat=3, name="v2")   # EvalReport
     report.summary(); report.matrix(failures_only=True); report.write("results.csv")
+    report.results[0].assertions          # each expectation and assertion: type, label, passed, score, reason
+    report.repeated()                     # per (case, model): pass rate, spread, failure reasons
 
 The names below are imported on first use: a checking process that unpickles an assertion
 (`llmtool.evaluation.assertion_kinds`) does not pay for the runner, the service and the SDKs.

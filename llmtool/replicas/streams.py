@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 PREFIX = "llmtool"
 MAXLEN = 10_000  # entries a run's stream keeps (about: trimmed with MAXLEN ~); older ones: the store
 TTL = 3600.0  # seconds a run's stream stays after the run ended
-LIVE_TTL = 86_400.0  # while running (refreshed when its owner restarts publishing): a dead owner's stream goes
+LIVE_TTL = 86_400.0  # while running (set again at each batch): a dead owner's stream goes too
 MAX_BATCH = 100_000  # events waiting while Redis is slow to answer; beyond, the oldest are dropped
 FIELD = b"e"
 # Seconds the sender waits after the first event of a batch: round trips (~0.1–0.4 ms of CPU each) stay
@@ -45,7 +45,7 @@ FIELD = b"e"
 LINGER = 0.02
 SCRIPT_BATCH = 2000  # events per script call: Redis runs a script alone, so keep each call short
 
-# KEYS: the streams. ARGV: maxlen, then per stream: its entry count, the expiry to set (0: none),
+# KEYS: the streams. ARGV: maxlen, then per stream: its entry count, the expiry to set (seconds),
 # then id, event JSON for each entry. Returns how many entries Redis refused for another reason than
 # "already there" (an id at or below the stream's last one: a batch sent again), and the first such error.
 APPEND = """
@@ -111,7 +111,6 @@ class EventPublisher:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._expiring: set[str] = set()  # runs whose stream has its live expiry set
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._append = client.register_script(APPEND)
@@ -166,14 +165,9 @@ class EventPublisher:
         args: list[bytes | str | int] = [self.maxlen]
         for run_id, entries in by_run.items():
             keys.append(stream_key(run_id))
-            expire = 0
-            if is_terminal(entries[-1][1]):
-                expire = self.ttl
-                self._expiring.discard(run_id)
-            elif run_id not in self._expiring:
-                expire = self.live_ttl
-                self._expiring.add(run_id)
-            args += (len(entries), expire)
+            # Every batch sets it (one EXPIRE per run in the script): a stream Redis lost and made
+            # again mid-run (a restart) expires too.
+            args += (len(entries), self.ttl if is_terminal(entries[-1][1]) else self.live_ttl)
             for position, event in entries:
                 args += (entry_id(position), event.model_dump_json())
         refused, error = await self._append(keys=keys, args=args)
@@ -183,7 +177,6 @@ class EventPublisher:
         self.sent += len(batch) - int(refused)
 
     def _failed(self, error: Exception, count: int) -> None:
-        self._expiring.clear()  # a restarted Redis lost the expiries too
         if self.problem is None:
             log.error("could not publish %d events to Redis (%s); followers on other replicas read the store "
                       "until it answers again", count, error)

@@ -110,10 +110,12 @@ async def test_events_older_than_the_cap_come_from_the_store(replicas, redis: Re
 async def test_a_stream_lost_mid_run_is_filled_from_the_store_nothing_lost_or_twice(replicas, redis: Redis) -> None:
     owner, _ = await replicas()
     _, linked = await replicas()
-    run = owner.start(RunRequest(prompt=words(300)))
+    run = owner.start(RunRequest(prompt=words(600)))
     reader = Reader(linked.follow, run.id)
     await reader.reached(60)
     await redis.delete(stream_key(run.id))  # as a Redis restart without persistence loses it
+    await reader.reached(120)
+    assert not run.done and await redis.ttl(stream_key(run.id)) > 3600  # made again, with its live expiry
     assert dumped(await reader.ended(10)) == dumped(run.log)
 
 

@@ -7,6 +7,9 @@ every replica listens to. The owner cancels the run on the message at once; and 
 seconds (and whenever it subscribes again after Redis went away) it looks up the keys of all its
 running runs in one `MGET`, so a message published while it was not listening still stops the run.
 Cancelling closes the provider connection and ends the run with `stopped`, as a local Stop does.
+
+The same look reads which of its runs other replicas follow (`watch.py` marks them): such a run counts
+as watched, so `runs.stop_unwatched_after` does not stop a run someone follows elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from llmtool.replicas.streams import PREFIX
+from llmtool.replicas.watch import watched_key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -90,13 +94,21 @@ class CancelRelay:
                 await asyncio.sleep(RESUBSCRIBE)
 
     async def _check_keys(self) -> None:
+        """Stop requests not heard, and which runs other replicas follow (one MGET for both)."""
         running = self.service.running()
         if not running:
             return
-        flags = await self.client.mget([cancel_key(run.id) for run in running])
-        for run, flag in zip(running, flags, strict=True):
-            if flag is not None:
+        flags = await self.client.mget([cancel_key(run.id) for run in running] +
+                                       [watched_key(run.id) for run in running])
+        for run, cancel, watched in zip(running, flags[:len(running)], flags[len(running):], strict=True):
+            if cancel is not None:
                 self._cancel_here(run.id)
+            elif run.readers == 0:
+                # Followed on another replica: watched, for `runs.stop_unwatched_after`, as a reader here is.
+                if watched is not None:
+                    run.unwatched_since = None
+                elif run.unwatched_since is None:
+                    run.unwatched_since = time.monotonic()
 
     async def aclose(self) -> None:
         if self._task is not None:

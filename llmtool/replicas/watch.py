@@ -33,6 +33,14 @@ log = logging.getLogger(__name__)
 READ_COUNT = 1000  # entries per stream per read
 RETRY = 0.5  # seconds before the blocking read is tried again after Redis failed
 CONTROL_TTL = 3600  # the control stream of a replica that died goes
+RUN_PREFIX = f"{PREFIX}:run:"  # (stream_key's)
+MARK_EVERY = 1.0  # seconds between marks of the followed runs as watched (for their owner's watchdog)
+MARK_TTL = 5  # seconds a mark lasts: a follower gone for that long no longer keeps its run going
+
+
+def watched_key(run_id: str) -> str:
+    """Set while a replica follows the run: its owner counts it as watched (`runs.stop_unwatched_after`)."""
+    return f"{PREFIX}:watched:{run_id}"
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
@@ -63,9 +71,26 @@ class StreamWatcher:
         self._control_last = "0-0"
         self._watches: dict[str, Watch] = {}
         self._task: asyncio.Task[None] | None = None
+        self._marking: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._read_loop(), name="redis-watcher")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._read_loop(), name="redis-watcher")
+        self._marking = loop.create_task(self._mark_loop(), name="redis-watched-marks")
+
+    async def _mark_loop(self) -> None:
+        """Mark every run followed here as watched, so an owner that stops unwatched runs lets it be."""
+        while True:
+            followed = [key.removeprefix(RUN_PREFIX) for key, watch in self._watches.items() if watch.users > 0]
+            if followed:
+                try:
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for run_id in followed:
+                            pipe.set(watched_key(run_id), b"1", ex=MARK_TTL)
+                        await pipe.execute()
+                except RedisError:  # the owner may then stop an unwatched run: as without Redis
+                    pass
+            await asyncio.sleep(MARK_EVERY)
 
     @contextlib.asynccontextmanager
     async def watching(self, key: str, position: int) -> AsyncIterator[Watch]:
@@ -77,7 +102,7 @@ class StreamWatcher:
         watch.users += 1
         try:
             if new:
-                await self._poke()
+                await self._poke(key)
             yield watch
         finally:
             watch.users -= 1  # (dropped from the blocking read at its next turn)
@@ -111,12 +136,14 @@ class StreamWatcher:
                 return []
         return []
 
-    async def _poke(self) -> None:
+    async def _poke(self, key: str | None = None) -> None:
         """Make the blocking read start again now, with the streams followed now."""
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.xadd(self.control, {b"w": b"1"}, maxlen=10, approximate=True)
                 pipe.expire(self.control, CONTROL_TTL)
+                if key is not None:  # watched from now on, not from the next mark
+                    pipe.set(watched_key(key.removeprefix(RUN_PREFIX)), b"1", ex=MARK_TTL)
                 await pipe.execute()
         except RedisError:  # the follower reads by itself, then asks the store, until Redis is back
             pass
@@ -151,10 +178,11 @@ class StreamWatcher:
                     watch.arrived(entries)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._marking):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._marking = None
         with contextlib.suppress(RedisError):
             await self.client.delete(self.control)
 

@@ -45,12 +45,13 @@ def replica_settings(database_url: str, redis_url: str | None, **overrides: Any)
 
 @pytest.fixture
 async def replicas(tmp_path, redis_url: str) -> AsyncIterator[Callable[..., Awaitable[Replica]]]:
-    """`await replicas(**connect_options)`: one more replica on the shared SQLite store and Redis."""
+    """`await replicas(settings_overrides, **connect_options)`: one more replica on the shared SQLite store
+    and Redis."""
     made: list[Replica] = []
     database = f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
 
-    async def make(**options: Any) -> Replica:
-        settings = replica_settings(database, redis_url)
+    async def make(settings_overrides: dict[str, Any] | None = None, **options: Any) -> Replica:
+        settings = replica_settings(database, redis_url, **(settings_overrides or {}))
         service = await LLMService.open(settings)
         assert settings.redis_url is not None
         replica = (service, await connect(service, settings.redis_url, **({"block": BLOCK, "recheck": RECHECK} | options)))

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from llmtool.events import RunEvent, run_event_adapter
 from llmtool.replicas import connect, replicas_of
 from llmtool.replicas.streams import entry_id, position_of, stream_key
+from llmtool.replicas.watch import watched_key
 from llmtool.service import LLMService, Run, RunRequest
 from tests.replicas.conftest import BLOCK, RECHECK, replica_settings, words
 from tests.servers.redis import RedisServer
@@ -169,3 +170,21 @@ async def test_stop_from_another_replica_reaches_the_owner(replicas, redis: Redi
     assert ending.kind == "stopped"
     assert asyncio.get_running_loop().time() - began < 2 * RECHECK + 1
     assert published.cancels.cancelled == 1
+
+
+async def test_a_run_followed_on_another_replica_counts_as_watched(replicas, redis: Redis) -> None:
+    """With `runs.stop_unwatched_after`, the owner stops a run nobody reads: a follower elsewhere reads it."""
+    unwatched = {"runs": {"stop_unwatched_after": 1.0}}
+    owner, _ = await replicas(unwatched)
+    _, linked = await replicas(unwatched)
+    run = owner.start(RunRequest(prompt=words(4000)))  # ~10 s
+    reader = Reader(linked.follow, run.id)
+    await asyncio.sleep(1.8)  # well past the limit, with no reader in the owner's process
+    assert not run.done and run.readers == 0
+    reader.task.cancel()  # the follower goes away…
+    await asyncio.gather(reader.task, return_exceptions=True)
+    await redis.delete(watched_key(run.id))  # …and its mark expires (MARK_TTL, shortened here)
+    began = asyncio.get_running_loop().time()
+    ending = await asyncio.wait_for(run.wait(), timeout=5)
+    assert ending.kind == "stopped" and len(reader.seen) > 50  # stopped within the limit and a look
+    assert asyncio.get_running_loop().time() - began < 1 + RECHECK + 0.5

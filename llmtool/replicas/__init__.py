@@ -3,7 +3,7 @@
     replicas = await connect(service, settings.redis_url)   # the composition root (AppContext.start)
     replicas_of(service)                                    # the Replicas of that service, or None
     async for event in replicas.follow(run_id, start=8):    # a run of any replica, live, from position 8
-    await replicas.request_cancel(run_id)                   # stop it, wherever it runs
+    await replicas.request_cancel(run_id, wait=2.0)         # stop it, wherever it runs (RedisUnavailable)
     await replicas.aclose()
 
 Every event of every run this replica runs is appended to the run's Redis Stream (`streams.py`,
@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from llmtool.replicas.hub import Replicas
     from llmtool.service import LLMService
 
-__all__ = ["connect", "replicas_of"]
+__all__ = ["RedisUnavailable", "connect", "replicas_of"]
+
+
+class RedisUnavailable(Exception):
+    """Redis cannot be reached: a request that needs another replica (a Stop) cannot be passed on now."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 _attached: weakref.WeakKeyDictionary[LLMService, Replicas] = weakref.WeakKeyDictionary()
 

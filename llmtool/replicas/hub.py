@@ -18,7 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from llmtool.events import RunEvent, TerminalEvent, is_terminal
-from llmtool.replicas import detach
+from llmtool.replicas import RedisUnavailable, detach
 from llmtool.replicas.cancels import RECHECK, CancelRelay
 from llmtool.replicas.follow import BLOCK, follow
 from llmtool.replicas.streams import LIVE_TTL, MAXLEN, TTL, EventPublisher, position_of, stream_key
@@ -30,14 +30,6 @@ STORED_WAIT = 0.02  # seconds between looks at the store for an ending Redis alr
 # Connections for quick commands (batches, reads of a stream, Stop): followers wait on the watcher's
 # one blocking connection, not in the pool, so a few suffice; a burst beyond waits for one.
 POOL = 32
-
-
-class RedisUnavailable(Exception):
-    """Redis cannot be reached: a request that needs another replica cannot be passed on now."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class Replicas:

@@ -50,8 +50,8 @@ async def replicas(tmp_path, redis_url: str) -> AsyncIterator[Callable[..., Awai
     made: list[Replica] = []
     database = f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
 
-    async def make(settings_overrides: dict[str, Any] | None = None, **options: Any) -> Replica:
-        settings = replica_settings(database, redis_url, **(settings_overrides or {}))
+    async def make(settings_overrides: dict[str, Any] | None = None, url: str | None = None, **options: Any) -> Replica:
+        settings = replica_settings(database, url or redis_url, **(settings_overrides or {}))
         service = await LLMService.open(settings)
         assert settings.redis_url is not None
         replica = (service, await connect(service, settings.redis_url, **({"block": BLOCK, "recheck": RECHECK} | options)))

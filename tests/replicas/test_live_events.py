@@ -15,7 +15,7 @@ from llmtool.replicas.streams import entry_id, position_of, stream_key
 from llmtool.replicas.watch import watched_key
 from llmtool.service import LLMService, Run, RunRequest
 from tests.replicas.conftest import BLOCK, RECHECK, replica_settings, words
-from tests.servers.redis import RedisServer
+from tests.servers.redis import RedisServer, _free_port
 
 
 async def logged(run: Run, count: int) -> None:
@@ -188,3 +188,14 @@ async def test_a_run_followed_on_another_replica_counts_as_watched(replicas, red
     ending = await asyncio.wait_for(run.wait(), timeout=5)
     assert ending.kind == "stopped" and len(reader.seen) > 50  # stopped within the limit and a look
     assert asyncio.get_running_loop().time() - began < 1 + RECHECK + 0.5
+
+
+async def test_a_redis_that_does_not_answer_fails_no_run(replicas) -> None:
+    """Redis down at start (or later): runs stream and are kept as without Redis; the publisher says why."""
+    owner, published = await replicas(url=f"redis://127.0.0.1:{_free_port()}/0")
+    run = owner.start(RunRequest(prompt=words(30)))
+    assert (await run.wait()).kind == "completed"
+    await published.publisher.flush()
+    assert published.problem is not None and "Redis" in published.problem
+    record = await owner.record(run.id)
+    assert record is not None  # kept in the store all the same

@@ -6,15 +6,22 @@ Pure functions over `EvalReport` (partial while it runs), so every wording is un
     # 'Running · 12/40 done · 2 failed · 3.1 s'
     headers, rows = matrix(report, failures_only=False, running=True)
     # ['case', 'demo:assistant'], [['double-charge', '✓ 0.42 s · 271→9 tok · $0.0000'], …]
+    matrix(report, changes={("double-charge", "demo:assistant"): "regressed"}, changed_only=True)
+    # … '✗ expected to contain 'refund' · 0.42 s · ▼ regressed': against a baseline
+
+With repeats a cell shows its runs: '2/3 ⚠ expected to contain 'x'' (how many passed, why one did
+not) or '3/3 ✓ 0.41–0.52 s' (the spread of their latency), and how many are still to come.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
 from llmtool.evaluation import CaseResult, EvalReport
+from llmtool.evaluation.repeats import aggregate_repeats
 from llmtool.ui.status import escape_markdown, seconds
 from llmtool.ui.template_fields import template_label
 
@@ -22,6 +29,7 @@ EvalState = Literal["running", "done", "stopped"]
 PENDING = "…"
 NOT_RUN = "■ not run"
 _MARK = {"passed": "✓", "failed": "✗", "error": "!", "stopped": "■"}
+_SHOWN_CHANGES = {"regressed": "▼ regressed", "fixed": "▲ fixed", "new": "new"}
 
 
 def progress_line(done: int, total: int, passed: int, elapsed: float, state: EvalState) -> str:
@@ -49,16 +57,42 @@ def cell_text(result: CaseResult | None, running: bool = False) -> str:
     return f"{_MARK[result.status]} {' · '.join(parts)}".rstrip()
 
 
-def matrix(report: EvalReport, failures_only: bool = False, running: bool = False) -> tuple[list[str], list[list[str]]]:
+def repeated_text(results: list[CaseResult], repeats: int, running: bool = False) -> str:
+    """A cell run several times: '2/3 ⚠ why one failed' or '3/3 ✓ 0.41–0.52 s', and while it runs
+    how many runs are still to come."""
+    if not results:
+        return PENDING if running else NOT_RUN
+    text = aggregate_repeats(results)[0].cell()
+    missing = repeats - len(results)
+    if missing > 0:
+        text += f" · {missing} more running" if running else f" · {missing} not run"
+    return text
+
+
+def matrix(report: EvalReport, failures_only: bool = False, running: bool = False, *,
+           changes: Mapping[tuple[str, str], str] | None = None,
+           changed_only: bool = False) -> tuple[list[str], list[list[str]]]:
     """(headers, rows): one row per case, one column per model. `failures_only` keeps the rows with
-    a cell that finished without passing."""
-    cells = {(r.case_id, r.model): r for r in report.results}
+    a cell that finished without passing (with repeats: any of its runs). `changes` ((case, model) →
+    its change against a baseline) marks the cells that were fixed, regressed or are new; with
+    `changed_only` only their rows stay."""
+    cells: dict[tuple[str, str], list[CaseResult]] = {}
+    for result in report.results:
+        cells.setdefault((result.case_id, result.model), []).append(result)
+    repeats = max([report.repeats, *(len(runs) for runs in cells.values())])
+    changes = changes or {}
     rows = []
     for case_id in report.case_ids:
-        row = [cells.get((case_id, model)) for model in report.models]
-        if failures_only and not any(c is not None and not c.passed for c in row):
+        row = [cells.get((case_id, model), []) for model in report.models]
+        if failures_only and not any(not r.passed for runs in row for r in runs):
             continue
-        rows.append([case_id, *(cell_text(c, running) for c in row)])
+        if changed_only and changes and not any(changes.get((case_id, m)) in _SHOWN_CHANGES for m in report.models):
+            continue
+        texts = [repeated_text(runs, repeats, running) if repeats > 1 else cell_text(runs[0] if runs else None, running)
+                 for runs in row]
+        marks = [_SHOWN_CHANGES.get(changes.get((case_id, m), ""), "") for m in report.models]
+        rows.append([case_id, *(f"{text} · {mark}" if mark and runs else text
+                                for text, mark, runs in zip(texts, marks, row, strict=True))])
     return ["case", *report.models], rows
 
 
@@ -70,14 +104,19 @@ def summary_markdown(report: EvalReport, dataset_name: str) -> str:
         f"{escape_markdown(dataset_name)} · {cases} case{'s' if cases != 1 else ''} × "
         f"{models} model{'s' if models != 1 else ''}"
     )
-    lines = [head, "", "| model | passed | failed | errors | mean latency | tokens in→out | cost |",
-             "|---|---|---|---|---|---|---|"]
-    for s in report.summary():
+    summaries = report.summary()
+    repeated = report.repeats > 1 or any(s.runs > s.cases for s in summaries)
+    if repeated:
+        head += f" × {report.repeats} runs each"
+    lines = [head, "", "| model | passed | failed | errors | mean latency | tokens in→out | cost |"
+             + (" flaky cases |" if repeated else ""), "|---|---|---|---|---|---|---|" + ("---|" if repeated else "")]
+    for s in summaries:
         latency = f"{s.mean_latency:.2f} s" if s.mean_latency is not None else "–"
         cost = f"${s.cost_usd:.4f}" if s.cost_usd is not None else "unknown"
+        passed = f"{s.passed}/{s.runs} runs" if repeated else f"{s.passed}/{s.cases}"
         lines.append(
-            f"| {escape_markdown(s.model)} | {s.passed}/{s.cases} | {s.failed} | {s.errors} | {latency} | "
-            f"{s.input_tokens}→{s.output_tokens} | {cost} |"
+            f"| {escape_markdown(s.model).replace('|', chr(92) + '|')} | {passed} | {s.failed} | {s.errors} | "
+            f"{latency} | {s.input_tokens}→{s.output_tokens} | {cost} |" + (f" {s.flaky} |" if repeated else "")
         )
     return "\n".join(lines)
 

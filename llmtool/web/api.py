@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 from llmtool.catalog import ModelInfo
 from llmtool.errors import LimitExceededError
 from llmtool.providers.base import ChatMessage, ReasoningEffort
+from llmtool.replicas import RedisUnavailable
 from llmtool.service import LLMService, Run, RunOrigin, RunRequest
 from llmtool.service.conversations import continuation, current_turns, pending
 from llmtool.service.runs import new_run_id
@@ -179,7 +180,7 @@ async def cancel_run(run_id: str, context: Context, state: State, user: User) ->
     run = service.get(run_id)
     if run is None or run.done:
         if status.status == "running":
-            raise Problem("run-elsewhere", f"run {run_id} is running in another llmtool process; stop it there")
+            return await _cancel_elsewhere(context, state, run_id, user)
         return JSONResponse(dump(status, cancel_requested=False,
                                  detail=f"the run had already ended ({status.status}): nothing to stop"))
     run.cancel()
@@ -390,6 +391,21 @@ async def find_status(service: LLMService, state: ApiState, run_id: str, user: s
         return live_status(run, RunOrigin(user=record.user, source=record.source,
                                           conversation_id=record.conversation_id, position=record.position))
     return stored_status(record)
+
+
+async def _cancel_elsewhere(context: AppContext, state: ApiState, run_id: str, user: str | None) -> JSONResponse:
+    """Stop a run another replica owns, through Redis (the owner closes its provider connection)."""
+    if context.replicas is None:
+        raise Problem("run-elsewhere", f"run {run_id} is running in another llmtool process; stop it there")
+    try:
+        ending = await context.replicas.request_cancel(run_id, wait=CANCEL_WAIT)
+    except RedisUnavailable as error:
+        raise Problem("run-elsewhere", error.message) from None
+    after = await _status(context, state, run_id, user)
+    if ending is None or after.status == "running":
+        return JSONResponse(dump(after, cancel_requested=True, detail="stop requested; the run is ending"),
+                            status_code=202)
+    return JSONResponse(dump(after, cancel_requested=True, detail=f"the run ended: {after.status}"))
 
 
 def offered_models(context: AppContext, user: str | None, models: Iterable[ModelInfo]) -> list[ModelInfo]:

@@ -66,6 +66,7 @@ ErrorKind = Literal[
     "too_many_runs",
     "budget_exceeded",
     "evaluation_too_large",
+    "draining",
 ]
 
 
@@ -126,6 +127,13 @@ class BudgetExceededError(LimitExceededError):
 
 class EvaluationTooLargeError(LimitExceededError):
     kind: ErrorKind = "evaluation_too_large"
+
+
+class ServerDrainingError(UsageError):
+    """This process is shutting down (SIGTERM): it finishes its running runs but starts no new one;
+    another replica (or this server once restarted) takes the request. The API answers 503."""
+
+    kind: ErrorKind = "draining"
 
 
 class ProviderError(LLMToolError):

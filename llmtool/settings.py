@@ -247,6 +247,11 @@ class RunSettings(_Strict):
     max_waiting_per_user: int = Field(
         64, ge=0, le=100_000, description="Runs one user may have waiting for a slot; more are refused (429).",
     )
+    drain_seconds: float = Field(
+        30.0, ge=0, le=86400,
+        description="On SIGTERM the server takes no new run and lets running ones finish this long; then the "
+        "rest end `interrupted` (their text kept) and the process exits.",
+    )
 
 
 BUILTIN_ROLES = ("admin", "member", "partner")

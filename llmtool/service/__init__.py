@@ -20,6 +20,10 @@ A login's runs go through the fair scheduler (`scheduler.py`): beyond their shar
 With a store (`open`, or `attach_store`) only running runs stay in memory: a run leaves it once its
 terminal event is written, and the store answers for it from then on. Without one (`LLMService()`,
 for library use and tests) the newest `max_runs` stay in memory and nothing is kept.
+
+Shutting down cleanly (`drain`, on SIGTERM): `draining` is set at once, so `check` (and with it `start`)
+refuses new runs with `ServerDrainingError` (the API's 503); running runs get up to a grace period to
+finish, and those still running then end `interrupted`, their text kept.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from llmtool.catalog import Catalog, ModelInfo
-from llmtool.errors import InvalidRequestError, PermissionDeniedError
+from llmtool.errors import InvalidRequestError, PermissionDeniedError, ServerDrainingError
 from llmtool.events import RunEvent
 from llmtool.providers import ProviderPool
 from llmtool.providers.base import ReasoningEffort
@@ -60,6 +64,8 @@ __all__ = ["LLMService", "Run", "RunOrigin", "RunRequest"]
 log = logging.getLogger(__name__)
 Principals = Callable[[str], "Principal | None"]
 BATCH_SOURCES = frozenset({"evaluation", "grading"})  # runs of an evaluation, counted when it starts
+DRAINING = "the server is draining (shutting down): start the run again in a moment, another server takes it"
+DRAIN_INTERRUPTED = "the server shut down before this run ended; the text it had written is kept"
 
 
 class LLMService:
@@ -81,6 +87,8 @@ class LLMService:
         # What providers refused that runs then did without ("schema:MODEL", "summary:PROVIDER"),
         # so later runs do not ask again and pay a round trip and a notice each time.
         self._refusals: set[str] = set()
+        # Set by `drain` (SIGTERM): no new run starts here; running ones finish, up to a grace period.
+        self.draining = False
 
     @classmethod
     async def open(cls, settings: Settings | None = None, *, principals: Principals | None = None) -> LLMService:
@@ -291,6 +299,8 @@ class LLMService:
         """What `start` refuses about the request itself, without starting: the parsed request, its
         model and its timeouts, or a `UsageError` with the sentence to show. With `origin`'s login:
         what the role allows too (not its limits: `check_limits`)."""
+        if self.draining:
+            raise ServerDrainingError(DRAINING)
         request = RunRequest.parse(request)
         if request.validation.python is not None:
             try:
@@ -363,6 +373,23 @@ class LLMService:
             if oldest is None:
                 break
             del self._runs[oldest.id]
+
+    async def drain(self, grace: float) -> list[str]:
+        """Take no new run from now on; wait up to `grace` seconds for the running ones to end, then
+        interrupt the rest (they end `interrupted`, text kept). The ids of the runs interrupted."""
+        self.draining = True
+        running = self.running()
+        if running:
+            log.info("draining: waiting up to %g s for %d running run(s)", grace, len(running))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await asyncio.gather(*(run.wait() for run in running))
+        interrupted = [run for run in self.running() if run.interrupt(DRAIN_INTERRUPTED)]
+        for run in interrupted:
+            await run.wait()
+        if interrupted:
+            log.warning("draining: %d run(s) still running after %g s were interrupted", len(interrupted), grace)
+        return [run.id for run in interrupted]
 
     async def aclose(self) -> None:
         """Stop every running run, write what the store lacks, close the store and the provider clients."""

@@ -23,6 +23,7 @@ from llmtool.events import (
     Completed,
     Failed,
     FinishReason,
+    Interrupted,
     Metrics,
     Notice,
     ReasoningDelta,
@@ -142,6 +143,10 @@ class RunExecutor:
             await self._complete()
         except asyncio.CancelledError:
             self._release_held()
+            if self.run.interrupting is not None:  # the process stops (draining): not the user's Stop
+                self._emit(Interrupted(elapsed=self.elapsed(), message=self.run.interrupting, text=self.text,
+                                       metrics=self._metrics(estimate=True)))
+                return
             self._emit(Stopped(elapsed=self.elapsed(), text=self.text, reasoning=self.reasoning,
                                metrics=self._metrics(estimate=True)))
         except TimeoutError:

@@ -52,6 +52,8 @@ class Run:
         self.unwatched_since: float | None = time.monotonic()  # None while someone reads
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Set by `interrupt`: the process stops, the run ends `interrupted` with this message.
+        self.interrupting: str | None = None
 
     # -- written by the run's task -------------------------------------------------------------
     def append(self, event: RunEvent) -> None:
@@ -74,7 +76,9 @@ class Run:
         """A task cancelled before its first step never ran its own handlers: end the log here."""
         if self.done:
             return
-        if task.cancelled():
+        if task.cancelled() and self.interrupting is not None:
+            self.append(Interrupted(message=self.interrupting, text=self.text_so_far(), metrics=Metrics()))
+        elif task.cancelled():
             self.append(Stopped(text=self.text_so_far(), metrics=Metrics()))
         else:
             error = task.exception()
@@ -141,5 +145,14 @@ class Run:
         """
         if self.done or self._task is None:
             return False
+        self._task.cancel()
+        return True
+
+    def interrupt(self, message: str) -> bool:
+        """End the run because this process stops (draining ran out of time): like `cancel`, but the
+        log ends `interrupted` with `message`, the text written so far kept. False if already ended."""
+        if self.done or self._task is None:
+            return False
+        self.interrupting = message
         self._task.cancel()
         return True

@@ -96,6 +96,9 @@ class RunStore(Protocol):
 
     async def heartbeat(self, owner: Owner) -> None: ...
 
+    async def ping(self) -> None:
+        """Ask the database the cheapest question (`/readyz`); raises when it does not answer."""
+
     async def retire(self, owner: Owner) -> None:
         """The process is going away cleanly."""
 

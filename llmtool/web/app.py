@@ -9,7 +9,8 @@ routers (`health.py`, the login `login.py`, the HTTP API `api.py`, the no-JavaSc
 are included before it. With logins configured (`auth`, the password check) llmtool owns the login
 for all of them: `/login` makes a server-side session; the Gradio tool is mounted with
 `auth_dependency=` reading it (never Gradio's own `auth=`) behind `login.LoginGate`; `/lite` sends a
-browser without one to `/login`; `/api` takes HTTP Basic or the session. `/healthz` asks nothing.
+browser without one to `/login`; `/api` takes HTTP Basic or the session. `/healthz` and `/readyz`
+(the balancer's probes, `health.py`) ask nothing. SIGTERM drains before uvicorn stops (`drain.py`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from llmtool.ui.blocks import build_demo, page_options
 from llmtool.web import api, health, lite, login, problems
 from llmtool.web.context import AppContext
 from llmtool.web.cors import CrossOrigin
+from llmtool.web.drain import drain_on_signals
 from llmtool.web.gradio_sessions import SessionBinding
 from llmtool.web.security import SecurityHeaders
 
@@ -56,6 +58,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await app_context.start()
+        # SIGTERM / Ctrl+C: drain while still serving, then let uvicorn stop (web/drain.py).
+        restore_signals = drain_on_signals(app_context)
         # What start-up built (Gradio's blocks, routes, schemas: ~450k objects) lives as long as
         # the process: keep it out of the collector's full passes, which otherwise stopped the
         # event loop for 0.2 s (1 s at 100 users) mid-stream.
@@ -64,6 +68,7 @@ def create_app(
         try:
             yield
         finally:
+            restore_signals()
             await app_context.aclose()
 
     context.prepare()  # the store opens (or a StoreError says why not) before anything is served

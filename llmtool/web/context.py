@@ -83,6 +83,8 @@ class AppContext:
         self._loop: asyncio.AbstractEventLoop | None = None
         # With `settings.redis_url`: live events and Stop shared with the other replicas (`llmtool/replicas`).
         self.replicas: Replicas | None = None
+        # `/readyz`'s last look (monotonic time, the problem or None): kept a second (web/health.py)
+        self.readiness: tuple[float, str | None] | None = None
         # run id → set when the handler streaming that run has returned (see handlers.stop)
         self._streams: dict[str, tuple[int, asyncio.Event]] = {}
 
@@ -230,6 +232,13 @@ class AppContext:
                     await ended.wait()
             except TimeoutError:
                 pass
+
+    async def drain(self, grace: float | None = None) -> list[str]:
+        """Take no new run; let running ones finish up to `grace` seconds (`runs.drain_seconds`), then
+        interrupt the rest (see `LLMService.drain`). While draining `/readyz` answers 503."""
+        if self._service is None:
+            return []
+        return await self._service.drain(self.settings.runs.drain_seconds if grace is None else grace)
 
     async def aclose(self) -> None:
         if self._sweeping is not None:

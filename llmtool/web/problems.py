@@ -30,6 +30,7 @@ from llmtool.errors import (
     LLMToolError,
     MissingKeyError,
     PermissionDeniedError,
+    ServerDrainingError,
     UnknownModelError,
     UsageError,
 )
@@ -66,6 +67,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "idempotency-conflict": ProblemType(409, "This Idempotency-Key belongs to a request still being processed"),
     "run-elsewhere": ProblemType(409, "The run is running in another process"),
     "busy": ProblemType(503, "The server is busy"),
+    "draining": ProblemType(503, "The server is draining"),
     "store-unavailable": ProblemType(503, "The run store is unavailable"),
     "internal": ProblemType(500, "Internal error"),
 }
@@ -116,6 +118,8 @@ def usage_problem(error: UsageError) -> Problem:
     and `retry_after` (seconds) in the body; an evaluation larger than the role allows is 403."""
     from llmtool.templates.errors import UnknownTemplateError
 
+    if isinstance(error, ServerDrainingError):  # shutting down: another replica (or this one, restarted) takes it
+        return Problem("draining", error.message, headers={"Retry-After": "5"})
     if isinstance(error, LimitExceededError) and not isinstance(error, EvaluationTooLargeError):
         slug = "budget-exceeded" if isinstance(error, BudgetExceededError) else "too-many-runs"
         if error.retry_after is None:

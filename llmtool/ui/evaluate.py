@@ -1,4 +1,5 @@
-"""The Evaluate tab: a template over a dataset × models, pass/fail per cell, exported as CSV/JSONL.
+"""The Evaluate tab: a template over a dataset × models (each case run 1–20 times), pass/fail per
+cell, charts, the comparison with a baseline evaluation, each cell's run one click away, CSV/JSONL.
 
     evaluate.build(context, concurrency)     # inside a gr.Tab: lays out the tab and wires it
 
@@ -6,163 +7,75 @@ The dataset is one of `prompts/datasets/*` (picked by name from the listing, nev
 by the user) or an uploaded .csv/.jsonl. The matrix runs in a task of its own (`EvalJob`), so Stop,
 Gradio cancelling the event, or the page going away all cancel it the same way: the runs in flight
 are cancelled and their provider connections close. The handler shows progress at most once per
-`update_interval` ("Running · 12/40 done · 2 failed"); export files go to a temp directory of ours.
+`update_interval` ("Running · 12/40 done · 2 failed") and redraws the charts at most twice a second;
+once it ends, the evaluation (kept in the run store) is compared with the baseline picked ("last":
+the newest earlier completed one). Stored evaluations can be picked, compared and linked later
+(`eval_review.py`): `/?evaluation=ID` opens one. Export files go to a temp directory of ours.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
-from llmtool.evaluation import CaseResult, Dataset, DatasetError, EvalReport, build_report, evaluate, load_dataset_async
+from llmtool.evaluation import DatasetError, EvalReport, build_report, load_dataset_async
+from llmtool.evaluation.baseline import BaselineError
 from llmtool.evaluation.dataset import DATASET_SUFFIXES
 from llmtool.evaluation.runner import resolve_models
-from llmtool.service import LLMService, RunOrigin
-from llmtool.templates import Template
+from llmtool.store import StoreError
 from llmtool.ui import handlers as chat_handlers
 from llmtool.ui import inputs
-from llmtool.ui.eval_table import (
-    EvalState,
-    dataset_problems_markdown,
-    export_stem,
-    matrix,
-    progress_line,
-    summary_markdown,
-)
+from llmtool.ui.eval_charts import ChartClock
+from llmtool.ui.eval_compare import LAST, NONE, running_comparison
+from llmtool.ui.eval_job import EvalJob
+from llmtool.ui.eval_review import ReviewHandlers
+from llmtool.ui.eval_table import EvalState, dataset_problems_markdown, export_stem, progress_line
+from llmtool.ui.eval_update import EvalUpdate, cleared_detail, shown
+from llmtool.ui.eval_view import EvalView, layout, wire_review
 from llmtool.ui.streams import batches, streaming_options
 from llmtool.ui.template_fields import chosen, error_markdown
-from llmtool.ui.template_panel import choices, template_dropdown
-from llmtool.ui.uploads import UPLOAD_REFUSED, UploadBox, uploaded_file
+from llmtool.ui.template_panel import choices
+from llmtool.ui.uploads import UPLOAD_REFUSED, uploaded_file
 from llmtool.web.context import AppContext
+
+__all__ = ["MAX_CONCURRENCY", "MAX_REPEATS", "EvalHandlers", "EvalJob", "EvalUpdate", "build"]
 
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 16
-_KEPT_JOBS = 32  # finished evaluations kept for Stop and the failures filter to read
-
-
-class EvalJob:
-    """One evaluation, running in its own task; `new_results()` follows it until it ends."""
-
-    def __init__(self, service: LLMService, template: Template, dataset: Dataset, models: list[str],
-                 concurrency: int, dataset_name: str, failures_only: bool, user: str | None = None) -> None:
-        self.id = uuid.uuid4().hex[:12]
-        self.template, self.dataset, self.models = template, dataset, models
-        self.dataset_name, self.failures_only = dataset_name, failures_only
-        self.total = len(dataset.cases) * len(models)
-        self.results: list[CaseResult] = []
-        self.passed = 0
-        self.error = ""
-        self.exports: tuple[Path, Path] | None = None
-        self._loop = asyncio.get_running_loop()
-        self.started = self._loop.time()
-        self.ended: float | None = None
-        self._queue: asyncio.Queue[CaseResult | None] = asyncio.Queue()
-        self.user = user
-        self.task = asyncio.create_task(self._consume(service, concurrency), name="evaluation")
-        self.task.add_done_callback(self._done)
-
-    async def _consume(self, service: LLMService, concurrency: int) -> None:
-        steps = evaluate(service, self.template, self.dataset, self.models, concurrency=concurrency,
-                         origin=RunOrigin(user=self.user))
-        async with aclosing(steps):
-            async for step in steps:
-                self.results.append(step.result)
-                self.passed = step.passed
-                self._queue.put_nowait(step.result)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.ended = self._loop.time()
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            log.error("evaluation failed", exc_info=error)
-            self.error = error.message if isinstance(error, UsageError) else "llmtool failed unexpectedly"
-        self._queue.put_nowait(None)
-
-    async def new_results(self) -> AsyncIterator[CaseResult]:
-        while (result := await self._queue.get()) is not None:
-            yield result
-
-    @property
-    def state(self) -> EvalState:
-        if not self.task.done():
-            return "running"
-        return "stopped" if self.task.cancelled() or self.error else "done"
-
-    @property
-    def elapsed(self) -> float:
-        return (self.ended or self._loop.time()) - self.started
-
-    async def cancel(self, timeout: float | None = None) -> None:
-        """Stop the evaluation; returns once every run in flight has closed its connection, or after
-        `timeout` seconds (STOP_GRACE: Stop must answer even if a provider client ignores the
-        cancellation)."""
-        timeout = chat_handlers.STOP_GRACE if timeout is None else timeout
-        self.task.cancel()
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.wait([self.task])
-        except TimeoutError:
-            log.warning("an evaluation still ending %.1f s after it was stopped", timeout)
-
-
-@dataclass
-class EvalUpdate:
-    """One page update; None leaves that output as it is."""
-
-    progress: str | None = None
-    summary: str | None = None
-    table: dict | None = None
-    exports: tuple[Path, Path] | None = None
-    hide_exports: bool = False
-    report: EvalReport | None = None
-    eval_id: str | None = None
-    running: bool | None = None
-
-    def outputs(self) -> tuple[Any, ...]:
-        def value(v: Any) -> Any:
-            return gr.skip() if v is None else v
-
-        downloads: tuple[Any, Any] = (gr.skip(), gr.skip())
-        if self.exports is not None:
-            csv_file, jsonl_file = self.exports
-            downloads = (gr.update(value=str(csv_file), visible=True), gr.update(value=str(jsonl_file), visible=True))
-        elif self.hide_exports:
-            downloads = (gr.update(visible=False), gr.update(visible=False))
-        controls: tuple[Any, Any] = (gr.skip(), gr.skip())
-        if self.running is not None:
-            controls = (gr.update(visible=not self.running), gr.update(visible=self.running))
-        return (value(self.progress), value(self.summary), value(self.table), *downloads,
-                value(self.report), value(self.eval_id), *controls)
+MAX_REPEATS = 20
+_KEPT_JOBS = 32  # finished evaluations kept for Stop, the filters and the cell view to read
 
 
 class EvalHandlers:
     def __init__(self, context: AppContext) -> None:
         self.context = context
         self._jobs: OrderedDict[str, EvalJob] = OrderedDict()
+        self.review = ReviewHandlers(context, self._jobs)
 
     async def run(
         self, template: str | None, dataset: str | None = None, upload: str | None = None,
         models: list[str] | None = None, concurrency: float = 4, failures_only: bool = False,
+        repeats: float | None = 1, baseline: str | None = LAST, changed_only: bool = False,
         request: gr.Request | None = None,
-    ) -> AsyncIterator[tuple[Any, ...]]:
-        """Evaluate the template over the dataset × models; stream progress and the table."""
+    ) -> AsyncGenerator[tuple[Any, ...], None]:
+        """Evaluate the template over the dataset × models (`repeats` runs each); stream progress,
+        the table and the charts; compare with `baseline` once it ends."""
         try:
+            changed = inputs.flag(changed_only, "changed only")
             job = await self._start(template, dataset, upload, inputs.names(models, "models"), concurrency,
-                                    inputs.flag(failures_only, "failures only"), user=chat_handlers.login(request))
+                                    inputs.flag(failures_only, "failures only"), repeats,
+                                    user=chat_handlers.login(request))
         except DatasetError as error:
-            shown, actual = self._dataset_names(dataset, upload)
-            message = dataset_problems_markdown(error.problems, shown, actual)
+            shown_name, actual = self._dataset_names(dataset, upload)
+            message = dataset_problems_markdown(error.problems, shown_name, actual)
             log.info("refused an evaluation: %s", self.context.redact(error.problems[0] if error.problems else
                                                                         "the dataset has problems"))
             yield EvalUpdate(progress=self.context.redact(message), running=False).outputs()
@@ -178,38 +91,47 @@ class EvalHandlers:
             return
         eval_id = job.id
         self._keep(eval_id, job)
+        job.changed_only = changed
+        job.baseline_choice = baseline if isinstance(baseline, str) and baseline else LAST
         self.context.stream_started(eval_id)
+        clock = ChartClock()
         try:
-            first = self._render(job, final=False)
-            first.eval_id, first.running, first.hide_exports = eval_id, True, True
+            await self._attach_baseline(job, request)
+            first = self._render(job, final=False, charts=clock.due(job.elapsed))
+            first.eval_id, first.running, first.hide_exports, first.detail = eval_id, True, True, cleared_detail()
+            first.comparison = ("_Compared with the baseline once it ends._" if job.baseline_choice != NONE
+                                else "_No baseline picked._")
+            first.diff = ""
             yield first.outputs()
             updates = batches(job.new_results(), self.context.update_interval)
             async with aclosing(updates):
                 async for _ in updates:
-                    yield self._render(job, final=False).outputs()
-            yield self._render(job, final=True).outputs()
+                    yield self._render(job, final=False, charts=clock.due(job.elapsed)).outputs()
+            yield (await self._finish(job, request)).outputs()
         finally:
             await job.cancel()  # no-op once it ended; otherwise cancels the runs in flight
             self.context.stream_ended(eval_id)
 
-    async def stop(self, eval_id: str | None = None) -> tuple[Any, ...]:
+    async def run_api(
+        self, template: str | None, dataset: str | None = None, upload: str | None = None,
+        models: list[str] | None = None, concurrency: float = 4, failures_only: bool = False,
+        request: gr.Request | None = None,
+    ) -> AsyncGenerator[tuple[Any, ...], None]:
+        """`/evaluate` for API callers: its six inputs as they have always been (one run per cell,
+        compared with the last completed evaluation)."""
+        steps = self.run(template, dataset, upload, models, concurrency, failures_only, request=request)
+        async with aclosing(steps):
+            async for outputs in steps:
+                yield outputs
+
+    async def stop(self, eval_id: str | None = None, request: gr.Request | None = None) -> tuple[Any, ...]:
         """Stop the evaluation: runs in flight are cancelled; the table keeps what finished."""
         job = self._jobs.get(eval_id or "")
         if job is None:
             return EvalUpdate(running=False).outputs()
         await job.cancel()
         await self.context.wait_stream_ended(eval_id or "", chat_handlers.STOP_GRACE)
-        return self._render(job, final=True).outputs()
-
-    def filter(self, report: EvalReport | None, failures_only: bool, eval_id: str | None = None) -> Any:
-        """The failures-only box: the table of the last evaluation, filtered (or not)."""
-        job = self._jobs.get(eval_id or "")
-        if job is not None:
-            job.failures_only = bool(failures_only)  # a running evaluation keeps the choice
-            return _table(self._report(job), bool(failures_only), running=job.state == "running")
-        if report is None:
-            return gr.skip()
-        return _table(report, bool(failures_only), running=False)
+        return (await self._finish(job, request)).outputs()
 
     def pick_template(self, template: str | None, upload: str | None) -> Any:
         """A template was picked: offer its dataset (datasets/<name>.csv or <name>.*.jsonl)."""
@@ -239,18 +161,34 @@ class EvalHandlers:
 
     # -- internals ------------------------------------------------------------------------------
     async def _start(self, template_name: str | None, dataset: str | None, upload: str | None, models: list[str],
-               concurrency: float, failures_only: bool, user: str | None = None) -> EvalJob:
+                     concurrency: float, failures_only: bool, repeats: float | None = 1,
+                     user: str | None = None) -> EvalJob:
         name = chosen(template_name)
         if name is None:
             raise InvalidRequestError("pick a template to evaluate")
         workers = inputs.whole_number(concurrency, "runs at once", low=1, high=MAX_CONCURRENCY) or 1
+        times = inputs.whole_number(repeats, "repeats", low=1, high=MAX_REPEATS) or 1
         template = self.context.registry.get(name)  # as the file is now
         path = self._dataset_path(dataset, upload)
         data = await load_dataset_async(path, template)  # off the event loop, stopped at its time limit
         service = self.context.service
         model_ids = resolve_models(service, template, models)
-        shown, _ = self._dataset_names(dataset, upload)
-        return EvalJob(service, template, data, model_ids, workers, shown, failures_only, user=user)
+        shown_name, _ = self._dataset_names(dataset, upload)
+        return EvalJob(service, template, data, model_ids, workers, shown_name, failures_only, user=user,
+                       repeats=times)
+
+    async def _attach_baseline(self, job: EvalJob, request: gr.Request | None) -> None:
+        """The baseline's cells, to draw the running evaluation against (never fails the run)."""
+        if job.baseline_choice == NONE or self.context.service.store is None:
+            return
+        stored = self.review.stored
+        try:
+            job.baseline = await stored.baseline(job.template.name, job.dataset.path.name, job.baseline_choice,
+                                                 stored.scope(chat_handlers.login(request)), exclude=job.id)
+        except (BaselineError, StoreError):
+            job.baseline = None  # said once it ends, by the comparison
+        except Exception:
+            log.exception("evaluate: reading the baseline failed")
 
     def _dataset_path(self, dataset: str | None, upload: str | None) -> Path:
         if upload is not None and not isinstance(upload, str):  # not a file Gradio received
@@ -262,8 +200,8 @@ class EvalHandlers:
         if not dataset:
             raise InvalidRequestError("pick a dataset, or upload a .csv or .jsonl file")
         if dataset not in self.datasets():  # a name from the listing, never a path
-            shown = f"{self.context.datasets_dir.parent.name}/{self.context.datasets_dir.name}"
-            raise InvalidRequestError(f"no dataset {dataset!r} in {shown}")
+            shown_dir = f"{self.context.datasets_dir.parent.name}/{self.context.datasets_dir.name}"
+            raise InvalidRequestError(f"no dataset {dataset!r} in {shown_dir}")
         return self.context.datasets_dir / dataset
 
     def _dataset_names(self, dataset: str | None, upload: str | None) -> tuple[str, str]:
@@ -282,26 +220,48 @@ class EvalHandlers:
                                  "problems": [redact(p) for p in r.problems]})
             for r in job.results
         ]
-        return build_report(job.template, job.dataset, job.models, results)
+        report = build_report(job.template, job.dataset, job.models, results, repeats=job.repeats)
+        kept = self.context.service.store is not None
+        return report.model_copy(update={"evaluation_id": job.id if kept else None})
 
-    def _render(self, job: EvalJob, final: bool) -> EvalUpdate:
+    def _render(self, job: EvalJob, final: bool, charts: bool = True) -> EvalUpdate:
         report = self._report(job)
         state: EvalState = job.state if final else "running"
         if final and state == "running":  # stopped, but a run has not closed yet: the page is idle
             state = "stopped"
-        progress = progress_line(len(job.results), job.total, job.passed, job.elapsed, state)
-        if job.error:
-            progress += f" · {job.error}"
-        update = EvalUpdate(
-            progress=self.context.redact(progress),
-            summary=self.context.redact(summary_markdown(report, job.dataset_name)),
-            table=_table(report, job.failures_only, running=not final),
-            report=report,
-        )
+        comparison = running_comparison(report, *job.baseline) if job.baseline is not None else None
+        update = shown(report, comparison, dataset_name=job.dataset_name, failures_only=job.failures_only,
+                       changed_only=job.changed_only, running=not final, charts=charts or final,
+                       redact=self.context.redact)
+        update.progress = self.context.redact(self._progress(job, state))
         if final:
             update.running = False
             if job.results:
                 update.exports = self._export(job, report)
+        return update
+
+    def _progress(self, job: EvalJob, state: EvalState) -> str:
+        line = progress_line(len(job.results), job.total, job.passed, job.elapsed, state)
+        if job.repeats > 1:
+            line += f" · {job.repeats} runs per cell"
+        return line + (f" · {job.error}" if job.error else "")
+
+    async def _finish(self, job: EvalJob, request: gr.Request | None) -> EvalUpdate:
+        """The last update: everything final, compared with the baseline as stored, the pickers."""
+        update = self._render(job, final=True)
+        scope = self.review.stored.scope(chat_handlers.login(request))
+        report = update.report
+        if self.context.service.store is not None and report is not None:
+            comparison, why = await self.review.comparison_of(job.id, job.baseline_choice, scope)
+            final = shown(report, comparison, dataset_name=job.dataset_name, failures_only=job.failures_only,
+                          changed_only=job.changed_only, redact=self.context.redact, why_no_comparison=why)
+            update.table, update.charts, update.compared = final.table, final.charts, final.compared
+            update.comparison, update.diff, update.forget_comparison = final.comparison, final.diff, comparison is None
+            pickers = await self.review.pickers(job.template.name, job.dataset.path.name, job.id, job.baseline_choice,
+                                                 scope, keep_baseline=True)
+            update.evaluation, update.baseline = pickers.evaluation, pickers.baseline
+        elif job.baseline is None:
+            update.comparison, update.diff = "_Comparing needs the run store; this server keeps none._", ""
         return update
 
     def _export(self, job: EvalJob, report: EvalReport) -> tuple[Path, Path]:
@@ -319,57 +279,31 @@ class EvalHandlers:
             del self._jobs[oldest]
 
 
-def _table(report: EvalReport, failures_only: bool, running: bool) -> dict:
-    headers, rows = matrix(report, failures_only=failures_only, running=running)
-    return {"headers": headers, "data": rows}
-
-
 def build(context: AppContext, concurrency: int) -> gr.Dropdown:
     """Lay out the Evaluate tab in the current gr.Tab and wire it; returns its model picker."""
     handlers = EvalHandlers(context)
-    gr.Markdown("Run a template over a dataset of cases × models; each cell passes or fails.")
-    listed = [name for _, name in choices(context, with_none=False)]
-    shipped = handlers.datasets()
-    with_data = [name for name in listed if any(d.split(".")[0] == name for d in shipped)]
-    first = next(iter(with_data or listed), None)
-    mine = [d for d in shipped if first and d.split(".")[0] == first]
-    with gr.Row(equal_height=False):
-        template = template_dropdown(context, value=first, with_none=False, elem_id="eval-template")
-        refresh = gr.Button("↻", size="sm", elem_id="eval-refresh", elem_classes=["refresh-button"])
-        dataset = gr.Dropdown(shipped, value=mine[0] if mine else None, label="Dataset (prompts/datasets)",
-                              interactive=True, allow_custom_value=True, elem_id="eval-dataset")
-        upload = UploadBox(label="…or upload a .csv / .jsonl", file_types=list(DATASET_SUFFIXES), file_count="single",
-                         type="filepath", height=120, elem_id="eval-upload")
-    with gr.Row(equal_height=False):
-        models = gr.Dropdown(context.model_ids, value=[], multiselect=True, allow_custom_value=True,
-                             label="Models", info="None picked: the template's model.", elem_id="eval-models")
-        workers = gr.Slider(1, MAX_CONCURRENCY, value=4, step=1, label="Runs at once", elem_id="eval-concurrency")
-    with gr.Row():
-        run = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
-        stop = gr.Button("Stop", variant="stop", visible=False, elem_id="eval-stop")
-    progress = gr.Markdown("", elem_id="eval-progress", elem_classes=["run-status"])
-    summary = gr.Markdown("", elem_id="eval-summary")
-    failures_only = gr.Checkbox(label="Failures only", value=False, elem_id="eval-failures-only")
-    table = gr.Dataframe(headers=["case"], value=None, interactive=False, wrap=True, elem_id="eval-table",
-                         label="Cases × models")
-    with gr.Row():
-        csv_file = gr.DownloadButton("Download CSV", visible=False, elem_id="eval-csv")
-        jsonl_file = gr.DownloadButton("Download JSONL", visible=False, elem_id="eval-jsonl")
-    report = gr.State(None)
-    eval_id = gr.State("")
+    view = layout(context, handlers.datasets(), MAX_CONCURRENCY, MAX_REPEATS)
+    _wire(view, handlers, concurrency)
+    wire_review(view, handlers.review)
+    return view.models
 
-    outputs = [progress, summary, table, csv_file, jsonl_file, report, eval_id, run, stop]
-    running = run.click(handlers.run, inputs=[template, dataset, upload, models, workers, failures_only],
-                        api_name="evaluate", **streaming_options(outputs, concurrency))
-    stop.click(handlers.stop, inputs=[eval_id], outputs=outputs, api_name="evaluate_stop",
-               cancels=[running], queue=False, show_progress="hidden")
+
+def _wire(view: EvalView, handlers: EvalHandlers, concurrency: int) -> None:
+    outputs = view.outputs
+    streaming = streaming_options(outputs, concurrency)
+    running = view.run.click(
+        handlers.run, inputs=[view.template, view.dataset, view.upload, view.models, view.workers, view.failures_only,
+                              view.repeats, view.baseline, view.changed_only],
+        api_name="page_evaluate", api_visibility="private", **streaming)
+    # API callers keep `/evaluate`'s inputs as they were (raw-protocol clients send exactly those).
+    api = gr.on([], handlers.run_api, inputs=[view.template, view.dataset, view.upload, view.models, view.workers,
+                                              view.failures_only], api_name="evaluate", **streaming)
+    view.stop.click(handlers.stop, inputs=[view.eval_id], outputs=outputs, api_name="evaluate_stop",
+                    cancels=[running, api], queue=False, show_progress="hidden")
     quick: dict[str, Any] = dict(queue=False, show_progress="hidden")
-    failures_only.change(handlers.filter, inputs=[report, failures_only, eval_id], outputs=[table],
-                         api_name="evaluate_filter", **quick)
-    template.change(handlers.pick_template, inputs=[template, upload], outputs=[dataset],
-                    api_visibility="private", **quick)
-    upload.upload(lambda: None, outputs=[dataset], api_visibility="private", **quick)
-    dataset.input(lambda: None, outputs=[upload], api_visibility="private", **quick)
-    refresh.click(handlers.refresh, inputs=[template, dataset], outputs=[template, dataset],
-                  api_visibility="private", **quick)
-    return models
+    view.template.change(handlers.pick_template, inputs=[view.template, view.upload], outputs=[view.dataset],
+                         api_visibility="private", **quick)
+    view.upload.upload(lambda: None, outputs=[view.dataset], api_visibility="private", **quick)
+    view.dataset.input(lambda: None, outputs=[view.upload], api_visibility="private", **quick)
+    view.refresh.click(handlers.refresh, inputs=[view.template, view.dataset], outputs=[view.template, view.dataset],
+                       api_visibility="private", **quick)

@@ -2,6 +2,7 @@
 cell, charts, the comparison with a baseline evaluation, each cell's run one click away, CSV/JSONL.
 
     evaluate.build(context, concurrency)     # inside a gr.Tab: lays out the tab and wires it
+    evaluate.wire_run_permalink(past, tabs)  # after the tabs: `/?run=ID` opens the run in History
 
 The dataset is one of `prompts/datasets/*` (picked by name from the listing, never a path typed
 by the user) or an uploaded .csv/.jsonl. The matrix runs in a task of its own (`EvalJob`), so Stop,
@@ -35,6 +36,7 @@ from llmtool.ui import inputs
 from llmtool.ui.eval_charts import ChartClock
 from llmtool.ui.eval_compare import LAST, NONE, running_comparison
 from llmtool.ui.eval_job import EvalJob
+from llmtool.ui.eval_links import wire_run_permalink
 from llmtool.ui.eval_review import ReviewHandlers
 from llmtool.ui.eval_table import EvalState, dataset_problems_markdown, export_stem, progress_line
 from llmtool.ui.eval_update import EvalUpdate, cleared_detail, shown
@@ -45,7 +47,7 @@ from llmtool.ui.template_panel import choices
 from llmtool.ui.uploads import UPLOAD_REFUSED, uploaded_file
 from llmtool.web.context import AppContext
 
-__all__ = ["MAX_CONCURRENCY", "MAX_REPEATS", "EvalHandlers", "EvalJob", "EvalUpdate", "build"]
+__all__ = ["MAX_CONCURRENCY", "MAX_REPEATS", "EvalHandlers", "EvalJob", "EvalUpdate", "build", "wire_run_permalink"]
 
 log = logging.getLogger(__name__)
 

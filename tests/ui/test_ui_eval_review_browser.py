@@ -1,7 +1,7 @@
 """The Evaluate tab in Debian's Chromium, with logins: a permalink opens a stored evaluation (its
 comparison with the baseline, the template diff, the charts as SVG with their labels, no CSP error),
 a selected cell shows its run; another user's permalink is "not found"; an evaluation run with
-repeats draws its charts; `?run=ID` opens the run in History (the one line blocks.py adds)."""
+repeats draws its charts; `?run=ID` opens the run in History (`evaluate.wire_run_permalink`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from llmtool.settings import load_settings
 from llmtool.store import CellAssertion, CellRun, EvaluationCell, EvaluationRecord, RunOrigin, TemplateVersion
-from llmtool.ui import eval_links, history
+from llmtool.ui import evaluate, history
 from llmtool.ui.blocks import page_options
 from llmtool.web.app import create_app, mount_tool
 from llmtool.web.context import AppContext
@@ -212,7 +212,7 @@ def test_an_evaluation_with_repeats_draws_its_charts_and_compares_with_the_last(
 
 
 def test_a_run_permalink_opens_the_run_in_history(served, browser) -> None:
-    """What `eval_links.wire_run_permalink(past, tabs)` in blocks.py does, on a page of two tabs (no
+    """What `evaluate.wire_run_permalink(past, tabs)` in blocks.py does, on a page of two tabs (no
     logins, over the same store)."""
     context = AppContext(served.context.settings)
 
@@ -230,7 +230,7 @@ def test_a_run_permalink_opens_the_run_in_history(served, browser) -> None:
                 gr.Markdown("evaluate")
             with gr.Tab("History", id="history-tab"):
                 past = history.build(context, 4)
-        eval_links.wire_run_permalink(past, tabs)
+        evaluate.wire_run_permalink(past, tabs)
     blocks.queue(default_concurrency_limit=4)
     app = FastAPI(lifespan=lifespan)
     app.add_middleware(SecurityHeaders)

@@ -7,15 +7,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from llmtool.commands import chat, evaluation, logs, loopback, templates, usage, users
+from llmtool.commands import chat, evaluation, logs, loopback, serve, templates, usage, users
 from llmtool.console import EXIT_USAGE, guarded_output
 from llmtool.errors import UsageError
 
 Register = Callable[[argparse._SubParsersAction], None]
 
-# In the order `llmtool --help` lists them: chat, models, loopback, run, prompts, eval, logs, users, usage.
+# In the order `llmtool --help` lists them: chat, models, loopback, run, prompts, eval, logs, users, usage, serve.
 COMMANDS: list[Register] = [chat.register, loopback.register, templates.register, evaluation.register, logs.register,
-                            users.register, usage.register]
+                            users.register, usage.register, serve.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@
     logs.py        llmtool logs (list, show, export, delete the kept runs; path)
     users.py       llmtool users (add, passwd, role, remove, list the logins; API tokens)
     usage.py       llmtool usage (spend and runs per user per day)
+    serve.py       llmtool serve --replicas N (N app processes behind nginx, on one machine)
 
 Each module has `register(commands)`, adding its parsers with a `handler(args) -> exit code`.
 """

@@ -69,7 +69,9 @@ class ReviewHandlers:
     async def pickers(self, template: str | None, dataset: str | None, current: str | None, baseline: str | None,
                       scope: str | None, keep_baseline: bool = False) -> EvalUpdate:
         """The pickers' updates: the evaluations of `template` on `dataset` (`current` shown picked),
-        the baselines to compare `current` with (`baseline` kept when `keep_baseline` and offered)."""
+        the baselines to compare `current` with. `keep_baseline`: `baseline` stays picked, offered even
+        when it is not listed (an id or a name typed, or sent by an API caller: the comparison then
+        says whether it exists); otherwise only an evaluation picked by hand stays."""
         name = chosen(template)
         records = []
         if name and dataset:
@@ -82,6 +84,10 @@ class ReviewHandlers:
         pinned = self._pinned(name)
         offered = baseline_choices(records, current, pinned, self.context.redact)
         values = [value for _, value in offered]
+        if keep_baseline and baseline not in values and baseline != current and is_id(baseline):
+            assert baseline is not None
+            offered.append((self.context.redact(baseline), baseline))
+            values.append(baseline)
         if keep_baseline and baseline in values:
             picked = baseline
         elif baseline in values and baseline not in (LAST, NONE, pinned):
@@ -126,7 +132,7 @@ class ReviewHandlers:
         except Exception:
             log.exception("evaluate: opening evaluation %s failed", evaluation_id)
             return EvalUpdate(progress=error_markdown(UNEXPECTED))
-        pickers = await self.pickers(record.template, record.dataset, record.id, baseline, scope)
+        pickers = await self.pickers(record.template, record.dataset, record.id, baseline, scope, keep_baseline=True)
         comparison, why = await self.comparison_of(record.id, pickers.baseline["value"], scope)
         update = shown(self._redacted(report), comparison, dataset_name=record.dataset, failures_only=failures_only,
                        changed_only=changed_only, redact=self.context.redact, why_no_comparison=why)

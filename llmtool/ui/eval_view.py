@@ -102,10 +102,12 @@ def layout(context: AppContext, shipped: list[str], max_concurrency: int, max_re
     with gr.Accordion("Compare with a baseline", open=True, elem_id="eval-compare"):
         with gr.Row(equal_height=False):
             made["evaluation"] = gr.Dropdown([], value=None, label="Evaluation", elem_id="eval-evaluation",
-                                             info="Stored evaluations of this template on this dataset, newest first.")
+                                             allow_custom_value=True,  # an id typed (or sent to /evaluation_open)
+                                             info="Stored evaluations of this template on this dataset, newest "
+                                                  "first; or type an evaluation's id.")
             made["baseline"] = gr.Dropdown([("last completed before it", LAST), ("none", NONE)], value=LAST,
-                                           label="Baseline", elem_id="eval-baseline",
-                                           info="What it is compared with.")
+                                           label="Baseline", elem_id="eval-baseline", allow_custom_value=True,
+                                           info="What it is compared with: picked, or an id or a name typed.")
             made["list_refresh"] = gr.Button("↻", size="sm", elem_id="eval-list-refresh",
                                              elem_classes=["refresh-button"])
         with gr.Row(equal_height=False):

@@ -89,6 +89,10 @@ def as_user(user: str | None, **query: str) -> Any:
     return SimpleNamespace(username=user, query_params=query)
 
 
+def page_choices(page: dict[str, Any]) -> list[tuple[str, str]]:
+    return [tuple(choice) for choice in page["baseline"]["choices"]]
+
+
 def named(outputs: tuple[Any, ...]) -> dict[str, Any]:
     assert len(outputs) == len(OUTPUTS)
     return dict(zip(OUTPUTS, outputs, strict=True))
@@ -138,10 +142,12 @@ async def test_another_users_evaluation_is_not_found_like_a_missing_one(review) 
     assert named(await review.open_evaluation("bobs", "last", request=as_user("root")))["eval_id"] == "bobs"
     assert named(await review.open_evaluation("cur", "bobs", request=as_user("bob")))["progress"] == \
         "⚠ evaluation cur not found"
-    # bob's evaluation as the baseline of ann's: not offered, so the default (last) is compared with
-    compared = named(await review.open_evaluation("cur", "bobs", request=as_user("ann")))
-    assert "[evaluation base]" in compared["comparison"] and "bobs" not in str(compared)
-    assert compared["baseline"]["value"] == "last"
+    # bob's evaluation as the baseline of ann's: not offered, and unknown when asked for, like a missing one
+    theirs = named(await review.open_evaluation("cur", "bobs", request=as_user("ann")))
+    missing = named(await review.open_evaluation("cur", "nope", request=as_user("ann")))
+    assert theirs["comparison"] == missing["comparison"].replace("nope", "bobs")
+    assert theirs["comparison"].startswith("⚠ no evaluation 'bobs' (an id, or the name of a completed evaluation")
+    assert "bobs" not in [label for label, _ in page_choices(theirs)[:-1]]
 
 
 async def test_a_permalink_opens_the_evaluation_on_page_load(review) -> None:

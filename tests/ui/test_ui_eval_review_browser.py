@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -24,7 +25,7 @@ from llmtool.web.app import create_app, mount_tool
 from llmtool.web.context import AppContext
 from llmtool.web.security import SecurityHeaders
 from llmtool.web.serve import BackgroundServer
-from tests.helpers import log_in, write_template
+from tests.helpers import log_in, session_client, write_template
 from tests.ui.browser_support import OUTPUT, pytestmark  # noqa: F401  (marks)
 from tests.ui.ui_support import on_server_loop
 
@@ -181,6 +182,24 @@ def test_a_permalink_opens_the_evaluation_with_its_baseline_charts_and_cells(ser
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(Path(OUTPUT) / "evaluate-baseline.png"), full_page=True)
     assert csp_errors(page) == []
+
+
+def test_a_permalink_survives_the_login(served) -> None:
+    answer = httpx.get(f"{served.url}/?evaluation=cur", follow_redirects=False, timeout=10)
+    assert answer.status_code == 303 and answer.headers["location"] == "/login?next=%2F%3Fevaluation%3Dcur"
+
+
+def test_api_callers_open_an_evaluation_by_id(served) -> None:
+    from gradio_client import Client
+
+    client: Client = session_client(served.url, "ann", USERS["ann"])
+    try:
+        progress, *rest = client.predict("cur", "base", api_name="/evaluation_open")
+        assert progress.startswith("Stored evaluation · Done · 2/3 passed")
+        assert any(isinstance(value, str) and "▼ regressed 1" in value for value in rest)
+        assert client.predict("bobs", "last", api_name="/evaluation_open")[0] == "⚠ evaluation bobs not found"
+    finally:
+        client.close()
 
 
 def test_another_users_permalink_is_not_found_like_a_missing_one(served, page_as) -> None:

@@ -29,6 +29,7 @@ EvalState = Literal["running", "done", "stopped"]
 PENDING = "…"
 NOT_RUN = "■ not run"
 _MARK = {"passed": "✓", "failed": "✗", "error": "!", "stopped": "■"}
+_REPEAT_MARK = {"passed": "✓", "failed": "✗", "flaky": "⚠"}
 _SHOWN_CHANGES = {"regressed": "▼ regressed", "fixed": "▲ fixed", "new": "new"}
 
 
@@ -62,7 +63,13 @@ def repeated_text(results: list[CaseResult], repeats: int, running: bool = False
     how many runs are still to come."""
     if not results:
         return PENDING if running else NOT_RUN
-    text = aggregate_repeats(results)[0].cell()
+    cell = aggregate_repeats(results)[0]
+    text = f"{cell.passed}/{cell.runs} {_REPEAT_MARK[cell.verdict]}"
+    if cell.verdict != "passed" and cell.failures:
+        text += f" {next(iter(cell.failures))}"
+    elif cell.latency is not None:
+        low, high = f"{cell.latency.min:.2f}", f"{cell.latency.max:.2f}"
+        text += f" {low} s" if low == high else f" {low}–{high} s"  # as shown: 0.001 and 0.002 are both 0.00
     missing = repeats - len(results)
     if missing > 0:
         text += f" · {missing} more running" if running else f" · {missing} not run"

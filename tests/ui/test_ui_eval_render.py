@@ -178,6 +178,9 @@ def test_a_repeated_cell_shows_its_pass_rate_and_spread() -> None:
     assert repeated_text(runs[:2], 3, running=True) == "2/2 ✓ 1.10–1.92 s · 1 more running"
     assert repeated_text(runs[:2], 3) == "2/2 ✓ 1.10–1.92 s · 1 not run"
     assert repeated_text([], 3, running=True) == PENDING and repeated_text([], 3) == NOT_RUN
+    fast = [result("#1", repeat=1, latency=0.0012), result("#1", repeat=2, latency=0.0018)]
+    assert repeated_text(fast, 2) == "2/2 ✓ 0.00 s"  # not '0.00–0.00 s'
+    assert repeated_text([result("#1", status="error", error="timed out")] * 2, 2) == "0/2 ✗ timed out"
     _, rows = matrix(report(*runs, cases=("#1",), models=("demo:a",), repeats=3))
     assert rows == [["#1", "2/3 ⚠ expected to contain 'x'"]]
     _, failures = matrix(report(*runs, cases=("#1",), models=("demo:a",), repeats=3), failures_only=True)

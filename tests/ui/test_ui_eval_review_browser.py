@@ -227,6 +227,8 @@ def test_an_evaluation_with_repeats_draws_its_charts_and_compares_with_the_last(
     assert "evaluation cur" in comparison and "▲ fixed 1" in comparison
     assert "same template version" in comparison
     assert "Link to this evaluation" in page.inner_text("#eval-link")
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(Path(OUTPUT) / "evaluate-repeats.png"), full_page=True)
     assert csp_errors(page) == []
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from llmtool.events import (
     Completed,
     Failed,
+    Interrupted,
     ReasoningDelta,
     RunEvent,
     Stopped,
@@ -330,5 +331,10 @@ def _ending(event: RunEvent) -> dict[str, Any]:
         columns["metrics"] = event.metrics
     if isinstance(event, Failed):
         columns["error_kind"] = event.error_kind
+        columns["error_message"] = event.message
+    if isinstance(event, Interrupted):  # a live run ended by its server's shutdown (LLMService.drain)
+        columns["text"] = event.text
+        columns["metrics"] = event.metrics
+        columns["error_kind"] = "interrupted"
         columns["error_message"] = event.message
     return columns

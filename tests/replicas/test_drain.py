@@ -4,12 +4,14 @@ period; with a short grace the run ends `interrupted`, its text kept. Then the p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import httpx
 from httpx_sse import connect_sse
 
+from llmtool.store import open_store
 from tests.replicas.conftest import words
 from tests.replicas.processes import AppProcess
 
@@ -60,3 +62,14 @@ def test_sigterm_interrupts_what_outlives_the_grace(tmp_path) -> None:
         assert last["text"] and last["text"] == streamed
         assert time.monotonic() - started < 6
         assert app.wait(10) in (0, -15), app.output()
+        record = asyncio.run(_stored(app.env["LLMTOOL_DATABASE_URL"], events[0]["run_id"]))
+        assert record is not None and record.status == "interrupted"
+        assert record.text == last["text"] and record.error_kind == "interrupted"
+
+
+async def _stored(url: str, run_id: str):  # type: ignore[no-untyped-def]
+    store = await open_store(url)
+    try:
+        return await store.get_run(run_id)
+    finally:
+        await store.aclose()

@@ -58,10 +58,8 @@ def drain_on_signals(context: AppContext) -> Callable[[], None]:
         task: asyncio.Task[None] | None = state["task"]
         grace = context.settings.runs.drain_seconds
         if task is None:
-            log.warning("%s: draining (no new runs; running ones get up to %g s), then stopping",
-                        signal.Signals(sig).name, grace)
-            print(f"llmtool: draining: no new runs; running ones get up to {grace:g} s "
-                  "(press Ctrl+C again to stop them now)", flush=True)
+            log.warning("%s: draining: no new runs; running ones get up to %g s (a second signal, or Ctrl+C "
+                        "again, interrupts them now), then the server stops", signal.Signals(sig).name, grace)
         elif not task.done():  # a second signal: interrupt the running runs now
             task.cancel()
             grace = 0.0

@@ -170,7 +170,7 @@ class ReviewHandlers:
         update.summary = update.link = None  # as they are
         return update.outputs()
 
-    def filter(self, report: EvalReport | None, compared: Comparison | None, failures_only: bool,
+    async def filter(self, report: EvalReport | None, compared: Comparison | None, failures_only: bool,
                changed_only: bool, eval_id: str | None = None) -> Any:
         """The Failures only and Changed only boxes: the table shown, filtered (or not)."""
         job = self.jobs.get(eval_id or "")

@@ -16,7 +16,9 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from llmtool.replicas.serve import AFFINITY_COOKIE, find_nginx, nginx_config
+from llmtool.errors import InvalidRequestError
+from llmtool.replicas.serve import AFFINITY_COOKIE, check_plan, find_nginx, nginx_config
+from llmtool.settings import load_settings
 from tests.replicas.conftest import words
 from tests.replicas.processes import app_env, free_port, wait_ready
 from tests.servers.redis import RedisServer
@@ -104,6 +106,17 @@ def test_the_generated_config_is_valid_nginx(tmp_path) -> None:
     check = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "error.log")],
                            capture_output=True, text=True, timeout=10)
     assert check.returncode == 0, check.stderr
+
+
+def test_the_plan_needs_a_shared_store_and_warns_without_redis(tmp_path) -> None:
+    memory = load_settings(database_url="sqlite+aiosqlite://")
+    assert check_plan(memory, 1) == []
+    with pytest.raises(InvalidRequestError, match="in-memory SQLite"):
+        check_plan(memory, 2)
+    in_a_file = load_settings(database_url=f"sqlite:///{tmp_path / 'runs.db'}")
+    (warning,) = check_plan(in_a_file, 2)
+    assert "redis_url" in warning
+    assert check_plan(in_a_file.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}), 2) == []
 
 
 def test_sigterm_drains_and_stops_everything(served: Served) -> None:

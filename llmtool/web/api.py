@@ -46,6 +46,7 @@ from llmtool.web.run_status import RunStatusBody, dump, live_status, stored_stat
 from llmtool.web.sse import event_frames
 
 CANCEL_WAIT = 2.0  # seconds cancel waits for the terminal event before answering 202
+STORED_WAIT = 2.0  # seconds a new run's 202 waits, with several replicas, for its record to be stored
 IDEMPOTENT_WAIT = 3.0  # a repeated POST waits this long for the first one's run to show up
 STORED_WAIT = 2.0  # a conversation whose last turn just ended waits this long for the store to have it
 MAX_KEY_LENGTH = 255
@@ -130,6 +131,12 @@ async def create_run(
         ensure_idle(service, state, conversation_id)
     run = service.start(run_request, origin, run_id=run_id)
     state.track(service, run, origin)
+    if context.replicas is not None and service.recorder is not None:
+        # Several replicas: the next request (its events, its status) may reach another one, which
+        # knows the run from the store. The recorder writes a new run at once: answer once it has.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(STORED_WAIT):
+                await service.recorder.flush()
     return _accepted(live_status(run, origin))
 
 

@@ -20,6 +20,7 @@ still going through nginx), nginx last.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -41,6 +42,7 @@ from llmtool.store import default_database_url
 LAUNCH = "import sys; from llmtool.ui.launch import main; sys.exit(main())"
 AFFINITY_COOKIE = "llmtool_affinity"
 READY_TIMEOUT = 90.0  # seconds for a replica to import everything and answer /readyz
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
 NGINX_HINT = "install Debian's nginx (apt-get install nginx): `llmtool serve` uses it as the balancer"
 
 
@@ -184,7 +186,7 @@ class ReplicaSet:
         self.nginx = subprocess.Popen(
             [self.nginx_binary, "-p", str(self.folder), "-c", str(config), "-e", str(self.folder / "error.log"),
              "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_end_with_parent,
         )
         _wait_listening(self.host, self.port, self.nginx, self.folder / "error.log")
 
@@ -195,7 +197,7 @@ class ReplicaSet:
         # Their own session: a terminal's Ctrl+C is ours to pass on, in order. Their lines stay on our
         # stderr (errors, warnings); their "serving on" lines would name the wrong address.
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_end_with_parent)
 
     # -- running -------------------------------------------------------------------------------------
     def run_until_signal(self) -> int:
@@ -253,6 +255,17 @@ class ReplicaSet:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+
+
+def _end_with_parent() -> None:
+    """In a child, before it runs: on Linux, a SIGTERM when we die, even by `kill -9` (replicas then
+    drain, nginx stops), instead of orphans holding the ports."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -49,9 +49,13 @@ def served(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) 
         wait_ready(served.url, process, timeout=60)
         yield served
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        if process.poll() is None:  # (a test failed before the last one stopped it) its replicas and nginx too
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
 
 
 def test_readyz_and_the_affinity_cookie_through_nginx(served: Served) -> None:

@@ -21,6 +21,7 @@ check (its tokens live in that one process's memory and never expire: a developm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import sys
@@ -145,7 +146,8 @@ def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> in
         app, host=ui.host, port=ui.port, log_level="warning", timeout_graceful_shutdown=3,
     ))
     threading.Thread(target=_announce, args=(server, ui.host, args.share), daemon=True).start()
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl+C after its shutdown
+        server.run()
     return 0
 
 

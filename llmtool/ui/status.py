@@ -15,12 +15,16 @@ The phases a run goes through:
 A reasoning model's thoughts (`ReasoningDelta`) are kept apart from the answer (`reasoning`), with
 when they began (`thinking_from`): "thinking" lasts until the first text. A `Notice` is said at the
 end of every status line from then on.
+
+`spend_line` says what a login spent of its role's budgets: 'Today $0.42 of $5.00 · this month $3.10
+of $50.00'.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from llmtool.events import (
@@ -36,6 +40,7 @@ from llmtool.events import (
     TextDelta,
     Validated,
 )
+from llmtool.service.limits import Spending, in_words
 
 Phase = Literal["connecting", "waiting", "retrying", "thinking", "streaming", "generating", "done", "stopped",
                 "failed"]
@@ -231,3 +236,26 @@ def with_price_hint(line: str, metrics: Metrics | None, hint: str | None) -> str
     if metrics is None or metrics.cost_usd is not None or not hint:
         return line
     return f"{line}\n\nⓘ {hint[0].upper()}{hint[1:]}."
+
+
+def spend_line(spending: Spending | None, now: float) -> str:
+    """'Today $0.42 of $5.00 · this month $3.10 of $50.00' for a role with budgets ('' without one, or
+    without logins); a spent budget says when it resets."""
+    if spending is None:
+        return ""
+    parts: list[str] = []
+    spent_out: list[str] = []
+    if spending.daily_budget is not None:
+        parts.append(f"today ${spending.day:,.2f} of ${spending.daily_budget:,.2f}")
+        if spending.day >= spending.daily_budget:
+            spent_out.append(f"the daily budget is spent until 00:00 UTC (in {in_words(spending.day_resets - now)})")
+    if spending.monthly_budget is not None:
+        parts.append(f"this month ${spending.month:,.2f} of ${spending.monthly_budget:,.2f}")
+        if spending.month >= spending.monthly_budget:
+            resets = datetime.fromtimestamp(spending.month_resets, UTC)
+            spent_out.append(f"the monthly budget is spent until {resets.day} {resets:%B} "
+                             f"(in {in_words(spending.month_resets - now)})")
+    if not parts:
+        return ""
+    line = " · ".join([*parts, *spent_out])
+    return line[0].upper() + line[1:]

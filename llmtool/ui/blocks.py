@@ -1,6 +1,7 @@
-"""The app: four tabs. Chat (`build_components` lays it out, `wire_events` connects it to the
-handlers), Compare (`compare.py`), Evaluate (`evaluate.py`) and History (`history.py`), whose
-Open in Chat loads a kept conversation into the Chat tab (`wire_open_conversation`).
+"""The app: five tabs. Chat (`build_components` lays it out, `wire_events` connects it to the
+handlers), Compare (`compare.py`), Evaluate (`evaluate.py`), History (`history.py`), whose
+Open in Chat loads a kept conversation into the Chat tab (`wire_open_conversation`), and Usage
+(`usage.py`, admins only).
 
     demo = build_demo(AppContext(settings))   # a gr.Blocks with its queue configured from settings
 
@@ -9,35 +10,44 @@ load `ChatHandlers.restore` brings the conversation back from the run store, fol
 that still streams. `wire_open_conversation` lets another tab open a kept conversation in the chat.
 
 Every model picker (Chat, Compare, Evaluate, the History filter) is refreshed on page load with
-the providers' live lists (`model_pickers.py`); any `PROVIDER:MODEL` can still be typed.
+the providers' live lists (`model_pickers.py`); any `PROVIDER:MODEL` can still be typed. The page is
+built once for everyone; with logins, page load then fits it to the login's role (`role_page.py`):
+the templates it may use, no prompt box for a role that runs templates only, the Usage tab for admins,
+and a line under Chat's status with what the login spent of its budgets (again after every run).
 
 Gradio's defaults are wrong for an I/O-bound tool (one run at a time per event, a 40-job cap), so
-`build_demo` sets the queue's concurrency, size and thread cap from `settings.ui`. Model output is
-rendered as sanitized Markdown with custom tags stripped; the copy buttons are the Chatbot's own.
+`build_demo` sets the queue's concurrency, size and thread cap from `settings.ui`; with logins the
+events that start runs have no Gradio limit at all, so the service's fair scheduler decides who goes
+next (`fairness.py`). Model output is rendered as sanitized Markdown with custom tags stripped; the
+copy buttons are the Chatbot's own.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
-from llmtool.ui import compare, evaluate, history
+from llmtool.ui import compare, evaluate, history, usage
 from llmtool.ui.api_guard import GuardedBlocks
 from llmtool.ui.browser_state import browser_state
+from llmtool.ui.fairness import run_limit, run_options, thread_cap, unlimit_runs
 from llmtool.ui.handlers import EFFORT_CHOICES, MODEL_DEFAULT, ChatHandlers
 from llmtool.ui.history_handlers import ANY
 from llmtool.ui.model_pickers import ModelPickers
-from llmtool.ui.streams import streaming_options
-from llmtool.ui.template_fields import FieldSpec, problems_markdown
-from llmtool.ui.template_panel import Field, render_fields, template_dropdown
+from llmtool.ui.role_page import RolePage
+from llmtool.ui.template_fields import FieldSpec
+from llmtool.ui.template_panel import Field, problems_of, render_fields, template_dropdown
 from llmtool.web.context import AppContext
 from llmtool.web.security import META_POLICY
 
+log = logging.getLogger(__name__)
 TITLE = "llmtool"
 CHAT_TAB = "chat-tab"
+USAGE_TAB = "usage-tab"
 CHAT_STORAGE_KEY = "llmtool-chat"
 CSS = """
 #run-status, .run-status { min-height: 1.6em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
@@ -82,6 +92,8 @@ class ChatComponents:
     template_values: gr.JSON
     template_revision: gr.State
     saved: gr.BrowserState  # {"conversation_id": …}: what a reload (or a restarted server) restores
+    spend: gr.Markdown  # what the login spent of its budgets (hidden without one)
+    templates_only: gr.Markdown  # instead of the prompt box, for a role that runs templates only
     # The chat's streaming events (wired by `wire_events`): what opening another conversation cancels.
     streams: list[Any] = field(default_factory=list)
 
@@ -117,6 +129,7 @@ def build_components(context: AppContext, saved: gr.BrowserState | None = None) 
                 elem_id="chat",
             )
             status = gr.Markdown("", label="Status", elem_id="run-status")
+            spend = gr.Markdown("", visible=False, elem_id="spend", elem_classes=["run-status"])
             with gr.Group(visible=False) as template_area, gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=280, elem_id="template-fields") as fields_column:
                     template_values = gr.JSON({}, visible=False)  # API callers' variables
@@ -124,6 +137,7 @@ def build_components(context: AppContext, saved: gr.BrowserState | None = None) 
                 with gr.Column(scale=1, min_width=280):
                     preview = gr.Markdown("", label="Preview", elem_id="template-preview",
                                           sanitize_html=True)
+            templates_only = gr.Markdown("", visible=False, elem_id="templates-only")
             prompt = gr.Textbox(
                 placeholder="Ask something… (Enter sends, Shift+Enter for a new line)",
                 lines=1,  # one line: Enter sends (a multi-line textbox takes Enter as a newline)
@@ -151,7 +165,7 @@ def build_components(context: AppContext, saved: gr.BrowserState | None = None) 
                 refresh_templates = gr.Button("↻", size="sm", elem_id="refresh-templates",
                                               elem_classes=["refresh-button"])
             template_info = gr.Markdown(
-                _problems(context), elem_id="template-info", elem_classes=["template-info"]
+                context.redact(problems_of(context)), elem_id="template-info", elem_classes=["template-info"]
             )
             system = gr.Textbox(label="System prompt", lines=3, max_lines=10,
                                 info="A template's own system prompt replaces it.")
@@ -193,14 +207,16 @@ def build_components(context: AppContext, saved: gr.BrowserState | None = None) 
         validation=validation, turns=turns, run_id=run_id, run_template=run_template, template=template,
         refresh_templates=refresh_templates, template_info=template_info, template_area=template_area,
         fields_column=fields_column, preview=preview, template_values=template_values,
-        template_revision=template_revision, saved=saved,
+        template_revision=template_revision, saved=saved, spend=spend, templates_only=templates_only,
     )
 
 
-def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int, demo: gr.Blocks | None = None) -> None:
+def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int | None,
+                demo: gr.Blocks | None = None) -> None:
     """Connect the components to the handlers; name the API endpoints. With `demo`, its page load
-    restores the conversation the browser kept."""
-    streaming = streaming_options(c.outputs, concurrency)
+    restores the conversation the browser kept. `concurrency`: Gradio's limit of the run events
+    (None: none, `fairness.py`)."""
+    streaming = run_options(c.outputs, concurrency)
     # The page's Send and Regenerate pass the reasoning effort too; the API endpoints of the same
     # handlers keep their inputs (raw-protocol clients send exactly those), the effort unset.
     # (Named, or Gradio would name them after the handlers and rename the endpoints below.)
@@ -222,10 +238,12 @@ def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int, dem
                                    api_visibility="undocumented", **streaming))
     # Stop and Clear bypass the queue: they must work while every slot streams. `cancels` stops
     # the streaming handler; the handlers themselves cancel the run, closing the provider stream.
-    c.stop.click(
+    stop = c.stop.click(
         handlers.stop, inputs=[c.run_id, c.turns], outputs=c.outputs, api_name="stop",
         cancels=c.streams, queue=False, show_progress="hidden",
     )
+    for ended in (send, regenerate, stop):  # (a stopped stream's own `.then` does not run: Stop's does)
+        wire_spend(c, handlers, ended)
     gr.on(
         [c.clear.click, c.chatbot.clear],  # the Clear button and the Chatbot's own trash icon
         handlers.clear, inputs=[c.run_id], outputs=c.outputs, api_name="clear",
@@ -234,7 +252,12 @@ def wire_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int, dem
     wire_template_events(c, handlers, concurrency)
 
 
-def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int) -> None:
+def wire_spend(c: ChatComponents, handlers: ChatHandlers, event: Any) -> None:
+    """After `event` (a run's stream ended): the line of what the login spent, again."""
+    event.then(handlers.spend, outputs=[c.spend], queue=False, show_progress="hidden", api_visibility="private")
+
+
+def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency: int | None) -> None:
     """The picker: a pick shows the template's fields, info and preview; ↻ re-reads the files;
     Run template runs it with the fields' values, read straight from them (`/run_template` with a
     `variables` object for API callers)."""
@@ -247,9 +270,10 @@ def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency:
         # Out of reach of the `cancels` of Stop and Clear (wired once, outside the render; a
         # listener on them wired in here replaces theirs in the browser): they cancel its run
         # by id instead, and wait for this handler to end before they answer.
-        c.run_template.click(handlers.template_runner(specs),
-                             inputs=[c.template, *c.options, c.turns, c.reasoning_effort, *fields],
-                             api_visibility="private", **streaming_options(c.outputs, concurrency))
+        ran = c.run_template.click(handlers.template_runner(specs),
+                                   inputs=[c.template, *c.options, c.turns, c.reasoning_effort, *fields],
+                                   api_visibility="private", **run_options(c.outputs, concurrency))
+        wire_spend(c, handlers, ran)
 
     with c.fields_column:  # here, once the dropdown exists: the fields follow its pick
         render_fields(handlers.context, [c.template], c.template_revision, prefix="var", wire=wire)
@@ -271,8 +295,9 @@ def wire_template_events(c: ChatComponents, handlers: ChatHandlers, concurrency:
 
 
 def build_demo(context: AppContext) -> gr.Blocks:
-    """The whole app as a gr.Blocks, its queue sized from `context.settings.ui`."""
+    """The whole app as a gr.Blocks, its queue sized from `context.settings.ui` (`fairness.py`)."""
     ui = context.settings.ui
+    limit = run_limit(context)
     with GuardedBlocks(title=TITLE, analytics_enabled=False, fill_width=False) as demo:
         with gr.Row(equal_height=False):
             gr.Markdown(f"## {TITLE}\nStream an answer, stop it any time, see what it cost.", elem_id="page-header")
@@ -287,29 +312,60 @@ def build_demo(context: AppContext) -> gr.Blocks:
         chat_saved = browser_state(context, CHAT_STORAGE_KEY)
         compare_saved = browser_state(context, compare.STORAGE_KEY)
         with gr.Tabs(elem_id="tabs") as tabs:
-            with gr.Tab("Chat", id=CHAT_TAB):
+            with gr.Tab("Chat", id=CHAT_TAB) as chat_tab:
                 components = build_components(context, chat_saved)
                 chat_handlers = ChatHandlers(context)
-                wire_events(components, chat_handlers, ui.concurrency, demo)
+                wire_events(components, chat_handlers, limit, demo)
             with gr.Tab("Compare", id="compare-tab"):
-                compare_models = compare.build(context, ui.concurrency, demo, compare_saved)
+                compared = compare.build(context, limit, demo, compare_saved)
+            # These two take an int limit: `unlimit_runs` below gives their run events `limit`.
             with gr.Tab("Evaluate", id="evaluate-tab"):
                 eval_models = evaluate.build(context, ui.concurrency)
             with gr.Tab("History", id="history-tab") as history_tab:
                 past = history.build(context, ui.concurrency)
+            # Hidden until the page load shows it to a role that may see everyone's usage.
+            with gr.Tab("Usage", id=USAGE_TAB, visible=False) as usage_tab:
+                used = usage.build(context)
         past.refresh_on(history_tab.select)  # runs made since the page opened show up
+        used.refresh_on(usage_tab.select)
+        chat_tab.select(chat_handlers.spend, outputs=[components.spend], queue=False, show_progress="hidden",
+                        api_visibility="private")  # what Compare and Evaluate spent shows too
         pickers = ModelPickers(context)
         pickers.add(components.model, note=True)
-        for picker in compare_models:
+        for picker in compared.models:
             pickers.add(picker, first=[compare.TEMPLATE_MODEL])
         pickers.add(eval_models)
         pickers.add(past.model_filter, first=[ANY])
         pickers.wire(demo)
+        RolePage(
+            chat_handlers, chat_template=components.template, chat_info=components.template_info,
+            prompt=components.prompt, system=components.system, send=components.send,
+            note=components.templates_only, spend=components.spend, compare_templates=compared.templates,
+            history_templates=past.template_filter, usage_tab=usage_tab,
+            eval_template=_by_elem_id(demo, "eval-template", gr.Dropdown),
+            eval_upload=_by_elem_id(demo, "eval-upload", gr.File),
+        ).wire(demo)
         wire_open_conversation(components, chat_handlers, past.open_in_chat.click, past.selected_conversation, tabs)
+        evaluate.wire_run_permalink(past, tabs)  # `/?run=ID` opens the run in History
+    unlimit_runs(demo, limit)
     demo.redact = context.redact  # the sentences of refused values (`api_guard`)
-    demo.max_threads = ui.max_threads  # read by queue() below; launch() would reset it
+    demo.max_threads = thread_cap(context.settings, limit)  # read by queue() below; launch() would reset it
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
     return demo
+
+
+C = TypeVar("C", bound=gr.components.Component)
+
+
+def _by_elem_id(demo: gr.Blocks, elem_id: str, kind: type[C]) -> C | None:
+    """The component another tab's module built with `elem_id` (it does not return it); None, and a
+    warning, if there is not exactly one (the service still refuses what the role may not do)."""
+    found = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == elem_id and isinstance(b, kind)]
+    if len(found) != 1:
+        log.warning("expected one %s #%s in the page, found %d: not fitted to roles", kind.__name__, elem_id,
+                    len(found))
+        return None
+    return found[0]
 
 
 def wire_open_conversation(
@@ -330,11 +386,7 @@ def wire_open_conversation(
     trigger(lambda: gr.Tabs(selected=CHAT_TAB), outputs=[tabs], queue=False, show_progress="hidden",
             api_visibility="private")
     trigger(handlers.open_conversation, inputs=[conversation_id, chat.run_id],
-            api_visibility="private", **streaming_options(chat.outputs, handlers.context.settings.ui.concurrency))
-
-
-def _problems(context: AppContext) -> str:
-    return context.redact(problems_markdown(context.registry.problems()))
+            api_visibility="private", **run_options(chat.outputs, run_limit(handlers.context)))
 
 
 def page_options() -> dict[str, Any]:

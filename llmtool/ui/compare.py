@@ -1,6 +1,7 @@
 """The Compare tab: one set of variables, 2–4 columns (each a template × model) streaming at once.
 
-    compare.build(context, concurrency)     # inside a gr.Tab: lays out the tab and wires it
+    view = compare.build(context, concurrency)   # inside a gr.Tab: lays out the tab and wires it
+    view.templates, view.models                  # the columns' pickers (fitted on page load)
 
 Run starts every column's run together (`Template.to_run_request`, so each records its template
 and file hash), reads their events merged and coalesced (one page update per `update_interval` for
@@ -12,7 +13,9 @@ running columns again and shows the finished ones' stored answers (`restore`).
 The variable fields are the union of the variables of the columns' templates, each with the spec
 of the first template declaring it; a template ignores the values of variables it does not declare.
 Each column has its own reasoning effort (the same model at two efforts is a fair comparison); a
-reasoning model's thoughts are shown collapsed above its answer, with how long it thought.
+reasoning model's thoughts are shown collapsed above its answer, with how long it thought. The
+pickers offer the templates the login's role may use (↻ too; `role_page.py` fits them on page load);
+the service refuses any other.
 """
 
 from __future__ import annotations
@@ -33,18 +36,19 @@ from llmtool.service import Run, RunOrigin
 from llmtool.store import RunRecord
 from llmtool.ui import inputs
 from llmtool.ui.browser_state import browser_state
+from llmtool.ui.fairness import run_options
 from llmtool.ui.handlers import (
     EFFORT_CHOICES,
     MODEL_DEFAULT,
     STOP_GRACE,
-    login,
     reasoning_effort,
     status_with_template,
     wait_ended,
 )
 from llmtool.ui.restore import model_price_hint, status_of_record, turn_from_record, validation_of_record
+from llmtool.ui.roles import Access, login
 from llmtool.ui.status import RunProgress, escape_markdown, with_price_hint
-from llmtool.ui.streams import batches, merge, streaming_options
+from llmtool.ui.streams import batches, merge
 from llmtool.ui.template_fields import FieldSpec, chosen, code_block, error_markdown, template_values
 from llmtool.ui.template_panel import Field, choices, render_fields, template_dropdown, values_of
 from llmtool.ui.transcript import Turn, answer_markdown, redacted, thought_details, turn_from_progress
@@ -257,9 +261,9 @@ class CompareHandlers:
             return tuple(gr.skip() for _ in range(MAX_COLUMNS))
         return tuple(gr.update(visible=i < count) for i in range(MAX_COLUMNS))
 
-    def refresh(self, revision: int | None, *names: str | None) -> tuple[Any, ...]:
-        """↻: list the templates again, rebuild the fields from the files."""
-        listed = choices(self.context, with_none=False)
+    def refresh(self, request: gr.Request, revision: int | None, *names: str | None) -> tuple[Any, ...]:
+        """↻: list the templates (the login's role's) again, rebuild the fields from the files."""
+        listed = choices(self.context, with_none=False, access=Access.of(self.context, login(request)))
         known = {value for _, value in listed}
         names = tuple(n if n in known or not listed else listed[0][1] for n in names)
         return (*(gr.update(choices=listed, value=n) for n in names), (revision or 0) + 1)
@@ -270,6 +274,7 @@ class CompareHandlers:
         picked = chosen(name)
         if picked is None:
             raise InvalidRequestError("pick a template for this column")
+        Access.of(self.context, origin.user if origin is not None else None).check_template(picked)
         template = self.context.registry.get(picked)  # as the file is now
         model = inputs.text(model, "model")
         model = None if not model or model == TEMPLATE_MODEL else model
@@ -318,12 +323,20 @@ def pane_markdown(turn: Turn) -> str:
     return answer
 
 
+@dataclass
+class CompareView:
+    templates: list[gr.Dropdown]  # each column's template picker
+    models: list[gr.Dropdown]  # each column's model picker
+
+
 def build(
-    context: AppContext, concurrency: int, demo: gr.Blocks | None = None, saved: gr.BrowserState | None = None
-) -> list[gr.Dropdown]:
+    context: AppContext, concurrency: int | None, demo: gr.Blocks | None = None,
+    saved: gr.BrowserState | None = None,
+) -> CompareView:
     """Lay out the Compare tab in the current gr.Tab and wire it; with `demo`, its page load
     restores the columns this browser last ran (kept in `saved`: make it outside the tabs, or a
-    reload on another tab does not see it). Returns the columns' model pickers."""
+    reload on another tab does not see it). `concurrency`: Gradio's limit of its run events (None:
+    none, `fairness.py`)."""
     handlers = CompareHandlers(context)
     gr.Markdown("Run the same variables through 2–4 templates × models side by side.")
     listed = choices(context, with_none=False)
@@ -368,7 +381,7 @@ def build(
             cells += [status, validation, answer]
     templates = pickers[0::2]
     outputs = [*cells, run_ids, run, stop, saved]
-    streaming = streaming_options(outputs, concurrency)
+    streaming = run_options(outputs, concurrency)
 
     def wire(specs: list[FieldSpec], fields: list[Field]) -> None:
         run.click(handlers.runner(specs), inputs=[count, *pickers, *efforts, *fields], api_visibility="private",
@@ -379,13 +392,13 @@ def build(
     api = gr.on([], handlers.run, inputs=[count, *pickers, variables, *efforts], api_name="compare", **streaming)
     # Stop cancels every run itself (the page's Run is wired inside the render, out of reach of `cancels`).
     restore = demo.load(handlers.restore, inputs=[saved], api_name="compare_restore", api_visibility="undocumented",
-                        **streaming_options([*outputs, count], concurrency)) if demo is not None else None
+                        **run_options([*outputs, count], concurrency)) if demo is not None else None
     stop.click(handlers.stop, inputs=[run_ids], outputs=outputs, api_name="compare_stop",
                cancels=[api] if restore is None else [api, restore], queue=False, show_progress="hidden")
     quick: dict[str, Any] = dict(queue=False, show_progress="hidden", api_visibility="private")
     count.change(handlers.show_columns, inputs=[count], outputs=blocks, **quick)
     refresh.click(handlers.refresh, inputs=[revision, *templates], outputs=[*templates, revision], **quick)
-    return pickers[1::2]
+    return CompareView(templates=templates, models=pickers[1::2])
 
 
 def _count(columns: float | None) -> int:

@@ -21,7 +21,9 @@ Every streaming handler returns the same outputs, in the order of `Update.output
 `variables` for API callers), its rendered prompt becomes the user turn and its system prompt,
 model, rules, output mode and timeouts apply (`Template.to_run_request`); the file is read again at
 every run. The pick handlers (`pick_template`, `refresh_templates`, `preview`, `fields_changed`)
-keep the template's fields, info line and preview current.
+keep the template's fields, info line and preview current, offering only what the login's role may use
+(`roles.Access`: its templates; without prompts of its own, no prompt box). `spend` is the line under
+the status saying what the login spent of its role's budgets, refreshed after each run.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from llmtool.service.requests import MAX_OUTPUT_TOKENS
 from llmtool.templates import Template
 from llmtool.ui import inputs
 from llmtool.ui.restore import MISSING, REFUSED, load_conversation, model_price_hint, page_lines
-from llmtool.ui.status import RunProgress, escape_markdown, with_price_hint
+from llmtool.ui.roles import Access, login
+from llmtool.ui.status import RunProgress, escape_markdown, spend_line, with_price_hint
 from llmtool.ui.streams import batches
 from llmtool.ui.template_fields import FieldSpec, chosen, template_label, template_values
 from llmtool.ui.template_panel import choices, describe, values_of
@@ -117,12 +120,6 @@ def saved_id(saved: Any) -> str:
     """The conversation id the browser kept ("" if none, or not a value of ours)."""
     value = saved.get("conversation_id") if isinstance(saved, dict) else None
     return value if isinstance(value, str) and 0 < len(value) <= 64 else ""
-
-
-def login(request: gr.Request | None) -> str | None:
-    """The login name of the request's user; None without logins."""
-    name = getattr(request, "username", None) if request is not None else None
-    return name if isinstance(name, str) else None
 
 
 def new_conversation_id() -> str:
@@ -361,46 +358,77 @@ class ChatHandlers:
             yield outputs
 
     # -- the template picker --------------------------------------------------------------------
-    def pick_template(self, name: str | None) -> tuple[Any, ...]:
-        """A template was picked: its info and preview; Run template replaces the prompt box.
+    def access(self, request: gr.Request | None) -> Access:
+        """What the request's login may be offered."""
+        return Access.of(self.context, login(request))
+
+    def template_choices(self, access: Access) -> list[tuple[str, str]]:
+        """The chat picker's choices: the role's templates, after "(none)" when it may write prompts."""
+        return choices(self.context, with_none=access.free_prompts, access=access)
+
+    def pick_template(self, name: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
+        """A template was picked: its info and preview; Run template replaces the prompt box (which a
+        role without prompts of its own never gets back).
         Outputs: info, preview, template area, prompt box, model, Send, Run template."""
-        view = describe(self.context, name)
+        access = self.access(request)
+        view = describe(self.context, name, access=access)
         picked = chosen(name) is not None
+        free = not picked and access.free_prompts
         model = gr.update(value=view.template.model) if view.template and view.template.model else gr.skip()
         return (
-            view.info, view.preview, gr.update(visible=picked), gr.update(visible=not picked),
-            model, gr.update(visible=not picked), gr.update(visible=picked),
+            view.info, view.preview, gr.update(visible=picked), gr.update(visible=free),
+            model, gr.update(visible=free), gr.update(visible=picked),
         )
 
-    def refresh_templates(self, name: str | None, revision: int | None) -> tuple[Any, ...]:
+    def refresh_templates(self, name: str | None, revision: int | None,
+                          request: gr.Request | None = None) -> tuple[Any, ...]:
         """↻: list the templates again and rebuild the picked one's fields from its file.
         Outputs: dropdown, revision, info, preview."""
-        listed = choices(self.context)
+        access = self.access(request)
+        listed = self.template_choices(access)
         if name not in {value for _, value in listed}:
-            name = listed[0][1]
-        view = describe(self.context, name)
+            name = listed[0][1] if listed else None
+        view = describe(self.context, name, access=access)
         return gr.update(choices=listed, value=name), (revision or 0) + 1, view.info, view.preview
 
-    def list_templates(self, name: str | None) -> Any:
+    def list_templates(self, name: str | None, request: gr.Request | None = None) -> Any:
         """The dropdown got focus: list the templates as they are on disk now."""
-        listed = choices(self.context)
+        listed = self.template_choices(self.access(request))
         if name not in {value for _, value in listed}:
             return gr.update(choices=listed)
         return gr.update(choices=listed, value=name)
 
-    def preview(self, template: str | None, variables: dict[str, Any] | None = None) -> str:
+    def preview(self, template: str | None, variables: dict[str, Any] | None = None,
+                request: gr.Request | None = None) -> str:
         """The exact system and user prompt the variables give (or why they do not render)."""
         if chosen(template) is None:
             return ""
-        return describe(self.context, template, variables or {}).preview
+        view = describe(self.context, template, variables or {}, access=self.access(request))
+        return view.preview if view.template is not None else view.info  # why there is none
 
     def fields_changed(self, specs: list[FieldSpec]) -> Callable[..., str]:
         """For the rendered fields: (template, *fields) → the preview."""
 
-        def changed(template: str | None, *fields: Any) -> str:
-            return self.preview(template, values_of(specs, fields))
+        def changed(request: gr.Request, template: str | None, *fields: Any) -> str:
+            return self.preview(template, values_of(specs, fields), request)
 
         return changed
+
+    # -- what the login spent ---------------------------------------------------------------------
+    async def spend(self, request: gr.Request | None = None) -> Any:
+        """The line under the status: what the login spent today and this month of its role's
+        budgets (hidden for a role without one, or without logins)."""
+        user = login(request)
+        principal = self.access(request).principal
+        if user is None or principal is None or not principal.policy.budgeted:
+            return gr.update(value="", visible=False)  # (and no look at the store)
+        try:
+            spending = await self.context.service.spending(user)
+        except Exception:  # the page goes on without the line; the log says why
+            log.warning("could not read what %s spent", user, exc_info=True)
+            return gr.skip()
+        line = spend_line(spending, time.time())
+        return gr.update(value=escape_markdown(line), visible=bool(line))
 
     def template_runner(self, specs: list[FieldSpec]) -> Callable[..., AsyncIterator[tuple[Any, ...]]]:
         """For Run template: (template, *settings, turns, effort, *fields) → the updates of `run_template`
@@ -429,6 +457,7 @@ class ChatHandlers:
             if template is None:
                 request = build_request(prompt, history, options)
             else:  # the template as its file is now; its rendered prompt is the user's turn
+                Access.of(self.context, where.user).check_template(template)
                 request = build_template_request(self.context.registry.get(template), variables, history, options)
             prompt = request.messages[-1].content  # as the request has it (lone surrogates repaired)
             run = self.context.service.start(request, origin)

@@ -11,6 +11,11 @@ the Content-Security-Policy forbids the `eval` Gradio would need for them.
 
 The registry is read again at every pick, preview and run, so a file edited on disk is used at
 once; ↻ rebuilds the fields when its variables changed.
+
+With logins, the lists, fields and previews are the login's role's (`roles.Access`; by default the
+login of the event being handled): a template the role may not use is not listed, gets no fields, and
+its preview is the refusal, never its prompt. The page is built with every template (no login yet)
+and fitted on load (`blocks.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import gradio as gr
 
 from llmtool.errors import UsageError
 from llmtool.templates import Template, TemplateRegistry
+from llmtool.ui.roles import Access, refused_template
 from llmtool.ui.template_fields import (
     NONE,
     FieldSpec,
@@ -63,8 +69,11 @@ def make_field(spec: FieldSpec, prefix: str) -> Field:
     return gr.Checkbox(value=bool(spec.value), **common)
 
 
-def choices(context: AppContext, *, with_none: bool = True) -> list[tuple[str, str]]:
-    listed = template_choices(context.registry.entries())
+def choices(context: AppContext, *, with_none: bool = True, access: Access | None = None) -> list[tuple[str, str]]:
+    """The dropdown's (label, value) pairs: "(none)" first when `with_none`, then the templates `access`
+    (by default: the login of the event being handled) may use, broken files marked."""
+    access = access or Access.current(context)
+    listed = template_choices(access.templates(context.registry.entries()))
     return listed if with_none else listed[1:]
 
 
@@ -80,10 +89,14 @@ def template_dropdown(
                        allow_custom_value=True)
 
 
-def load_templates(registry: TemplateRegistry, names: Sequence[str | None]) -> list[Template]:
-    """The templates picked (each once), skipping "(none)" and files that do not load."""
+def load_templates(registry: TemplateRegistry, names: Sequence[str | None],
+                   access: Access | None = None) -> list[Template]:
+    """The templates picked (each once), skipping "(none)", files that do not load and, with
+    `access`, those its role may not use."""
     templates: list[Template] = []
     for name in dict.fromkeys(n for n in map(chosen, names) if n):
+        if access is not None and not access.may_use_template(name):
+            continue
         try:
             templates.append(registry.get(name))
         except UsageError:
@@ -112,7 +125,7 @@ def render_fields(
         names = list(args[: len(dropdowns)])
         if count is not None:
             names = names[: int(args[-1] or len(names))]
-        specs = field_specs(load_templates(context.registry, names))
+        specs = field_specs(load_templates(context.registry, names, Access.current(context)))
         wire(specs, [make_field(spec, prefix) for spec in specs])
 
 
@@ -130,12 +143,17 @@ class TemplateView:
     preview: str
 
 
-def describe(context: AppContext, name: str | None, fields: dict[str, Any] | None = None) -> TemplateView:
-    """Read the template as its file is now; `fields` None: preview it with its defaults."""
-    problems = problems_markdown(context.registry.problems())
+def describe(context: AppContext, name: str | None, fields: dict[str, Any] | None = None,
+             access: Access | None = None) -> TemplateView:
+    """Read the template as its file is now; `fields` None: preview it with its defaults. A template
+    `access`'s role (by default: the current login's) may not use is described by the refusal only."""
+    access = access or Access.current(context)
+    problems = problems_of(context, access)
     name = chosen(name)
     if name is None:
         return TemplateView(None, context.redact(problems), "")
+    if not access.may_use_template(name):
+        return TemplateView(None, context.redact(error_markdown(refused_template(access, name))), "")
     try:
         template = context.registry.get(name)
     except UsageError as error:
@@ -144,6 +162,12 @@ def describe(context: AppContext, name: str | None, fields: dict[str, Any] | Non
         fields = initial_values(field_specs([template]))
     info = _join(template_info(template), problems)
     return TemplateView(template, context.redact(info), context.redact(preview(template, fields)))
+
+
+def problems_of(context: AppContext, access: Access | None = None) -> str:
+    """The files that do not load, as Markdown: those of templates `access`'s role may use."""
+    access = access or Access.current(context)
+    return problems_markdown([e.error for e in access.templates(context.registry.entries()) if e.error is not None])
 
 
 def preview(template: Template, fields: dict[str, Any] | None) -> str:

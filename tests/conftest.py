@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from llmtool.loopback import LoopbackServer
 from llmtool.settings import Settings, load_settings
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
@@ -128,3 +129,17 @@ def browser() -> Iterator[object]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[LoopbackServer]:
+    """The loopback provider server (the SDKs' upstream in provider tests), one per test module."""
+    with LoopbackServer() as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(loopback: LoopbackServer) -> LoopbackServer:
+    """The module's loopback server with no records and nothing queued from an earlier test."""
+    loopback.reset()
+    return loopback

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,18 +34,6 @@ from tests.helpers import write_template
 PRICED = "openai:gpt-4.1-mini"  # priced in models.toml, answered by the loopback server
 UNPRICED = "openai:brand-new-model"  # any OpenAI name resolves, with its cost unknown
 ROLES = {"ann": "partner", "bob": "member", "cat": "partner", "root": "admin"}
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
-
-
-@pytest.fixture
-def upstream(loopback: LoopbackServer) -> LoopbackServer:
-    loopback.reset()
-    return loopback
 
 
 def settings_for(loopback: LoopbackServer, folder: Path, **overrides: Any) -> Settings:

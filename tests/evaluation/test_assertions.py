@@ -6,7 +6,7 @@ with that reason, the others still run)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -288,12 +288,6 @@ async def test_judge_without_a_service_or_with_an_unknown_grader() -> None:
 
 # -- judge: the loopback server -----------------------------------------------------------------------
 GRADER = "openai:gpt-4.1-mini"  # priced in models.toml: its grading has a cost
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ concurrency, the evaluation's size as the limits see it, and cells stored with t
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -207,12 +207,6 @@ async def test_cells_are_stored_with_their_assertions(tmp_path: Path, fast_setti
 
 
 # -- judges on the loopback server -------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
-
-
 @pytest.fixture
 async def wired(loopback: LoopbackServer) -> AsyncIterator[LLMService]:
     """Graders on the loopback: `failing:grader` always answers 401, `stalling:grader` never sends a

@@ -41,12 +41,6 @@ HISTORY = ["(any)", "(any)", "(any)", "", "", "", ""]
 
 
 @pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def served(loopback: LoopbackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
     settings = make_settings(loopback, tmp_path_factory.mktemp("hostile-api"), prompts=REPO_PROMPTS,
                              default_model="demo:echo")
@@ -225,7 +219,7 @@ CASES: dict[str, tuple[str, Any, bool, str]] = {
                                  "models must be a list of choices; got 'demo:echo'"),
     "evaluate: a dataset path": ("evaluate", values(EVALUATE, v1="../../etc/passwd"), False,
                                  "no dataset '../../etc/passwd' in prompts/datasets"),
-    "evaluate_filter: text for a checkbox": ("evaluate_filter", ["yes"], True,
+    "evaluate_filter: text for a checkbox": ("evaluate_filter", ["yes", False], True,
                                              "failures_only must be true or false; got 'yes'"),
     # History
     "history: a month 13": ("history", values(HISTORY, v4="2024-13-45"), False,

@@ -18,12 +18,6 @@ PROTOCOL_MODELS = {
 }
 
 
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
-
-
 @pytest.fixture
 def server(loopback: LoopbackServer) -> Iterator[LoopbackServer]:
     loopback.reset()

@@ -25,18 +25,6 @@ from tests.web.support import make_settings, start_run, wait_status
 MODEL = "openai:gpt-4.1-mini"
 
 
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with LoopbackServer() as server:
-        yield server
-
-
-@pytest.fixture
-def upstream(loopback: LoopbackServer) -> LoopbackServer:
-    loopback.reset()
-    return loopback
-
-
 def _pair(loopback: LoopbackServer, folder, database_url: str, redis_url: str | None) -> Iterator[tuple[BackgroundServer, ...]]:  # type: ignore[no-untyped-def]
     contexts = [AppContext(make_settings(loopback, folder, database_url=database_url, redis_url=redis_url,
                                          store={"flush_interval": 0.1, "heartbeat_interval": 0.5}))

@@ -1,5 +1,5 @@
-"""Fixtures of the tests under tests/web (the browser, the stores and the clean environment come from
-tests/conftest.py). A module that uses `http` defines `served`: its app's BackgroundServer."""
+"""Fixtures of the tests under tests/web (the browser, the stores, the loopback server and the clean
+environment come from tests/conftest.py). A module that uses `http` defines `served`: its app's BackgroundServer."""
 
 from __future__ import annotations
 
@@ -8,15 +8,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from llmtool.loopback import LoopbackServer
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    """The loopback server as the OpenAI upstream, one per module: its `served` app lists its models once."""
-    with LoopbackServer() as server:
-        yield server
-
 
 @pytest.fixture
 def http(served) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
@@ -24,13 +15,6 @@ def http(served) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
     cookie go together)."""
     with httpx.Client(base_url=served.url, timeout=10) as client:
         yield client
-
-
-@pytest.fixture
-def upstream(loopback: LoopbackServer) -> LoopbackServer:
-    """The loopback server with no records and nothing queued from an earlier test."""
-    loopback.reset()
-    return loopback
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from typing import Any
 
 import gradio as gr
 
-from llmtool.errors import InvalidRequestError, UsageError
+from llmtool.errors import InvalidRequestError, PermissionDeniedError, UsageError
 from llmtool.evaluation import DatasetError, EvalReport, build_report, load_dataset_async
 from llmtool.evaluation.baseline import BaselineError
 from llmtool.evaluation.dataset import DATASET_SUFFIXES
@@ -41,6 +41,7 @@ from llmtool.ui.eval_review import ReviewHandlers
 from llmtool.ui.eval_table import EvalState, dataset_problems_markdown, export_stem, progress_line
 from llmtool.ui.eval_update import EvalUpdate, cleared_detail, shown
 from llmtool.ui.eval_view import EvalView, layout, wire_review
+from llmtool.ui.roles import Access
 from llmtool.ui.streams import batches, streaming_options
 from llmtool.ui.template_fields import chosen, error_markdown
 from llmtool.ui.template_panel import choices
@@ -168,6 +169,9 @@ class EvalHandlers:
         name = chosen(template_name)
         if name is None:
             raise InvalidRequestError("pick a template to evaluate")
+        Access.of(self.context, user).check_template(name)  # before its file (or the dataset) is read
+        if upload and not self.context.service.may_upload(user):  # hidden for the role; refused here too
+            raise PermissionDeniedError("your role may not upload datasets: pick one of prompts/datasets")
         workers = inputs.whole_number(concurrency, "runs at once", low=1, high=MAX_CONCURRENCY) or 1
         times = inputs.whole_number(repeats, "repeats", low=1, high=MAX_REPEATS) or 1
         template = self.context.registry.get(name)  # as the file is now

@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None, demo: gr.Blocks | None = None) -> in
         if reload_mode():
             if demo is None:  # app.py passes its module-level demo, built with the same --config
                 demo = build_demo(AppContext(settings, accounts=accounts))
-            demo.launch(server_name=ui.host, server_port=ui.port, max_threads=ui.max_threads, auth=auth,
+            demo.launch(server_name=ui.host, server_port=ui.port, max_threads=demo.max_threads, auth=auth,
                         share=False, **page_options())
             return 0
         app = create_app(context=AppContext(settings, accounts=accounts))

@@ -80,3 +80,15 @@ def test_only_an_admin_gets_the_usage_of_every_user(login) -> None:
     assert {row[1] for row in only_mia["data"]} == {"mia"}
     with pytest.raises(ValidationError, match="days: must be a number from 1 to 366"):
         root.predict(0, "(everyone)", api_name="/usage")
+
+
+def test_a_partner_cannot_evaluate_a_template_it_may_not_use_nor_upload_a_dataset(login, tmp_path) -> None:
+    from gradio_client import handle_file
+
+    pat = login("pat")
+    hidden = pat.predict(template=HIDDEN, dataset="(none)", api_name="/evaluate")
+    assert "may not use the template 'secret-plan'" in hidden[0]
+    data = tmp_path / "cases.csv"
+    data.write_text("city\nOslo\n")
+    uploaded = pat.predict(template="trip", upload=handle_file(str(data)), api_name="/evaluate")
+    assert "may not upload datasets" in uploaded[0]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from llmtool.errors import InvalidRequestError
+from llmtool.store.records import CellVerdict
 
 if TYPE_CHECKING:
     from llmtool.evaluation.results import CaseResult
@@ -42,21 +43,8 @@ class BaselineError(InvalidRequestError):
     """No baseline to compare with, or one that is not comparable: the message says which."""
 
 
-class Cell(BaseModel):
+class Cell(CellVerdict):
     """One evaluation's verdict on one (case, model), with what its run measured."""
-
-    model_config = ConfigDict(frozen=True)
-
-    case_id: str
-    model: str
-    passed: bool
-    reason: str = ""
-    run_id: str | None = None
-    latency: float | None = None
-    time_to_first_token: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
 
     @classmethod
     def from_result(cls, result: CaseResult) -> Cell:
@@ -66,7 +54,7 @@ class Cell(BaseModel):
 
     @classmethod
     def from_stored(cls, cell: StoredCell) -> Cell:
-        return cls(**cell.model_dump(exclude={"run_status"}))
+        return cls(**cell.model_dump(include=set(CellVerdict.model_fields)))  # not its runs
 
 
 class CellComparison(BaseModel):

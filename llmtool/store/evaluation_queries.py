@@ -21,37 +21,25 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llmtool.events import Metrics
 from llmtool.store.protocol import StoreError
-from llmtool.store.records import CellAssertion, CellRun, EvaluationRecord
+from llmtool.store.records import CellAssertion, CellRun, CellVerdict, EvaluationRecord
 from llmtool.store.schema import evaluation_cells, evaluations, runs
 
 MAX_LISTED = 200
 
 
-class StoredCell(BaseModel):
+class StoredCell(CellVerdict):
     """One stored cell of an evaluation with its measures (None: no run, or not measured).
 
     `runs`: each run of the cell (one per repeat) with its verdict, assertion results and measures;
     empty for an evaluation stored before they were kept. The measures are then its run's (joined),
     else its runs' medians (cost: their mean, grading included; None when any is unknown)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    case_id: str
-    model: str
-    passed: bool
-    reason: str = ""
-    run_id: str | None = None
     run_status: str | None = None
-    latency: float | None = None
-    time_to_first_token: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cost_usd: float | None = None
     runs: list[CellRun] = Field(default_factory=list)
 
     @property

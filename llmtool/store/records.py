@@ -122,6 +122,24 @@ class CellAssertion(BaseModel):
     cost_usd: float | None = Field(None, description="judge: what grading cost; None: unknown or no run.")
 
 
+class CellVerdict(BaseModel):
+    """One (case, model) of an evaluation: its verdict and what its run measured (None: no run, or not
+    measured). What a comparison with a baseline looks at, stored or just run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    model: str
+    passed: bool
+    reason: str = ""
+    run_id: str | None = None
+    latency: float | None = None
+    time_to_first_token: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
 class CellRun(BaseModel):
     """One run of a cell (one of its repeats): its verdict, assertions and measures."""
 

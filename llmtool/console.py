@@ -208,10 +208,8 @@ def cli_redactor(config: str | Path | None) -> Redactor:
     load (their error is about to be printed) still give the environment's keys and the values
     assigned to `…key`/`…token`/`…secret`/`…password` in the config file."""
     secrets = [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= _GUESSED]
-    try:
+    with contextlib.suppress(UsageError):  # the command reports the problem; what it prints is still masked
         return Redactor([*secrets, *settings_secrets(load_settings(config))])
-    except Exception:  # the command reports the problem; what it prints is still masked
-        pass
     try:
         path = config_path(config)
         text = path.read_text(encoding="utf-8", errors="replace") if path is not None else ""

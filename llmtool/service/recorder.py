@@ -9,6 +9,11 @@ marks the runs of processes that stopped beating `interrupted`, and applies the 
 A store that fails does not fail the runs: what could not be written is kept and tried again at the
 next flush (up to a bound), the failure is logged, and `problem` says it once for the UI to show.
 
+A process stalled longer than `store.stale_after` (a frozen VM, a partition from the database) finds
+its runs ended by a survivor (`interrupted`) when it writes again: the store refuses their later
+progress (the stored ending stands), and each such run that still runs here ends `interrupted` too,
+since nothing more of it would be kept (logged once per run).
+
 Others may watch every event of every run through the recorder (`observe`): the replicas' Redis
 publisher does (`llmtool/replicas`). An observer is told synchronously, on the run's loop, like the
 recorder itself: it must only collect, never wait.
@@ -21,7 +26,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +60,8 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING_EVENTS = 200_000  # while the store is down: beyond this, the oldest progress is dropped
 DAY = 86400.0
+ENDED_ELSEWHERE = ("this server stalled and another one marked the run interrupted meanwhile; "
+                   "the text kept is what was stored before the stall")
 
 
 @dataclass
@@ -64,6 +71,7 @@ class _Pending:
     events: list[RunEvent] = field(default_factory=list)
     columns: dict[str, Any] = field(default_factory=dict)
     ended: bool = False
+    refused: bool = False  # ended in the store by another process: nothing more is written
 
 
 def new_owner() -> Owner:
@@ -147,6 +155,10 @@ class RunRecorder:
         pending = self._pending.get(run.id)
         if pending is None:
             return
+        if pending.refused:
+            if is_terminal(event):
+                self._wake.set()  # the writer lets it go (`_release`)
+            return
         pending.events.append(event)
         if isinstance(event, TextDelta):
             pending.columns["text"] = None  # filled from the run at write time (once, not per delta)
@@ -198,6 +210,8 @@ class RunRecorder:
         new, templates = self._new, self._templates
         self._new, self._templates = [], {}
         taken: list[tuple[_Pending, RunUpdate]] = []
+        for pending in [p for p in self._pending.values() if p.refused and p.run.done]:
+            self._release(pending)
         for pending in self._pending.values():
             if not pending.events and not pending.columns:
                 continue
@@ -215,7 +229,7 @@ class RunRecorder:
         try:
             for version in templates.values():
                 await self.store.save_template(version)
-            await self.store.save(new, [update for _, update in taken])
+            ended = await self.store.save(new, [update for _, update in taken])
         except Exception as error:  # the store is down or refused: the runs go on
             if not refused(error):
                 self._keep_for_retry(new, templates, taken, error)
@@ -226,11 +240,34 @@ class RunRecorder:
             if self.problem is not None:
                 log.warning("the run store works again")
             self.problem = None
+            self._ended_elsewhere(ended or ())  # (a store of another make may return None: nothing refused)
         for pending, _ in taken:
             if pending.ended and not pending.events and not pending.columns:
-                self._pending.pop(pending.run.id, None)
-                pending.run.listeners.remove(self._on_event)
-                self._on_saved(pending.run.id)
+                self._release(pending)
+
+    def _release(self, pending: _Pending) -> None:
+        """The run's end is in the store (its own, or the one another process wrote): stop collecting it."""
+        if self._pending.get(pending.run.id) is not pending:
+            return
+        del self._pending[pending.run.id]
+        pending.run.listeners.remove(self._on_event)
+        self._on_saved(pending.run.id)
+
+    def _ended_elsewhere(self, run_ids: Iterable[str]) -> None:
+        """The store refused the progress of these runs: another process ended them while this one was
+        stalled. Write nothing more of them; end those still running here as the store has them."""
+        for run_id in run_ids:
+            pending = self._pending.get(run_id)
+            if pending is None or pending.refused:
+                continue
+            pending.refused = True
+            pending.events, pending.columns = [], {}
+            still_running = pending.run.interrupt(ENDED_ELSEWHERE)
+            log.warning("run %s was marked interrupted by another process while this one was stalled (no heartbeat "
+                        "for store.stale_after): the store keeps that ending, not what this process streamed since%s",
+                        run_id, "; it is stopped here too" if still_running else "")
+            if not still_running:
+                self._release(pending)
 
     async def _save_one_by_one(self, new: list[RunRecord], taken: list[tuple[_Pending, RunUpdate]],
                                error: Exception) -> None:
@@ -240,7 +277,7 @@ class RunRecorder:
         batches += [([], [update]) for update in updates.values()]
         for records, changes in batches:
             try:
-                await self.store.save(records, changes)
+                self._ended_elsewhere(await self.store.save(records, changes) or ())
             except Exception as failure:
                 if not refused(failure):  # the store went away meanwhile: keep it all for later
                     self.problem = "history is not being saved right now (the run store failed); answers still stream"

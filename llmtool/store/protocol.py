@@ -60,8 +60,10 @@ class Owner:
 class RunStore(Protocol):
     dialect: str
 
-    async def save(self, new: list[RunRecord], updates: list[RunUpdate]) -> None:
-        """New runs and progress of known ones, in one transaction."""
+    async def save(self, new: list[RunRecord], updates: list[RunUpdate]) -> list[str]:
+        """New runs and progress of known ones, in one transaction. Progress of a run the store holds as
+        ended already is not written (a survivor marked it `interrupted` while its owner was stalled: the
+        stored ending stands); the ids of those runs are returned."""
 
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 

@@ -59,12 +59,19 @@ class SqlRunStore:
         self.dialect = engine.dialect.name
 
     # -- writes ------------------------------------------------------------------------------------
-    async def save(self, new: list[RunRecord], updates: list[RunUpdate]) -> None:
+    async def save(self, new: list[RunRecord], updates: list[RunUpdate]) -> list[str]:
         if not new and not updates:
-            return
+            return []
+        ended: list[str] = []
         async with self.engine.begin() as connection:
             if new:
                 await connection.execute(runs.insert(), [_row(record) for record in new])
+            if updates:
+                ended = await _ended_runs(connection, sorted({update.run_id for update in updates}))
+                if ended:
+                    # Another process ended them (`interrupted`, its owner having missed its heartbeats):
+                    # the stored ending stands, nothing of the late owner's is written after it.
+                    updates = [update for update in updates if update.run_id not in ended]
             chunks = [_chunk(update) for update in updates if update.events]
             if chunks:
                 # A chunk already there (the run was declared interrupted while its process was
@@ -82,10 +89,11 @@ class SqlRunStore:
                     groups.setdefault(tuple(sorted(values)), []).append({"_run_id": update.run_id, **values})
             for names, rows in groups.items():
                 statement = (
-                    runs.update().where(runs.c.id == sa.bindparam("_run_id"))
+                    runs.update().where(runs.c.id == sa.bindparam("_run_id"), runs.c.status == "running")
                     .values({name: sa.bindparam(name) for name in names})
                 )
                 await connection.execute(statement, rows)
+        return ended
 
     async def delete_run(self, run_id: str) -> bool:
         async with self.engine.begin() as connection:
@@ -425,6 +433,16 @@ class SqlRunStore:
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await _select_one(connection)
+
+
+async def _ended_runs(connection: AsyncConnection, run_ids: list[str]) -> list[str]:
+    """Which of these runs have already ended in the store. On PostgreSQL their rows stay locked (`FOR
+    UPDATE`, in id order) until the transaction ends, so a survivor cannot interrupt one between this look
+    and the write; SQLite writes one transaction at a time (a write that raced an interruption fails as
+    busy, and the recorder tries it again)."""
+    query = sa.select(runs.c.id, runs.c.status).where(runs.c.id.in_(run_ids)).order_by(runs.c.id).with_for_update()
+    rows = (await connection.execute(query)).all()
+    return [row.id for row in rows if row.status != "running"]
 
 
 async def _select_one(connection: AsyncConnection) -> None:

@@ -4,6 +4,10 @@ path (`llmtool.ui.launch.main`, uvicorn) on a free loopback port, with settings 
     with AppProcess(tmp_path, LLMTOOL_RUNS__DRAIN_SECONDS="1") as app:
         httpx.get(app.url + "/readyz")
         app.terminate()                   # SIGTERM: it drains, then exits
+
+    apps = [AppProcess(tmp_path, **env).start() for _ in range(3)]   # side by side…
+    for app in apps:
+        app.ready()                                                 # …then each once it answers
 """
 
 from __future__ import annotations
@@ -66,10 +70,19 @@ class AppProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> AppProcess:
+        return self.start().ready()
+
+    def start(self) -> AppProcess:
+        """Start the server without waiting for it (`ready` does): several servers start side by side."""
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-c", LAUNCH, "--port", str(self.port)],
                                             env=self.env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
-        wait_ready(self.url, self.process)
+        return self
+
+    def ready(self, timeout: float = 30.0) -> AppProcess:
+        """Once `/readyz` answers 200."""
+        assert self.process is not None
+        wait_ready(self.url, self.process, timeout)
         return self
 
     def terminate(self) -> None:

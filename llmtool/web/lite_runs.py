@@ -11,6 +11,8 @@ does it (`api.conversation_history`: stored turns → `conversations.continuatio
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from llmtool.web.run_status import RunStatusBody
 
 ESTIMATE_SAMPLES = 20  # the model's most recent completed runs the estimate is the median of
 ESTIMATE_TTL = 30.0  # seconds an estimate is reused before the store is asked again
+STORED_WAIT = 2.0  # seconds a new run's 303, with several replicas, waits for its record to be stored
 
 
 @dataclass
@@ -132,4 +135,10 @@ async def start_run(context: AppContext, state: ApiState, model: str | None, use
         ensure_idle(service, state, conversation_id)  # again: another form may have started one meanwhile
     run = service.start(request, origin, run_id=new_run_id())
     state.track(service, run, origin)
+    if context.replicas is not None and service.recorder is not None:
+        # Several replicas: the 303's page may be asked of another one (round robin), which knows the run
+        # from the store. The recorder writes a new run at once: redirect once it has (as the API's 202).
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(STORED_WAIT):
+                await service.recorder.flush()
     return run

@@ -1,7 +1,7 @@
 """Three replicas as real processes (`python app.py`'s server each, on loopback ports) sharing one
 PostgreSQL and one Redis, the loopback server as their OpenAI, everything through HTTP as a client of
-the balancer would see it: a run started on replica 1 is known on replica 2 as soon as the 202 came,
-is followed there from the middle (Last-Event-ID: exactly the rest) and is stopped from replica 3 (its
+the balancer would see it: a run started on replica 1 is known on replica 2 as soon as the 202 (or
+/lite's 303) came, is followed there from the middle (Last-Event-ID: exactly the rest) and is stopped from replica 3 (its
 provider connection closes within 2 s). Redis restarted while followers on the other replicas stream:
 they resume, nothing lost or twice. (The in-process versions: test_replicas_web.py, test_live_events.py.)"""
 
@@ -26,7 +26,7 @@ from tests.replicas.conftest import words
 from tests.replicas.processes import AppProcess
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
-from tests.web.support import start_run
+from tests.web.support import send_form, start_run, state
 
 MODEL = "openai:gpt-4.1-mini"
 ENDINGS = frozenset({"completed", "stopped", "failed", "interrupted"})
@@ -184,6 +184,17 @@ def test_a_run_of_replica_1_is_known_on_2_at_once_followed_there_from_the_middle
         text = "".join(json.loads(frame.data)["text"] for frame in first + rest if frame.event == "text")
         assert text.split() == words(160).split() == json.loads(rest[-1].data)["text"].split()
         assert not the_answer_request(upstream).closed_by_client  # reading elsewhere never stopped it
+
+
+def test_a_run_started_through_lite_on_replica_1_has_its_page_on_replica_2_at_once(replicas: Replicas) -> None:
+    """/lite is round robin too: the 303's page may be asked of another replica than the one that started it."""
+    one, two, _ = replicas.urls
+    with client(one) as on_1, client(two) as on_2:
+        for _ in range(3):
+            location = send_form(on_1, prompt=words(40), model="demo:echo")
+            page = on_2.get(location)
+            assert page.status_code == 200, (page.text[-500:], replicas.logs())
+            assert state(page)
 
 
 def test_stop_on_replica_3_stops_the_run_of_replica_1_and_closes_its_provider_connection(

@@ -438,8 +438,10 @@ class SqlRunStore:
 async def _ended_runs(connection: AsyncConnection, run_ids: list[str]) -> list[str]:
     """Which of these runs have already ended in the store. On PostgreSQL their rows stay locked (`FOR
     UPDATE`, in id order) until the transaction ends, so a survivor cannot interrupt one between this look
-    and the write; SQLite writes one transaction at a time (a write that raced an interruption fails as
-    busy, and the recorder tries it again)."""
+    and the write. SQLite has no row locks (and its driver begins the transaction at the first write, not
+    at this read, so the look never makes the write fail as busy): a run interrupted in between keeps its
+    ending all the same, since the UPDATE asks for `running` and the late chunk meets the interrupted
+    one at the same position (which is kept); the next write finds the run ended."""
     query = sa.select(runs.c.id, runs.c.status).where(runs.c.id.in_(run_ids)).order_by(runs.c.id).with_for_update()
     rows = (await connection.execute(query)).all()
     return [row.id for row in rows if row.status != "running"]

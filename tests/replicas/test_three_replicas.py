@@ -1,9 +1,10 @@
 """Three replicas as real processes (`python app.py`'s server each, on loopback ports) sharing one
 PostgreSQL and one Redis, the loopback server as their OpenAI, everything through HTTP as a client of
 the balancer would see it: a run started on replica 1 is known on replica 2 as soon as the 202 (or
-/lite's 303) came, is followed there from the middle (Last-Event-ID: exactly the rest) and is stopped from replica 3 (its
-provider connection closes within 2 s). Redis restarted while followers on the other replicas stream:
-they resume, nothing lost or twice. (The in-process versions: test_replicas_web.py, test_live_events.py.)"""
+/lite's 303) came, is followed there from the middle (Last-Event-ID: exactly the rest) and is stopped
+from replica 3 (its provider connection closes within 2 s). Redis restarted while followers on the
+other replicas stream: they resume, nothing lost or twice. (The in-process versions:
+test_replicas_web.py, test_live_events.py.)"""
 
 from __future__ import annotations
 

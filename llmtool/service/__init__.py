@@ -162,17 +162,14 @@ class LLMService:
 
         loop = asyncio.get_running_loop()
         ticket: Ticket | None = None
-        if principal is not None:  # nothing below refuses: the looks above were the last ones
-            ticket = self.limits.scheduler.submit(principal.user, principal.policy.max_concurrent_runs)
-            if counted:
-                self.limits.check_rate(principal)  # counts this start
+        if principal is not None:  # the last refusals (counts other replicas share); nothing below refuses
+            ticket = self.limits.admit(principal, run, count=counted)
         if self.recorder is not None:
             self.recorder.track(run, origin or RunOrigin())
         if principal is None:
             task = loop.create_task(executor(False).execute(), name=f"run-{run.id}")
         else:
             assert ticket is not None
-            self.limits.track(principal.user, run)
             task = loop.create_task(
                 self.limits.run(run, lambda announced: executor(announced).execute(), ticket, principal, self.store),
                 name=f"run-{run.id}",
@@ -190,6 +187,7 @@ class LLMService:
 
     def _limited_done(self, ticket: Ticket, run_id: str) -> None:
         ticket.release()  # the slot (or the place in line) goes to the next run at once
+        self.limits.ended(run_id)  # other replicas' count of the user's runs too
         if self.recorder is None:
             self.limits.forget(run_id)  # no store to wait for
 

@@ -11,12 +11,16 @@ is no principal and nothing here is asked.
 
 - **Runs per minute**: a sliding minute per user (`counters.py`); a refused start says when to retry.
 - **Budgets**: per UTC day and UTC calendar month, from the run records' `cost_usd`
-  (`store/usage.py`) plus what this process's runs in flight of that user cost so far (prompt
-  estimate plus output so far, or their final cost until the store has it). A role with a budget may
-  use only priced models. A run is refused when what was spent, plus its own prompt's cost, passes
-  the budget; the refused run never reaches its provider.
+  (`store/usage.py`) plus what that user's runs in flight cost so far (prompt estimate plus output so
+  far, or their final cost until the store has it): this process's, and other replicas' as they last
+  reported it (`shared.py`). A role with a budget may use only priced models. A run is refused when
+  what was spent, plus its own prompt's cost, passes the budget; the refused run never reaches its
+  provider.
 - **Evaluations**: cases × models × repeats, plus grading runs, against `max_evaluation_runs`.
-- **Concurrency**: the fair scheduler (`scheduler.py`), per user below the process's capacity.
+- **Concurrency**: the fair scheduler (`scheduler.py`), per user below the process's capacity. With
+  several replicas (`shared.py`) a login's runs on the others take their share of its
+  `max_concurrent_runs` first: what is left of it may wait in this replica's line, and when nothing is
+  left the run is refused (429) rather than left waiting for a slot another process frees.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from llmtool.events import Failed, Metrics, Notice, Started, Usage
 from llmtool.service.counters import Counters, MemoryCounters
 from llmtool.service.requests import RunRequest
 from llmtool.service.scheduler import FairScheduler, QueueState, Ticket
+from llmtool.service.shared import LocalOnly, RunElsewhere, SharedRuns, held_elsewhere
 from llmtool.settings import RunSettings
 from llmtool.store import RunStore
 from llmtool.store.usage import spent_since
@@ -128,9 +133,11 @@ def waiting_message(state: QueueState) -> str:
 
 class Limits:
     def __init__(self, settings: RunSettings, counters: Counters | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, shared: SharedRuns | None = None) -> None:
         self.scheduler = FairScheduler(settings.max_concurrent, settings.user_headroom, settings.max_waiting_per_user)
         self.counters: Counters = counters or MemoryCounters()
+        # The logins' runs on other replicas (the composition root shares them through Redis).
+        self.shared: SharedRuns = shared or LocalOnly()
         self.clock = clock  # the wall clock: budgets follow UTC days and months
         self._in_flight: dict[str, dict[str, Run]] = {}  # user → their runs here whose end is not stored yet
         self._sending: set[str] = set()  # of those, the runs that went to their provider
@@ -194,10 +201,40 @@ class Limits:
             )
 
     def check_waiting(self, principal: Principal) -> None:
-        """Refuse a run that would have to wait while the user's line is full."""
-        refusal = self.scheduler.refusal(principal.user, principal.policy.max_concurrent_runs)
+        """Refuse a run that would have to wait while the user's line is full, or whose user's runs on
+        other replicas take all of their `max_concurrent_runs`."""
+        limit = principal.policy.max_concurrent_runs
+        elsewhere = self.shared.elsewhere(principal.user) if limit is not None else 0
+        if limit is not None and elsewhere >= limit:
+            raise held_elsewhere(principal, limit, elsewhere)
+        refusal = self.scheduler.refusal(principal.user, None if limit is None else limit - elsewhere)
         if refusal is not None:
             raise refusal
+
+    def admit(self, principal: Principal, run: Run, *, count: bool) -> Ticket:
+        """The last refusals of a start, then its ticket: claim the run's place among its user's runs on
+        every replica, take its ticket, and (`count`) count it against runs per minute. Other replicas
+        may have counted since `check_waiting` and `check_rate` looked, so each step can still refuse
+        (TooManyRunsError); a refused run leaves nothing counted."""
+        limit = principal.policy.max_concurrent_runs
+        shared = _is_shared(principal)
+        elsewhere = self.shared.claim(principal.user, run.id, limit, run.created_at) if shared else 0
+        if limit is not None and elsewhere >= limit:
+            raise held_elsewhere(principal, limit, elsewhere)  # (claim counted nothing)
+        try:
+            ticket = self.scheduler.submit(principal.user, None if limit is None else limit - elsewhere)
+            try:
+                if count:
+                    self.check_rate(principal)
+            except TooManyRunsError:
+                ticket.release()
+                raise
+        except TooManyRunsError:
+            if shared:
+                self.shared.release(principal.user, run.id)
+            raise
+        self.track(principal.user, run)
+        return ticket
 
     # -- runs in flight ----------------------------------------------------------------------------
     def track(self, user: str, run: Run) -> None:
@@ -207,12 +244,32 @@ class Limits:
         """The run is about to reach its provider: from now on it costs."""
         self._sending.add(run.id)
 
+    def ended(self, run_id: str) -> None:
+        """The run stopped running: other replicas no longer count it against its user's concurrency
+        (its cost, now final, counts until the store has it)."""
+        for user, runs in self._in_flight.items():
+            run = runs.get(run_id)
+            if run is not None:
+                self.shared.ended(user, run_id, self.cost_so_far(run))
+                return
+
     def forget(self, run_id: str) -> None:
         """The run's end (and cost) is in the store, or there is no store."""
         self._sending.discard(run_id)
         for user, runs in list(self._in_flight.items()):
-            if runs.pop(run_id, None) is not None and not runs:
-                del self._in_flight[user]
+            if runs.pop(run_id, None) is not None:
+                self.shared.release(user, run_id)
+                if not runs:
+                    del self._in_flight[user]
+
+    def report(self, run_id: str) -> tuple[float, bool] | None:
+        """What a run tracked here cost so far and whether it ended (what other replicas are told);
+        None once it is forgotten."""
+        for runs in self._in_flight.values():
+            run = runs.get(run_id)
+            if run is not None:
+                return self.cost_so_far(run), run.done
+        return None
 
     def in_flight(self, user: str) -> list[Run]:
         return list(self._in_flight.get(user, {}).values())
@@ -272,13 +329,15 @@ class Limits:
         now = self.clock()
         day, month = periods(now)
         runs = self.in_flight(principal.user)
+        others: list[RunElsewhere] = await self.shared.others(principal.user) if _is_shared(principal) else []
         stored = await spent_since(store, principal.user, month_start=month.start, day_start=day.start,
-                                   exclude=[run.id for run in runs])
+                                   exclude=[run.id for run in runs] + [other.run_id for other in others])
+        live = [(run.created_at, self.cost_so_far(run)) for run in runs]
+        live += [(other.created_at, other.cost) for other in others]
         live_day = live_month = 0.0
-        for run in runs:
-            cost = self.cost_so_far(run)
-            live_month += cost if run.created_at >= month.start else 0.0
-            live_day += cost if run.created_at >= day.start else 0.0
+        for created_at, cost in live:
+            live_month += cost if created_at >= month.start else 0.0
+            live_day += cost if created_at >= day.start else 0.0
         policy = principal.policy
         return Spending(user=principal.user, day=stored.day + live_day, month=stored.month + live_month,
                         daily_budget=policy.daily_budget, monthly_budget=policy.monthly_budget,
@@ -323,6 +382,11 @@ class Limits:
             )
         self.check_rate(principal)
         return total
+
+
+def _is_shared(principal: Principal) -> bool:
+    """Do the login's runs count across replicas (a concurrency limit or a budget to keep)?"""
+    return principal.policy.max_concurrent_runs is not None or principal.policy.budgeted
 
 
 def prompt_tokens(request: RunRequest) -> int:

@@ -21,7 +21,8 @@
   evenly however many each queued.
 
 All of it is synchronous and on the event loop, so there is no race between deciding and counting.
-Counts are per process; with several replicas each keeps its own (see `counters.py` for the seam).
+Counts are per process; with several replicas each keeps its own lines and slots, and a login's runs
+on the other replicas come off its cap first (`limits.py`, `shared.py`).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ which even the right password is refused. A success forgets the user name's fail
 address's (a second account of the attacker's must not wash them away).
 
 `Throttle` is the interface; `MemoryThrottle` keeps the counts in this process's memory (a
-deployment of several processes multiplies the allowance by their number; a shared store such as
-Redis can implement the same four methods).
+deployment of several processes would multiply the allowance by their number: with Redis configured
+they share `llmtool/replicas/throttle.py`'s instead).
 """
 
 from __future__ import annotations

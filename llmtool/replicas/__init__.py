@@ -9,8 +9,10 @@
 Every event of every run this replica runs is appended to the run's Redis Stream (`streams.py`,
 batched, never awaited by the run); another replica follows it from there, the store filling what
 Redis lacks (`follow.py`); a cancel is a key plus a message the owner hears or finds (`cancels.py`).
+The limits (runs per minute, each login's runs in flight and their cost, failed logins) are counted
+in Redis too (`limits.py`: `share_limits`, called by the composition root after `connect`).
 Without Redis (`settings.redis_url` unset) none of this exists and one process works as before.
-Only `hub.py` and the modules it imports need the `redis` package.
+Only `hub.py`, `limits.py` and the modules they import need the `redis` package.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@
     wait = counters.hit("starts:ann", limit=10, window=60)   # 0.0: counted; else seconds until one fits
     wait = counters.peek("starts:ann", limit=10, window=60)  # the same answer, nothing counted
 
-In memory for one process now. Several replicas need them in one place (Redis: a sorted set per key,
-ZREMRANGEBYSCORE + ZCARD + ZADD in one MULTI); an implementation of `Counters` is all that changes.
-The calls are synchronous because `LLMService.start` is: a Redis implementation uses a synchronous
-client (a sub-millisecond round trip) or answers from a local copy it refreshes.
+`MemoryCounters` counts for one process. With Redis configured, the replicas share
+`llmtool/replicas/counters.py`'s (a sorted set per key, checked and counted in one Lua script). The
+calls are synchronous because `LLMService.start` is: the Redis implementation uses a synchronous client
+(~0.07 ms a call on loopback) with a short timeout.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from llmtool.web.sessions import Sessions
 
 if TYPE_CHECKING:
     from llmtool.replicas.hub import Replicas
+    from llmtool.replicas.limits import SharedLimits
 
 T = TypeVar("T")
 # The login check (user, password) → bool; None: no logins configured.
@@ -83,6 +84,8 @@ class AppContext:
         self._loop: asyncio.AbstractEventLoop | None = None
         # With `settings.redis_url`: live events and Stop shared with the other replicas (`llmtool/replicas`).
         self.replicas: Replicas | None = None
+        # ... and the limits (runs per minute and at once, budgets, failed logins) counted across them.
+        self.shared_limits: SharedLimits | None = None
         # `/readyz`'s last look (monotonic time, the problem or None): kept a second (web/health.py)
         self.readiness: tuple[float, str | None] | None = None
         # run id → set when the handler streaming that run has returned (see handlers.stop)
@@ -131,6 +134,10 @@ class AppContext:
             from llmtool.replicas import connect  # (imports redis only when it is used)
 
             self.replicas = await connect(self._service, self.settings.redis_url)
+        if self.settings.redis_url and self.shared_limits is None:
+            from llmtool.replicas.limits import share_limits
+
+            self.shared_limits = share_limits(self._service, self.accounts, self.settings.redis_url)
         self._start_sweeping()
         service = self.service
         for model in service.models():
@@ -250,6 +257,9 @@ class AppContext:
             if self.replicas is not None:  # after the runs stopped: their last events reach Redis too
                 await self.replicas.aclose()
                 self.replicas = None
+            if self.shared_limits is not None:
+                await self.shared_limits.aclose()
+                self.shared_limits = None
             self._service = self._loop = None
         await checks.aclose()  # the checking processes end with the server
         if self._export_dir is not None:

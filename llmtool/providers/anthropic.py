@@ -22,6 +22,7 @@ from llmtool.providers.base import (
     UsageChunk,
     sdk_timeout,
 )
+from llmtool.providers.http_client import sdk_http_client
 from llmtool.providers.sdk_errors import map_sdk_errors, stream_error
 from llmtool.providers.sse_lines import sse_events
 from llmtool.tokens import estimate_tokens
@@ -48,7 +49,8 @@ _FINISH: dict[str, FinishReason] = {
 class AnthropicProvider:
     def __init__(self, name: str, api_key: str, base_url: str | None = None) -> None:
         self.name = name
-        self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
+        self.client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0,
+                                               http_client=sdk_http_client(anthropic))
 
     def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
         arguments: dict[str, Any] = {

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+import aiohttp
 import httpx2
 
 from llmtool import errors
@@ -128,6 +129,8 @@ def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:
     # The SDKs wrap httpx2 errors (the cause); the Anthropic SDK leaks them raw (the error itself).
     chain = (exc, exc.__cause__, exc.__context__)
     cause = next((e for e in chain if isinstance(e, httpx2.HTTPError)), exc)
+    if isinstance(cause.__cause__, aiohttp.ClientError):
+        return _aiohttp_error(provider, cause.__cause__)
     name = type(cause).__name__
     if isinstance(cause, httpx2.ConnectTimeout):
         return errors.ConnectTimeoutError(f"could not connect to {provider} in time")
@@ -141,6 +144,19 @@ def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:
             f"llmtool could not send the request to {provider} ({name}): check its key and base URL",
             retryable=False,
         )
+    return errors.ConnectionFailedError(f"the connection to {provider} was lost ({name})")
+
+
+def _aiohttp_error(provider: str, error: aiohttp.ClientError) -> errors.ProviderError:
+    """By aiohttp's own error (see llmtool.providers.http_client): the SDKs' adapter maps every
+    connection error to httpx2.ConnectTimeout, a refused connection and a reset mid-stream included."""
+    name = type(error).__name__
+    if isinstance(error, aiohttp.ConnectionTimeoutError):
+        return errors.ConnectTimeoutError(f"could not connect to {provider} in time")
+    if isinstance(error, aiohttp.ServerTimeoutError):
+        return errors.IdleTimeoutError(f"{provider} sent nothing for too long ({name})")
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return errors.ConnectionFailedError(f"could not connect to {provider} ({name})")
     return errors.ConnectionFailedError(f"the connection to {provider} was lost ({name})")
 
 

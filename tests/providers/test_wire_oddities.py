@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
+import aiohttp
 import anthropic
 import httpx2
+import openai
 import pytest
 
 from llmtool import errors
@@ -110,3 +113,27 @@ def test_raw_httpx2_errors_leaked_while_iterating_are_classified(raised, kind, r
     with pytest.raises(errors.ProviderError) as caught, map_sdk_errors(anthropic, "anthropic"):
         raise raised
     assert caught.value.kind == kind and caught.value.wants_retry is retryable
+
+
+@pytest.mark.parametrize(
+    ("cause", "kind", "words"),
+    [
+        (aiohttp.ServerDisconnectedError(), "connection_failed", "was lost"),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), "connection_failed", "was lost"),
+        (aiohttp.ClientConnectorError(SimpleNamespace(host="127.0.0.1", port=9, ssl=None),
+                                      ConnectionRefusedError(111, "refused")), "connection_failed",
+         "could not connect"),
+        (aiohttp.ConnectionTimeoutError(), "connect_timeout", "in time"),
+        (aiohttp.SocketTimeoutError(), "idle_timeout", "sent nothing"),
+    ],
+)
+def test_aiohttp_errors_are_classified_by_their_own_kind(cause, kind, words):
+    # The SDKs' aiohttp adapter turns every aiohttp connection error into httpx2.ConnectTimeout;
+    # "could not connect in time" for a reset mid-stream would send people after the wrong problem.
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/responses")
+    with pytest.raises(errors.ProviderError) as caught, map_sdk_errors(openai, "openai"):
+        try:
+            raise httpx2.ConnectTimeout(str(cause)) from cause
+        except httpx2.ConnectTimeout as mapped:
+            raise openai.APIConnectionError(request=request) from mapped
+    assert caught.value.kind == kind and words in str(caught.value)

@@ -47,9 +47,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import openai
+from light_http import Connection
 from profiling import SAMPLE_RATE, Profiler, ours, stacks, top_frames
 from support import (
     cpu_seconds,
@@ -70,6 +72,7 @@ MODEL = "gpt-4.1-mini"
 KEY = "sk-loopback-bench"
 SETTLE = 0.5  # s after each round: the app's work after the last answer (store writes) counts, then ends
 MODES = ("direct", "relay", "api")
+CLIENTS = ("light", "httpx", "httpx-shared")
 APPS = ("llmtool", "relay")
 USER = re.compile(r"user (\d+):")
 TERMINAL = ("completed", "failed", "stopped", "interrupted")
@@ -173,11 +176,11 @@ async def direct(client: openai.AsyncOpenAI, user: int) -> Seen:
     return seen
 
 
-async def read_sse(response: httpx.Response, seen: Seen) -> Seen:
+async def read_sse(status: int, lines: AsyncIterator[str], seen: Seen) -> Seen:
     """A minimal SSE reader: note each `event: text` line; stop at the terminal event."""
-    if response.status_code != 200:
-        raise RuntimeError(f"events: HTTP {response.status_code}")
-    async for line in response.aiter_lines():
+    if status != 200:
+        raise RuntimeError(f"events: HTTP {status}")
+    async for line in lines:
         if line == "event: text":
             seen.last = time.monotonic()
             seen.first = seen.first or seen.last
@@ -188,20 +191,54 @@ async def read_sse(response: httpx.Response, seen: Seen) -> Seen:
     return seen
 
 
+def run_body(user: int) -> dict[str, str]:
+    return {"model": f"openai:{MODEL}", "prompt": f"user {user}: hi"}
+
+
 async def relay(http: httpx.AsyncClient, url: str, user: int) -> Seen:
     seen = Seen(time.monotonic())
     async with http.stream("GET", f"{url}/relay", params={"prompt": f"user {user}: hi"}) as response:
-        return await read_sse(response, seen)
+        return await read_sse(response.status_code, response.aiter_lines(), seen)
 
 
 async def api(http: httpx.AsyncClient, url: str, user: int) -> Seen:
     seen = Seen(time.monotonic())
-    created = await http.post(f"{url}/api/runs", json={"model": f"openai:{MODEL}", "prompt": f"user {user}: hi"})
+    created = await http.post(f"{url}/api/runs", json=run_body(user))
     if created.status_code != 202:
         raise RuntimeError(f"POST /api/runs: HTTP {created.status_code} {created.text[:300]}")
     seen.accepted = time.monotonic()
     async with http.stream("GET", f"{url}{created.headers['location']}/events") as response:
-        return await read_sse(response, seen)
+        return await read_sse(response.status_code, response.aiter_lines(), seen)
+
+
+async def relay_light(url: str, user: int) -> Seen:
+    seen = Seen(time.monotonic())
+    connection = await Connection.open(*address(url))
+    try:
+        path = f"/relay?{urlencode({'prompt': f'user {user}: hi'})}"
+        async with connection.stream("GET", path) as (status, _, lines):
+            return await read_sse(status, lines, seen)
+    finally:
+        await connection.close()
+
+
+async def api_light(url: str, user: int) -> Seen:
+    seen = Seen(time.monotonic())
+    connection = await Connection.open(*address(url))
+    try:
+        status, headers, body = await connection.request("POST", "/api/runs", run_body(user))
+        if status != 202:
+            raise RuntimeError(f"POST /api/runs: HTTP {status} {body[:300]!r}")
+        seen.accepted = time.monotonic()
+        async with connection.stream("GET", f"{headers['location']}/events") as (status, _, lines):
+            return await read_sse(status, lines, seen)
+    finally:
+        await connection.close()
+
+
+def address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
 
 
 @dataclass
@@ -212,8 +249,9 @@ class Round:
 
 
 class Bench:
-    def __init__(self, servers: dict[str, Server]) -> None:
+    def __init__(self, servers: dict[str, Server], client: str = "light") -> None:
         self.servers = servers
+        self.client = client
         self.provider = httpx.Client(base_url=servers["loopback"].url, timeout=30)
 
     def one_round(self, mode: str, users: int) -> Round:
@@ -238,16 +276,37 @@ class Bench:
         return Round(seen, cpu, wait)
 
     async def crowd(self, mode: str, users: int) -> list[Seen]:
+        """`users` requests at once, each user with its own client (`--client`): by default the light
+        one (bench/light_http.py: one connection per user, tens of µs of this process's CPU per request,
+        as users on their own machines); `httpx`: an httpx client per user (~1 ms of CPU per request
+        here, which the api mode's two requests pay twice); `httpx-shared`: one httpx pool for all
+        (its O(connections × requests) bookkeeping held the api mode's second request ~1 s at 100 users
+        before it left this process). Clients are made before the clock starts; the SDK direct mode
+        gives each user its own SDK client except with httpx-shared."""
         one: Callable[[int], Awaitable[Seen]]
-        limits = httpx.Limits(max_connections=users + 8, max_keepalive_connections=users + 8)
+        loopback = f"{self.servers['loopback'].url}/v1"
+        shared = self.client == "httpx-shared"
         if mode == "direct":
-            sdk = openai.AsyncOpenAI(api_key=KEY, base_url=f"{self.servers['loopback'].url}/v1", max_retries=0)
-            async with sdk:
-                return list(await asyncio.gather(*(direct(sdk, i) for i in range(users))))
-        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-            url = self.servers["relay" if mode == "relay" else "llmtool"].url
-            one = (lambda i: relay(http, url, i)) if mode == "relay" else (lambda i: api(http, url, i))
+            sdks = [openai.AsyncOpenAI(api_key=KEY, base_url=loopback, max_retries=0)
+                    for _ in range(1 if shared else users)]
+            try:
+                return list(await asyncio.gather(*(direct(sdks[i % len(sdks)], i) for i in range(users))))
+            finally:
+                for sdk in sdks:
+                    await sdk.close()
+        url = self.servers["relay" if mode == "relay" else "llmtool"].url
+        if self.client == "light":
+            one = (lambda i: relay_light(url, i)) if mode == "relay" else (lambda i: api_light(url, i))
             return list(await asyncio.gather(*(one(i) for i in range(users))))
+        limits = httpx.Limits(max_connections=users + 8, max_keepalive_connections=users + 8)
+        https = [httpx.AsyncClient(timeout=60, limits=limits) for _ in range(1 if shared else users)]
+        try:
+            one = ((lambda i: relay(https[i % len(https)], url, i)) if mode == "relay"
+                   else (lambda i: api(https[i % len(https)], url, i)))
+            return list(await asyncio.gather(*(one(i) for i in range(users))))
+        finally:
+            for http in https:
+                await http.aclose()
 
     def close(self) -> None:
         self.provider.close()
@@ -422,6 +481,8 @@ def main(argv: list[str] | None = None) -> None:
                                                     "not the working tree (which others may be editing)")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="after measuring, py-spy the llmtool and relay processes for one more round each")
+    parser.add_argument("--client", choices=CLIENTS, default="light",
+                        help="how the users ask (default light; see Bench.crowd)")
     parser.add_argument("--top", type=int, default=25, help="llmtool functions listed per profile (default 25)")
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -432,7 +493,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"HTTP API: llmtool vs a bare relay vs the SDK direct · {TOKENS} tokens at {1000 / RATE:g} ms each · "
           f"{os.cpu_count()} CPUs · Python {sys.version.split()[0]}")
-    print("  processes: loopback provider, llmtool app, relay app (uvicorn each), this client (+ direct); "
+    print("  processes: loopback provider, llmtool app, relay app (uvicorn each), this client (+ direct), "
+          f"client: {args.client}; "
           f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     data_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     try:
@@ -440,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.ref:
             print(f"  llmtool as committed at {args.ref}", flush=True)
         servers = start_servers(data_dir, source)
-        bench = Bench(servers)
+        bench = Bench(servers, client=args.client)
         try:
             for mode in MODES:  # warm up: imports, the store, connection pools
                 bench.one_round(mode, min(args.users))

@@ -46,9 +46,8 @@ from llmtool.web.run_status import RunStatusBody, dump, live_status, stored_stat
 from llmtool.web.sse import event_frames
 
 CANCEL_WAIT = 2.0  # seconds cancel waits for the terminal event before answering 202
-STORED_WAIT = 2.0  # seconds a new run's 202 waits, with several replicas, for its record to be stored
 IDEMPOTENT_WAIT = 3.0  # a repeated POST waits this long for the first one's run to show up
-STORED_WAIT = 2.0  # a conversation whose last turn just ended waits this long for the store to have it
+STORED_WAIT = 2.0  # seconds a new run's 202, or a conversation whose last turn just ended, waits for the store
 MAX_KEY_LENGTH = 255
 
 User = Annotated[str | None, Depends(api_user)]

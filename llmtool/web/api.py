@@ -30,7 +30,6 @@ from pydantic import BaseModel, Field, ValidationError
 from llmtool.catalog import ModelInfo
 from llmtool.errors import LimitExceededError
 from llmtool.providers.base import ChatMessage, ReasoningEffort
-from llmtool.replicas import RedisUnavailable
 from llmtool.service import LLMService, Run, RunOrigin, RunRequest
 from llmtool.service.conversations import continuation, current_turns, pending
 from llmtool.service.runs import new_run_id
@@ -44,6 +43,7 @@ from llmtool.web.context import AppContext, context_dependency
 from llmtool.web.problems import PROBLEM_TYPES, Problem, type_uri
 from llmtool.web.run_status import RunStatusBody, dump, live_status, stored_status
 from llmtool.web.sse import event_frames
+from llmtool.web.stopping import RunElsewhere, stop_run
 
 CANCEL_WAIT = 2.0  # seconds cancel waits for the terminal event before answering 202
 IDEMPOTENT_WAIT = 3.0  # a repeated POST waits this long for the first one's run to show up
@@ -180,22 +180,18 @@ async def run_events(
     **apidocs.problems(401, 404, 409),
 })
 async def cancel_run(run_id: str, context: Context, state: State, user: User) -> Response:
-    """Stop the run (its provider connection closes at once); waits up to 2 s for its end."""
-    service = context.service
+    """Stop the run (its provider connection closes at once, on whichever replica runs it); waits up to
+    2 s for its end."""
     status = await _status(context, state, run_id, user)
-    run = service.get(run_id)
-    if run is None or run.done:
-        if status.status == "running":
-            return await _cancel_elsewhere(context, state, run_id, user)
+    try:
+        outcome = await stop_run(context, run_id, status, CANCEL_WAIT)
+    except RunElsewhere as elsewhere:
+        raise Problem("run-elsewhere", elsewhere.message) from None
+    if outcome == "had ended":
         return JSONResponse(dump(status, cancel_requested=False,
                                  detail=f"the run had already ended ({status.status}): nothing to stop"))
-    run.cancel()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(CANCEL_WAIT):
-            await run.wait()
-    origin = state.origins.get(run_id)
-    after = live_status(run, origin) if service.get(run_id) is not None else await _status(context, state, run_id, user)
-    if after.status == "running":
+    after = await _status(context, state, run_id, user)
+    if outcome == "ending" or after.status == "running":
         return JSONResponse(dump(after, cancel_requested=True, detail="stop requested; the run is ending"),
                             status_code=202)
     return JSONResponse(dump(after, cancel_requested=True, detail=f"the run ended: {after.status}"))
@@ -397,21 +393,6 @@ async def find_status(service: LLMService, state: ApiState, run_id: str, user: s
         return live_status(run, RunOrigin(user=record.user, source=record.source,
                                           conversation_id=record.conversation_id, position=record.position))
     return stored_status(record)
-
-
-async def _cancel_elsewhere(context: AppContext, state: ApiState, run_id: str, user: str | None) -> JSONResponse:
-    """Stop a run another replica owns, through Redis (the owner closes its provider connection)."""
-    if context.replicas is None:
-        raise Problem("run-elsewhere", f"run {run_id} is running in another llmtool process; stop it there")
-    try:
-        ending = await context.replicas.request_cancel(run_id, wait=CANCEL_WAIT)
-    except RedisUnavailable as error:
-        raise Problem("run-elsewhere", error.message) from None
-    after = await _status(context, state, run_id, user)
-    if ending is None or after.status == "running":
-        return JSONResponse(dump(after, cancel_requested=True, detail="stop requested; the run is ending"),
-                            status_code=202)
-    return JSONResponse(dump(after, cancel_requested=True, detail=f"the run ended: {after.status}"))
 
 
 def offered_models(context: AppContext, user: str | None, models: Iterable[ModelInfo]) -> list[ModelInfo]:

@@ -22,7 +22,6 @@ above the answer: "Thought for 14 s"), are rendered as sanitized Markdown (`mark
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,6 +45,7 @@ from llmtool.web.lite_words import estimate_line, seconds, state_line, thinking_
 from llmtool.web.login import login_url, session_user
 from llmtool.web.markdown import render_markdown
 from llmtool.web.problems import Problem
+from llmtool.web.stopping import RunElsewhere, stop_run
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -447,15 +447,13 @@ async def run_part(request: Request, run_id: str, context: Context, state: State
 async def stop(request: Request, run_id: str, context: Context, state: State, user: User) -> Response:
     await _posted(request)
     view = await _view(context, state, run_id, user)
-    run = context.service.get(run_id)
-    if run is not None and not run.done:
-        run.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_WAIT):
-                await run.wait()
-    elif not view.ended:
+    try:
+        await stop_run(context, run_id, view.status, STOP_WAIT)  # on whichever replica runs it
+    except RunElsewhere as elsewhere:
+        why = ("Redis, which passes a Stop on to it, does not answer: try again in a moment." if elsewhere.redis_down
+               else "this one cannot stop it. Check again in a moment.")
         raise Refused(409, "Stop it where it runs", "This answer is being written by another llmtool server "
-                      "process; this one cannot stop it. Check again in a moment.")
+                      f"process; {why}") from None
     return RedirectResponse(f"/lite/runs/{run_id}", status_code=303)
 
 

@@ -20,7 +20,7 @@ from llmtool.web.context import AppContext
 from llmtool.web.serve import BackgroundServer
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
-from tests.web.support import make_settings, start_run, wait_status
+from tests.web.support import make_settings, send_form, start_run, state, token, wait_status
 
 MODEL = "openai:gpt-4.1-mini"
 
@@ -116,6 +116,30 @@ def test_stop_on_b_stops_the_run_on_a_and_closes_its_upstream_connection(
         followed = read_events(on_b, run["id"])
         assert followed[-1].event == "stopped"
         assert [int(e.id) for e in followed] == list(range(len(followed)))
+
+
+def test_lite_stop_on_b_stops_the_run_on_a_and_its_page_on_b_says_stopped(
+        replicas: tuple[BackgroundServer, ...], upstream: LoopbackServer) -> None:
+    """/lite is round robin behind `llmtool serve`: its Stop reaches the replica that runs the answer
+    through Redis, as the API's cancel does (it used to answer 409 "Stop it where it runs")."""
+    a, b = replicas
+    upstream.enqueue(Scenario(tokens_per_second=20))
+    with httpx.Client(base_url=a.url, timeout=10) as on_a, httpx.Client(base_url=b.url, timeout=10) as on_b:
+        location = send_form(on_a, model=MODEL, prompt="Tell me a story")
+        run_id = location.rsplit("/", 1)[1]
+        assert b.context.started_service().get(run_id) is None  # type: ignore[attr-defined]  # B does not run it
+        wait_status(on_b, run_id, lambda s: s["text"])  # streaming, as B sees it (through the store)
+        began = time.monotonic()
+        stopped = on_b.post(location + "/stop", data={"csrf_token": token(on_b)})
+        assert stopped.status_code == 303, stopped.text
+        assert stopped.headers["location"] == location
+        assert time.monotonic() - began < 2.5
+        answer = next(r for r in upstream.requests if r.protocol not in (None, "models"))  # (the form listed models)
+        record = upstream.wait_closed(answer.index, timeout=2)
+        assert record.closed_by_client and record.deltas_sent < 40
+        page = on_b.get(location)  # the page the 303 leads to, on B: the store already says so
+        assert page.status_code == 200 and state(page).startswith("Stopped"), state(page)
+        assert on_a.get(f"/api/runs/{run_id}").json()["status"] == "stopped"
 
 
 def test_without_redis_b_follows_a_through_the_store_as_before(

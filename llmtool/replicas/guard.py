@@ -3,6 +3,7 @@ own counts instead.
 
     client = sync_client(url)                        # for the synchronous start path (LLMService.start)
     aclient = async_client(url)                      # for the awaited calls
+    AsyncRedis.from_url(url, **async_options())      # another awaited client (`hub.py`'s): the same policy
     guard = Guard("runs per minute")
     wait = guard.call(lambda: remote_hit(), lambda: local.hit(...))
     refusal = await guard.acall(remote_refusal, local_refusal)
@@ -15,6 +16,11 @@ and logins of that time (budgets still count every stored cost). The change is l
 
 After a failure Redis is left alone for `retry` seconds, so a Redis that went away costs the event loop
 one `SYNC_TIMEOUT` per `retry` seconds, not one per call. A healthy round trip on loopback is ~0.1 ms.
+
+Every client llmtool makes gets its retry policy here, explicitly: one reconnect on a dropped connection
+(a Redis restarted), none on a timeout. redis-py's own default depends on how a client is made (8.1:
+`Redis(host=…)` retries timeouts 10 times with backoff, `from_url` not at all), and a Redis that hangs
+(a stopped process, a full network buffer: connected, never answering) costs one timeout per retry.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -41,19 +47,33 @@ RETRY = 5.0  # seconds of local counting after a failure before Redis is asked a
 POOL = 8  # the synchronous calls come from the event loop's thread: a few connections suffice
 
 
+def retry_policy() -> Retry:
+    """One reconnect on a dropped connection, none on a timeout (the caller would wait twice)."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+def async_retry_policy() -> AsyncRetry:
+    """`retry_policy` for the asyncio clients."""
+    return AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+def async_options(timeout: float = ASYNC_TIMEOUT) -> dict[str, Any]:
+    """An awaited client's (or its pool's) connection options: `timeout` seconds for an answer (a
+    blocking read needs its block on top), `ASYNC_TIMEOUT` to connect, `async_retry_policy`."""
+    return {"socket_timeout": timeout, "socket_connect_timeout": ASYNC_TIMEOUT, "socket_keepalive": True,
+            "health_check_interval": 30, "retry": async_retry_policy()}
+
+
 def sync_client(url: str) -> Redis:
-    """A synchronous client for calls on the start path: one reconnect on a dropped connection (a Redis
-    restarted), none on a timeout (the loop would wait twice)."""
+    """A synchronous client for calls on the start path, with `retry_policy`."""
     return Redis.from_url(url, socket_timeout=SYNC_TIMEOUT, socket_connect_timeout=SYNC_TIMEOUT,
                           socket_keepalive=True, health_check_interval=30, max_connections=POOL,
-                          retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+                          retry=retry_policy())
 
 
 def async_client(url: str) -> AsyncRedis:
     """The awaited calls' client (logins, budgets, renewals): the same, with `ASYNC_TIMEOUT`."""
-    return AsyncRedis.from_url(url, socket_timeout=ASYNC_TIMEOUT, socket_connect_timeout=ASYNC_TIMEOUT,
-                               socket_keepalive=True, health_check_interval=30,
-                               retry=AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
+    return AsyncRedis.from_url(url, **async_options())
 
 
 class Guard:

@@ -21,6 +21,7 @@ from llmtool.events import RunEvent, TerminalEvent, is_terminal
 from llmtool.replicas import RedisUnavailable, detach
 from llmtool.replicas.cancels import RECHECK, CancelRelay
 from llmtool.replicas.follow import BLOCK, follow
+from llmtool.replicas.guard import ASYNC_TIMEOUT, async_options
 from llmtool.replicas.streams import LIVE_TTL, MAXLEN, TTL, EventPublisher, position_of, stream_key
 from llmtool.replicas.watch import StreamWatcher
 from llmtool.service import LLMService
@@ -52,12 +53,13 @@ class Replicas:
         often the owner looks for Stop requests it did not hear."""
         if service.recorder is None:
             raise ValueError("replicas need the run store: attach it before connecting to Redis")
-        options: dict[str, Any] = {"socket_connect_timeout": 5, "socket_timeout": block + 10,
-                                   "socket_keepalive": True, "health_check_interval": 30}
+        # Quick commands answer within ASYNC_TIMEOUT, the watcher's XREAD BLOCK within `block` and that: a Redis
+        # that hangs (connected, never answering) costs a Stop, a follower's look or a batch one such wait,
+        # not one per retry (`guard.py`: one reconnect on a dropped connection, none on a timeout).
         # A burst beyond the pool waits for a connection (the plain pool would raise "Too many connections").
         client = Redis.from_pool(BlockingConnectionPool.from_url(url, max_connections=POOL, timeout=block + 10,
-                                                                 **options))
-        reader = Redis.from_url(url, **options)
+                                                                 **async_options()))
+        reader = Redis.from_url(url, **async_options(block + ASYNC_TIMEOUT))
         replicas = cls(service, client, reader, maxlen=maxlen, ttl=ttl, live_ttl=live_ttl, block=block,
                        recheck=recheck)
         try:

@@ -17,6 +17,7 @@
     fairness.py  with logins, run events leave queueing to the service's fair scheduler
     usage.py     the admin Usage tab (runs and spend per user per day)
     inputs.py, api_guard.py  every field read with a sentence for a bad value; requests checked before Gradio
+    lean_blocks.py  what Gradio does per update or event that grows with the users and serves nothing here
     launch.py    `python app.py`: flags, logins, --share
 
 Every tab receives the `llmtool.web.context.AppContext` that `llmtool.web.app.create_app` built

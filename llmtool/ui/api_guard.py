@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llmtool.text import repair_strings
 from llmtool.ui.inputs import shown
+from llmtool.ui.lean_blocks import LeanBlocks
 
 log = logging.getLogger(__name__)
 
@@ -361,11 +362,11 @@ async def _answer(send: Send, status: int, content: dict[str, Any]) -> None:
 
 
 # -- the net --------------------------------------------------------------------------------------
-class GuardedBlocks(gr.Blocks):
+class GuardedBlocks(LeanBlocks):
     """gr.Blocks whose events say what was wrong with a value they cannot read, without a traceback
     in the log: the door (`ApiGuard`) refuses most such requests before they get here; this catches
     the rest (keyword calls through /call/v2, a value a component's own reading still refuses).
-    `redact` masks the sentences (set by `build_demo`)."""
+    `redact` masks the sentences (set by `build_demo`). As `LeanBlocks`, its skipped outputs cost nothing."""
 
     redact: Redact = staticmethod(lambda text: text)  # an instance sets its own
 

@@ -13,6 +13,12 @@ re-renders the whole answer), so a handler should update the page at a steady pa
   It is never shorter than `interval`, and once the first batch went out a tick counts as an
   update: at most one update per `interval`, ticks included. (Ticks before the first item do not
   hold it back: time to first token.)
+- `interval` may be a function, asked at every wait: the pace can change while a stream goes on
+  (`streams.Pace` widens it while many stream at once).
+- `urgent`: for a caller that has just shown its page (a status line, an empty answer), what the
+  reader waits for is not the first item but the first *text*. With it, the start counts as an
+  update (a first status-only item waits for the interval like any), and the first item `urgent`
+  accepts goes out at once, with whatever is pending. After it, urgent items wait like any.
 
 The source is read by a helper task, so a slow consumer never blocks the producer and a consumer
 that stops iterating (or is cancelled) stops the reading too.
@@ -21,7 +27,7 @@ that stops iterating (or is cancelled) stops the reading too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -56,49 +62,58 @@ async def _first_of(*awaitables: Awaitable[object]) -> None:
 
 async def coalesce(
     source: AsyncIterable[T],
-    interval: float,
+    interval: float | Callable[[], float],
     *,
     tick: float | None = None,
     clock: Clock | None = None,
+    urgent: Callable[[T], bool] | None = None,
 ) -> AsyncGenerator[list[T], None]:
     """Batches of `source`'s items, at most one per `interval` seconds; see the module docstring."""
     clock = clock or LoopClock()
-    if tick is not None:
-        tick = max(tick, interval)
+    pace = interval if callable(interval) else (lambda: interval)
     pending: list[T] = []
     arrived = asyncio.Event()
     ended = asyncio.Event()
+    awaited = asyncio.Event()  # the first item `urgent` accepts has arrived
+    hurry = asyncio.Event()  # a wait for the interval ends now: the source ended, or that item came
     failure: list[BaseException] = []
 
     async def pump() -> None:
         try:
             async for item in source:
                 pending.append(item)
+                if urgent is not None and not awaited.is_set() and urgent(item):
+                    awaited.set()
+                    hurry.set()
                 arrived.set()
         except Exception as exc:  # handed to the consumer, after the items before it
             failure.append(exc)
         finally:
             ended.set()
+            hurry.set()
             arrived.set()
 
     reader = asyncio.create_task(pump(), name="coalesce-reader")
-    last_flush: float | None = None
+    # With `urgent` the caller has just updated its page: the start counts as a batch.
+    last_flush: float | None = None if urgent is None else clock.now()
     try:
         while True:
             if not pending and not ended.is_set():
                 if tick is None:
                     await arrived.wait()
                 else:
-                    await _first_of(arrived.wait(), clock.sleep(tick))
-            if pending and not ended.is_set() and last_flush is not None:
-                remaining = last_flush + interval - clock.now()
+                    await _first_of(arrived.wait(), clock.sleep(max(tick, pace())))
+            if pending and not hurry.is_set() and last_flush is not None:
+                remaining = last_flush + pace() - clock.now()
                 if remaining > 0:
-                    await _first_of(ended.wait(), clock.sleep(remaining))
+                    await _first_of(hurry.wait(), clock.sleep(remaining))
             arrived.clear()
             batch = pending[:]
             pending.clear()
             finished = ended.is_set() and not pending
             if batch or not finished:
+                if not ended.is_set():
+                    hurry.clear()  # (the urgent item is in this batch: later ones wait like any)
                 yield batch
                 # A tick before the first item does not delay it (time to first token); after
                 # that, a tick is an update like any other.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
@@ -74,11 +75,12 @@ class Source:
 
 class Consumer:
     def __init__(self, source: Source, clock: FakeClock, tick: float | None = None,
-                 interval: float = INTERVAL) -> None:
+                 interval: float | Callable[[], float] = INTERVAL,
+                 urgent: Callable[[object], bool] | None = None) -> None:
         self.batches: list[list[object]] = []
         self.times: list[float] = []
         self.clock = clock
-        self.iterator = coalesce(source, interval, tick=tick, clock=clock)
+        self.iterator = coalesce(source, interval, tick=tick, clock=clock, urgent=urgent)
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -224,3 +226,91 @@ async def test_cancelling_the_consumer_stops_reading_the_source(clock: FakeClock
         await consumer.task
     await settle()
     assert source.closed
+
+
+# -- a pace that changes while the stream goes on ---------------------------------------------------
+async def test_a_wider_interval_applies_from_the_next_wait_and_a_narrower_one_again_after(clock: FakeClock) -> None:
+    pace = [INTERVAL]
+    source = Source()
+    consumer = Consumer(source, clock, interval=lambda: pace[0])
+    source.put("a")
+    await settle()
+    pace[0] = 0.5  # many streams now
+    for item in "bcdef":
+        source.put(item)
+        await clock.advance(0.1)
+    assert consumer.batches == [["a"], ["b", "c", "d", "e", "f"]]  # one update after 0.5 s, not five
+    pace[0] = INTERVAL  # they ended
+    source.put("g")
+    await clock.advance(INTERVAL)
+    source.put("h")
+    await clock.advance(INTERVAL)
+    assert consumer.batches[2:] == [["g"], ["h"]]
+    assert [round(b - a, 6) for a, b in pairwise(consumer.times)] == [0.5, INTERVAL, INTERVAL]
+    consumer.task.cancel()
+
+
+async def test_while_items_come_an_update_comes_within_the_widest_interval(clock: FakeClock) -> None:
+    widest = 1.0
+    pace = [INTERVAL]
+    source = Source()
+    consumer = Consumer(source, clock, tick=0.5, interval=lambda: pace[0])
+    for step in range(300):  # a token every 10 ms for 3 s, the pace widening to its bound and back
+        pace[0] = min(widest, INTERVAL * (1 + step // 20))
+        source.put(step)
+        await clock.advance(0.01)
+    source.end()
+    await settle()
+    assert [i for batch in consumer.batches for i in batch] == list(range(300))
+    gaps = [b - a for a, b in pairwise(consumer.times)]
+    assert max(gaps) <= widest + 1e-9, gaps
+    assert any(gap > 0.5 for gap in gaps)  # it did widen
+
+
+# -- urgent: the first text is not held back by a status-only item before it -------------------------
+def is_text(item: object) -> bool:
+    return isinstance(item, str) and item.startswith("text")
+
+
+async def test_the_first_urgent_item_goes_out_at_once_with_what_waited_before_it(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock, interval=1.0, urgent=is_text)
+    await settle()
+    source.put("started")  # the page was just shown: a status change alone waits for the interval
+    await clock.advance(0.01)
+    assert consumer.batches == []
+    source.put("text 1")
+    await settle()
+    assert consumer.batches == [["started", "text 1"]] and consumer.times == [0.01]
+    source.put("text 2")  # later text waits like any
+    await clock.advance(0.5)
+    assert consumer.batches == [["started", "text 1"]]
+    await clock.advance(0.5)
+    assert consumer.batches == [["started", "text 1"], ["text 2"]]
+    consumer.task.cancel()
+
+
+async def test_with_urgent_a_status_only_item_goes_out_after_the_interval(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock, interval=1.0, tick=0.5, urgent=is_text)
+    await settle()  # (the interval counts from the start)
+    source.put("started")
+    await clock.advance(0.9)
+    assert consumer.batches == []
+    await clock.advance(0.1)
+    assert consumer.batches == [["started"]]
+    source.put("text 1")  # the first text: at once, though the last update was just now
+    await settle()
+    assert consumer.batches == [["started"], ["text 1"]] and consumer.times == [1.0, 1.0]
+    consumer.task.cancel()
+
+
+async def test_with_urgent_the_end_still_goes_out_at_once(clock: FakeClock) -> None:
+    source = Source()
+    consumer = Consumer(source, clock, interval=1.0, urgent=is_text)
+    source.put("started")
+    source.put("failed")
+    source.end()
+    await settle()
+    assert consumer.batches == [["started", "failed"]] and consumer.times == [0.0]
+    assert consumer.task.done() and consumer.task.exception() is None

@@ -3,13 +3,14 @@ summary is not rebuilt after every event."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import gradio as gr
 import pytest
 from gradio.state_holder import SessionState
 
-from llmtool.ui.lean_blocks import ANALYTICS_EVERY, LeanBlocks, skipped_outputs
+from llmtool.ui.lean_blocks import ANALYTICS_EVERY, LeanBlocks, runs_inline, skipped_outputs
 
 
 def build(kind: type[gr.Blocks]) -> tuple[gr.Blocks, Any, list[Any]]:
@@ -83,3 +84,50 @@ def test_the_monitoring_summary_is_not_rebuilt_after_every_event() -> None:
     demo, _, _ = build(LeanBlocks)
     demo.queue()
     assert demo._queue.ANAYLTICS_CACHE_FREQUENCY >= ANALYTICS_EVERY
+
+
+class Threads:
+    """Which thread each call of a component class's preprocess / postprocess ran on."""
+
+    def __init__(self, patch: pytest.MonkeyPatch, *kinds: type) -> None:
+        self.seen: list[tuple[str, str, bool]] = []
+        for kind in kinds:
+            for name in ("preprocess", "postprocess"):
+                patch.setattr(kind, name, self._recording(kind, name, getattr(kind, name)))
+
+    def _recording(self, kind: type, name: str, original: Any) -> Any:
+        def method(component: Any, *args: Any, **kwargs: Any) -> Any:
+            self.seen.append((kind.__name__, name, threading.current_thread() is threading.main_thread()))
+            return original(component, *args, **kwargs)
+
+        method.__name__ = name
+        return method
+
+
+async def test_text_is_read_and_written_on_the_loop_and_the_rest_in_a_thread() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        threads = Threads(patch, gr.Textbox, gr.Markdown, gr.Image)
+        sent = {}
+        for kind in (gr.Blocks, LeanBlocks):
+            with kind() as demo:
+                prompt, image, status = gr.Textbox(), gr.Image(), gr.Markdown()
+                prompt.submit(lambda *_: None, inputs=[prompt, image], outputs=[status, prompt])
+            (fn,) = demo.fns.values()
+            state = SessionState(demo)
+            threads.seen.clear()
+            inputs = await demo.preprocess_data(fn, ["a prompt", None], state)
+            sent[kind] = inputs, await demo.postprocess_data(fn, ("**done**", ""), state)
+            on_loop = {(k, n): main for k, n, main in threads.seen}
+            if kind is LeanBlocks:
+                assert on_loop == {("Textbox", "preprocess"): True, ("Image", "preprocess"): False,
+                                   ("Markdown", "postprocess"): True, ("Textbox", "postprocess"): True}
+            else:  # every other Blocks of the process keeps Gradio's threads
+                assert not any(on_loop.values())
+    assert sent[LeanBlocks] == sent[gr.Blocks]
+
+
+def test_only_a_text_components_own_processing_runs_inline() -> None:
+    box = gr.Textbox(render=False)
+    assert not runs_inline(box.postprocess)  # outside LeanBlocks' processing
+    assert not runs_inline(gr.Image(render=False).postprocess)
+    assert not runs_inline(print)

@@ -198,6 +198,11 @@ class UISettings(_Strict):
     update_interval: float = Field(
         0.05, ge=0, le=5, description="Coalesce deltas: at most one page update per this many s."
     )
+    updates_per_second: float = Field(
+        400, gt=0, le=1_000_000,
+        description="Page updates per second of all streams together; past it each stream's updates come "
+        "further apart (its share, up to 1 s), so many users slow the steps of every answer, not the server.",
+    )
     concurrency: int = Field(64, ge=1, le=10_000, description="Runs streaming at once per event.")
     max_threads: int = Field(64, ge=1, le=10_000)
     queue_size: int = Field(256, ge=1, le=100_000, description="Waiting requests before 'busy'.")

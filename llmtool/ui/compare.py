@@ -48,7 +48,7 @@ from llmtool.ui.handlers import (
 from llmtool.ui.restore import model_price_hint, status_of_record, turn_from_record, validation_of_record
 from llmtool.ui.roles import Access, login
 from llmtool.ui.status import RunProgress, escape_markdown, with_price_hint
-from llmtool.ui.streams import batches, merge
+from llmtool.ui.streams import Pace, batches, merge
 from llmtool.ui.template_fields import FieldSpec, chosen, code_block, error_markdown, template_values
 from llmtool.ui.template_panel import Field, choices, render_fields, template_dropdown, values_of
 from llmtool.ui.transcript import Turn, answer_markdown, redacted, thought_details, turn_from_progress
@@ -206,7 +206,7 @@ class CompareHandlers:
                 update.columns[index] = self._view(column, 0.0)
             yield update.outputs()
             indexes = list(started)
-            events = batches(merge([started[i].run.events() for i in indexes]), self.context.update_interval)
+            events = batches(merge([started[i].run.events() for i in indexes]), Pace.of(self.context.settings))
             async with aclosing(events):
                 async for batch in events:
                     for position, event in batch:

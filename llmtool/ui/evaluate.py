@@ -42,7 +42,7 @@ from llmtool.ui.eval_table import EvalState, dataset_problems_markdown, export_s
 from llmtool.ui.eval_update import EvalUpdate, cleared_detail, shown
 from llmtool.ui.eval_view import EvalView, layout, wire_review
 from llmtool.ui.roles import Access
-from llmtool.ui.streams import batches, streaming_options
+from llmtool.ui.streams import Pace, batches, streaming_options
 from llmtool.ui.template_fields import chosen, error_markdown
 from llmtool.ui.template_panel import choices
 from llmtool.ui.uploads import UPLOAD_REFUSED, uploaded_file
@@ -106,7 +106,7 @@ class EvalHandlers:
                                 else "_No baseline picked._")
             first.diff = ""
             yield first.outputs()
-            updates = batches(job.new_results(), self.context.update_interval)
+            updates = batches(job.new_results(), Pace.of(self.context.settings))
             async with aclosing(updates):
                 async for _ in updates:
                     yield self._render(job, final=False, charts=clock.due(job.elapsed)).outputs()

@@ -1,9 +1,10 @@
 """The chat tab's handlers: thin `async def` generators over LLMService.
 
 Each streaming handler starts a run, reads its events in coalesced batches (at most one page
-update per `ui.update_interval`, the last never held back) and yields page updates. A run outlives
-its tab: a reload or a closed tab only stops the reading, the run completes on the server and is
-kept (a reload follows it again, `restore`). Stop and Clear cancel it by id, so the provider
+update per `ui.update_interval`, further apart while many stream: `streams.Pace`; the answer's first
+text and its end never held back) and yields page updates. A run outlives its tab: a reload or a
+closed tab only stops the reading, the run completes on the server and is kept (a reload follows it
+again, `restore`). Stop and Clear cancel it by id, so the provider
 connection closes at once.
 
 Every run carries its `RunOrigin`: the login, the surface, and its conversation and position (a
@@ -40,7 +41,7 @@ from typing import Any, cast
 import gradio as gr
 
 from llmtool.errors import InvalidRequestError, UsageError
-from llmtool.events import Completed, RunEvent
+from llmtool.events import Completed, ReasoningDelta, RunEvent, TextDelta
 from llmtool.providers.base import REASONING_EFFORTS, ReasoningEffort
 from llmtool.service import Run, RunOrigin, RunRequest
 from llmtool.service.requests import MAX_OUTPUT_TOKENS
@@ -49,7 +50,7 @@ from llmtool.ui import inputs
 from llmtool.ui.restore import MISSING, REFUSED, load_conversation, model_price_hint, page_lines
 from llmtool.ui.roles import Access, login
 from llmtool.ui.status import RunProgress, escape_markdown, spend_line, with_price_hint
-from llmtool.ui.streams import batches
+from llmtool.ui.streams import Pace, batches
 from llmtool.ui.template_fields import FieldSpec, chosen, template_label, template_values
 from llmtool.ui.template_panel import choices, describe, values_of
 from llmtool.ui.transcript import Turn, chat_messages, provider_messages, redacted, turn_from_progress
@@ -522,8 +523,10 @@ class ChatHandlers:
             self.context.stream_ended(run.id)
 
     def _batches(self, run: Run) -> AsyncGenerator[list[RunEvent], None]:
-        # update_interval 0: one page update per event, the slow baseline the benchmark compares to
-        return batches(run.events(), self.context.update_interval)
+        # update_interval 0: one page update per event, the slow baseline the benchmark compares to.
+        # The page was just shown ("connecting…"): a status change alone (started) waits for the pace,
+        # the first text (or thought) goes out at once.
+        return batches(run.events(), Pace.of(self.context.settings), urgent=_shows_text)
 
     def _render(
         self,
@@ -591,6 +594,11 @@ def _temperature(value: str | float | None) -> float | None:
 def _max_tokens(value: float | None) -> int | None:
     """The max output tokens field: 0 (or nothing) means the model's default."""
     return inputs.whole_number(value, "max output tokens", low=1, high=MAX_OUTPUT_TOKENS, zero="the model's default")
+
+
+def _shows_text(event: RunEvent) -> bool:
+    """An event that puts words on the page: the answer's text, or the model's thoughts."""
+    return isinstance(event, (TextDelta, ReasoningDelta))
 
 
 def _buffered(run: Run) -> bool:

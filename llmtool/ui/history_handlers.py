@@ -47,7 +47,7 @@ from llmtool.ui.history_render import (
 from llmtool.ui.inputs import shown
 from llmtool.ui.restore import model_price_hint
 from llmtool.ui.status import RunProgress, escape_markdown
-from llmtool.ui.streams import batches
+from llmtool.ui.streams import Pace, batches
 from llmtool.ui.template_fields import error_markdown
 from llmtool.ui.transcript import answer_markdown, redacted, thought_details, turn_from_progress
 from llmtool.web.context import AppContext
@@ -395,7 +395,7 @@ class HistoryHandlers:
                 running=True, rerun_id=run.id, **self._live(run, progress, 0.0),
             ).outputs()
             live = Update()
-            updates = batches(run.events(), self.context.update_interval)
+            updates = batches(run.events(), Pace.of(self.context.settings))
             async with aclosing(updates):
                 async for batch in updates:
                     for event in batch:

@@ -32,6 +32,26 @@ loopback's records: start → provider request, provider request → first text,
 text; the page updates (process_generating messages) and bytes one user received; CPU per process per round.
 Target: chat first text p50 ≤ 3× relay at 100 users.
 
+Measured (2 cores, the client and all servers on them; load average 0.5-1.2; first text p50 / p95, ms; CPU
+of the app per round, s; light clients):
+
+                         1 user     20 users              100 users
+    bare relay           14         37-41                 146-328 (most runs ~190) / 300-650; CPU 2.4
+    llmtool before       67         157 / 175; CPU 2.04   1698 / 3286; CPU 3.33; 6.4 updates per user
+    llmtool now          20         109 / 128; CPU 0.87   741-929 (7 runs) / 880-1600; CPU 2.2-3.0; 10
+    lean Gradio relay    18         158-186               1641-1692 / 3200; last text 7.9-9.0 s (it falls behind)
+
+Where the time went at 100 users: Gradio built a component for every skipped output on every yield (CPU per
+20-user round 1.98 -> 1.17 s without it); every input and output went through a worker thread one after
+another (~14 round trips per start, 1-2 per update, each waiting behind the loop's other work: first text
+1.28 -> 0.77 s without them); updates were not bounded (26.6 per user without the pace, 10 with it:
+CPU 3.11 -> 2.28 s, first text 1.29 -> 0.77 s). What is left is the start of each answer in Gradio: two
+HTTP requests (queue/join, queue/data), the queue's task, the first update, ~6 ms of CPU per user against
+the relay's ~1.5, and 100 users' starts interleaved on one loop finish together (the p50 user waits for
+most of them). --client gradio_client: ~5.1 s before and after, the client process itself using ~6.5 s of
+CPU per round (each job polled at 1 kHz) and no page load (each new session's state, ~8 ms, is built at its
+first join).
+
 --ref REF: llmtool (the app and the loopback) as committed at REF. --profile DIR: after measuring, py-spy
 the llmtool process (and the Gradio relay's) for one more round per user count; the CPU by where it goes and
 llmtool's top functions printed, raw stacks in DIR.
@@ -167,24 +187,32 @@ async def chat_light(target: Target, user: int, session: str) -> GradioSeen:
         await connection.close()
 
 
-def chat_gradio_client(client: Any, target: Target, user: int) -> GradioSeen:
+def chat_gradio_client(client: Any, target: Target, user: int, deadline: float = 120.0) -> GradioSeen:
     """One user through gradio_client (its own Client, made before the clock), in a thread: what the
-    issue measured first. Notes when an output first holds the answer's first word, and its last."""
+    issue measured first. Notes when an output first holds the answer's first word, and its last.
+    (The job's outputs are polled every 5 ms: `for output in job` can miss the end and wait forever.)"""
     seen = GradioSeen(time.monotonic())
     job = client.submit(**{target.endpoint.parameters[0]: f"user {user}: hi", **target.values}, api_name="/chat")
-    for output in job:
+    until, count = seen.start + deadline, 0
+    while True:
+        done = job.done()
+        outputs = job.outputs()
         now = time.monotonic()
-        seen.updates += 1
-        text = json.dumps(output[0]) if isinstance(output, (list, tuple)) else json.dumps(output)
-        if seen.first is None and FIRST in text:
-            seen.first = now
-        if LAST in text:
-            seen.last = now
-    if seen.last is None:  # the final output (a generator's last value is not always iterated)
-        text = json.dumps(job.result())
-        if LAST in text:
-            seen.last = time.monotonic()
-    return seen
+        for output in outputs[count:]:
+            seen.updates += 1
+            text = json.dumps(output)
+            if seen.first is None and FIRST in text:
+                seen.first = now
+            if LAST in text:
+                seen.last = now
+        count = len(outputs)
+        if done:
+            if seen.last is None and LAST in json.dumps(job.result()):
+                seen.last = time.monotonic()
+            return seen
+        if now > until:
+            raise RuntimeError(f"user {user}: no end after {deadline:g} s ({job.status()})")
+        time.sleep(0.005)
 
 
 async def page_load(target: Target, session: str) -> None:

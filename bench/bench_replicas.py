@@ -1,319 +1,173 @@
-"""What publishing every event to Redis costs the replica that runs the run, and how late a follower on
-another replica sees it.
+"""One replica against two behind nginx: N concurrent users through the HTTP API, each one 200-token
+answer at 10 ms per token from the loopback provider, on PostgreSQL and Redis as a deployment runs.
 
-    python bench/bench_replicas.py              # ~1 min on 2 cores; starts its own redis-server
-    python bench/bench_replicas.py --quick      # a smoke run
-    python bench/bench_replicas.py --redis-url redis://127.0.0.1:6379/5   # an existing Redis (its db is flushed)
+    python bench/bench_replicas.py                      # 100 users, 1 and 2 replicas, 3 rounds each
+    python bench/bench_replicas.py --users 100 200 --replicas 1 2 3
 
-1. The hot path: what `Run.append` pays per event for the publisher (`EventPublisher.on_event`: append
-   to a list, wake the sender), the only Redis work a run's task does.
-2. The sender: CPU per event of the task that sends the batches (JSON, the pipeline, the answers), by
-   batch size, and redis-server's own CPU per event.
-3. The owner's CPU: the same runs (demo:echo, the run store on, paced like a real model and unpaced)
-   with and without Redis, rounds alternating; the process's CPU per 1,000 events and the
-   difference, and the batches the publisher made (events per round trip).
-4. Following: a second replica in a process of its own follows every run through Redis; the delay
-   from the owner's append to the follower's event (one clock: CLOCK_MONOTONIC), p50/p99.
+Processes, all on 127.0.0.1: the loopback provider (alone, as in bench_api.py), PostgreSQL and
+redis-server (tests/servers, started here), `llmtool serve --replicas N`'s own ReplicaSet (N app
+processes + Debian's nginx: round robin for /api), and this client (bench/light_http.py: one
+connection per user, `POST /api/runs` then its events, so with 2 replicas the events are often
+followed on the replica that does not run the answer, through Redis).
+
+Per round: first and last text (p50/p99) from each user's start, answers per second (the users over
+the round's length), CPU seconds per answer of the replicas and of everything else on the machine
+(nginx, PostgreSQL, Redis, the provider, this client), and the replicas' memory while all answers
+stream against before the round. From these: how many concurrent streams one core and one GB of
+replica hold, and what 1,000 concurrent users need.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
-import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from support import cpu_seconds, percentile
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.servers: the PostgreSQL and Redis the test suite starts the same way
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench_api import KEY, MODEL, TOKENS, Seen, Server, address, read_sse, run_body  # noqa: E402
+from light_http import Connection  # noqa: E402
+from support import cpu_seconds, machine_busy_seconds, ms, percentile  # noqa: E402
 
-from redis.asyncio import Redis  # noqa: E402
-
-from llmtool.events import RunEvent, TextDelta  # noqa: E402
-from llmtool.replicas import connect  # noqa: E402
-from llmtool.replicas.streams import EventPublisher  # noqa: E402
-from llmtool.service import LLMService, Run, RunRequest  # noqa: E402
+from llmtool.replicas.serve import ReplicaSet, find_nginx  # noqa: E402
 from llmtool.settings import load_settings  # noqa: E402
+from tests.servers.postgres import PostgresServer  # noqa: E402
 from tests.servers.redis import RedisServer  # noqa: E402
 
-HOT_PATH_TARGET_US = 2.0  # what a run's task may pay per event for Redis
-# Extra process CPU per event, end to end, with many streams (where round trips are shared). Against
-# demo:echo's ~15–35 µs per event it shows as a large share; a real provider's event costs several times that.
-CPU_TARGET_US = 10.0
+SETTLE = 1.0  # s after a round: the replicas' store writes of its last answers count, then end
+PEAK_AFTER = 1.0  # s into a round: every answer is streaming; the replicas' memory is read then
 
 
-def words(count: int) -> str:
-    return " ".join(f"w{i}" for i in range(count))
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
-class FakeRun:
-    """Just what `on_event` reads of a run."""
-
-    def __init__(self) -> None:
-        self.id = "bench"
-        self.log: list[RunEvent] = []
-
-
-# -- 1. the hot path --------------------------------------------------------------------------------
-async def hot_path(client: Redis, events: int) -> float:
-    publisher = EventPublisher(client)  # not started: only what the run's task pays is timed
-    run, event = FakeRun(), TextDelta(text=" token")
-    run.log.append(event)
-    began = time.perf_counter()
-    for _ in range(events):
-        publisher.on_event(run, event)  # type: ignore[arg-type]
-        if len(publisher._batch) >= 10_000:
-            publisher._batch.clear()
-    return (time.perf_counter() - began) / events * 1e6
-
-
-# -- 2. the sender ----------------------------------------------------------------------------------
-async def sender(client: Redis, redis_pid: int | None, events: int, batch: int) -> tuple[float, float, float]:
-    """CPU µs per event of this process, of redis-server, and wall µs per event, sending `events` in
-    pipelines of `batch`."""
-    publisher = EventPublisher(client)
-    runs = [FakeRun() for _ in range(max(batch // 20, 1))]  # ~20 events per run per batch, like 100 streams
-    for index, run in enumerate(runs):
-        run.id = f"bench-{batch}-{index}"
-    await client.delete(*[f"llmtool:run:{run.id}" for run in runs])
-    event = TextDelta(text=" token")
-    position = 0
-    cpu, redis_cpu, wall = time.process_time(), cpu_seconds(redis_pid) if redis_pid else 0.0, time.perf_counter()
-    sent = 0
-    while sent < events:
-        chunk = []
-        for i in range(batch):
-            run = runs[i % len(runs)]
-            chunk.append((run.id, position, event))
-            if i % len(runs) == len(runs) - 1:
-                position += 1
-        await publisher._send(chunk)  # type: ignore[arg-type]
-        sent += batch
-    cpu = time.process_time() - cpu
-    redis_cpu = (cpu_seconds(redis_pid) if redis_pid else 0.0) - redis_cpu
-    wall = time.perf_counter() - wall
-    await client.delete(*[f"llmtool:run:{run.id}" for run in runs])
-    return cpu / sent * 1e6, redis_cpu / sent * 1e6, wall / sent * 1e6
-
-
-# -- 3. end to end: the owner's CPU ------------------------------------------------------------------
-async def runs_once(service: LLMService, concurrent: int, tokens: int,
-                    started_ids: list[str] | None = None) -> tuple[int, dict[tuple[str, int], float]]:
-    """`concurrent` runs of `tokens` text events at once, to their end and stored. Returns how many
-    events they made and when each was appended (perf_counter: CLOCK_MONOTONIC, one clock for every
-    process of the machine)."""
-    appended: dict[tuple[str, int], float] = {}
-
-    def note(run: Run, event: RunEvent) -> None:
-        appended[(run.id, len(run.log) - 1)] = time.perf_counter()
-
-    started = []
-    for _ in range(concurrent):
-        run = service.start(RunRequest(model="demo:echo", prompt=words(tokens)))
-        run.listeners.append(note)
-        started.append(run)
-        if started_ids is not None:
-            started_ids.append(run.id)
-    for run in started:
-        await run.wait()
-    assert service.recorder is not None
-    await service.recorder.flush()
-    return sum(len(run.log) for run in started), appended
-
-
-def open_settings(folder: Path, rate: float) -> Any:
-    """Settings with a store of its own for one scenario."""
-    database = folder / f"runs-{time.monotonic_ns()}.db"
-    return load_settings(database_url=f"sqlite+aiosqlite:///{database}",
-                         demo={"first_token_delay": 0.0, "tokens_per_second": rate})
-
-
-async def owner_cpu(redis_url: str, folder: Path, concurrent: int, tokens: int, rate: float,
-                    rounds: int) -> dict[str, Any]:
-    """Process CPU per 1,000 events of the same runs without and with Redis, rounds alternating."""
-    settings = open_settings(folder, rate)
-    plain = await LLMService.open(settings)
-    published = await LLMService.open(settings)
-    replicas = await connect(published, redis_url)
-    cpu = {"without": 0.0, "with": 0.0}
-    events = {"without": 0, "with": 0}
+async def user(url: str, index: int) -> Seen:
+    seen = Seen(time.monotonic())
+    connection = await Connection.open(*address(url))
     try:
-        await runs_once(plain, 2, 50)  # warm both paths once
-        await runs_once(published, 2, 50)
-        batches, sent = replicas.publisher.batches, replicas.publisher.sent
-        for _ in range(rounds):
-            for name, service in (("without", plain), ("with", published)):
-                gc.collect()  # as the app does after start-up (app.py): what lives long stays out of the collector
-                gc.freeze()
-                began = time.process_time()
-                events[name] += (await runs_once(service, concurrent, tokens))[0]
-                cpu[name] += time.process_time() - began
-        await replicas.publisher.flush()
-        batches, sent = replicas.publisher.batches - batches, replicas.publisher.sent - sent
+        status, headers, body = await connection.request("POST", "/api/runs", run_body(index))
+        if status != 202:
+            raise RuntimeError(f"POST /api/runs: HTTP {status} {body[:300]!r}")
+        seen.accepted = time.monotonic()
+        async with connection.stream("GET", f"{headers['location']}/events") as (status, _, lines):
+            return await read_sse(status, lines, seen)
     finally:
-        for service in (plain, published):
-            await service.aclose()
-        await replicas.aclose()
-    per_k = {name: cpu[name] / events[name] * 1000 for name in cpu}
-    return {"per_k": per_k, "added_us": (per_k["with"] - per_k["without"]) * 1000,
-            "added_pct": (per_k["with"] / per_k["without"] - 1) * 100, "per_batch": sent / max(batches, 1)}
+        await connection.close()
 
 
-# -- 4. following from another process ---------------------------------------------------------------
-async def follower_process(database_url: str, redis_url: str) -> None:
-    """`follow` mode: follow every run id read from stdin on a replica of our own, from position 0; at
-    end of input, print when each event arrived (JSON: [[run_id, position, perf_counter], ...])."""
-    service = await LLMService.open(load_settings(database_url=database_url))
-    replicas = await connect(service, redis_url)
-    arrived: list[tuple[str, int, float]] = []
+async def crowd(url: str, users: int, pids: list[int], peak: list[float]) -> tuple[list[Seen], float]:
+    async def read_peak() -> None:
+        await asyncio.sleep(PEAK_AFTER)
+        peak.append(sum(rss_mb(pid) for pid in pids))
 
-    async def follow(run_id: str) -> None:
-        position = 0
-        async with contextlib.aclosing(replicas.follow(run_id, 0)) as events:
-            async for _ in events:
-                arrived.append((run_id, position, time.perf_counter()))
-                position += 1
-
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    gc.collect()  # as the app does after start-up
-    gc.freeze()
-    print("READY", flush=True)
-    tasks = []
-    while line := (await reader.readline()).decode().strip():
-        tasks.append(asyncio.create_task(follow(line)))
-    async with asyncio.timeout(60):
-        await asyncio.gather(*tasks)
-    print(json.dumps(arrived), flush=True)
-    await service.aclose()
-    await replicas.aclose()
+    start = time.monotonic()
+    reader = asyncio.get_running_loop().create_task(read_peak())
+    seen = list(await asyncio.gather(*(user(url, i) for i in range(users))))
+    await reader
+    return seen, time.monotonic() - start
 
 
-async def local_reader(run: Run, arrived: list[tuple[str, int, float]]) -> None:
-    """A follower in the owner's own process (from memory, as its SSE streams read): for comparison."""
-    position = 0
-    async with contextlib.aclosing(run.events()) as events:
-        async for _ in events:
-            arrived.append((run.id, position, time.perf_counter()))
-            position += 1
+def measure(replicas: ReplicaSet, users: int, rounds: int) -> dict[str, float]:
+    pids = [process.pid for process in replicas.replicas]
+    asyncio.run(crowd(replicas.url, min(users, 20), pids, []))  # warm up: imports, pools, the store
+    time.sleep(SETTLE)
+    first: list[float] = []
+    last: list[float] = []
+    rates, app_cpu, other_cpu, idle, peak = [], [], [], [], []  # type: ignore[var-annotated]
+    for _ in range(rounds):
+        idle.append(sum(rss_mb(pid) for pid in pids))
+        app_before = sum(cpu_seconds(pid) for pid in pids)
+        busy_before = machine_busy_seconds()
+        seen, wall = asyncio.run(crowd(replicas.url, users, pids, peak))
+        time.sleep(SETTLE)
+        app = sum(cpu_seconds(pid) for pid in pids) - app_before
+        app_cpu.append(app / users)
+        other_cpu.append((machine_busy_seconds() - busy_before - app) / users)
+        rates.append(users / wall)
+        if any(s.first is None or s.last is None for s in seen):
+            raise RuntimeError("a user got no text")
+        first += [s.first - s.start for s in seen if s.first is not None]
+        last += [s.last - s.start for s in seen if s.last is not None]
+    return {
+        "first_p50": statistics.median(first), "first_p99": percentile(first, 0.99),
+        "last_p50": statistics.median(last), "last_p99": percentile(last, 0.99),
+        "answers_per_s": statistics.median(rates), "app_cpu": statistics.median(app_cpu),
+        "other_cpu": statistics.median(other_cpu), "idle_mb": statistics.median(idle),
+        "peak_mb": statistics.median(peak), "answer_s": statistics.median(last),
+    }
 
 
-async def follower_delays(redis_url: str, folder: Path, concurrent: int, tokens: int,
-                          rate: float) -> dict[str, tuple[float, float]]:
-    """Runs on this replica followed from another process through Redis, and from memory here: the
-    delay append → arrival of each, p50 and p99."""
-    settings = open_settings(folder, rate)
-    service = await LLMService.open(settings)
-    replicas = await connect(service, redis_url)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "follow", str(settings.database_url), redis_url,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 28,
-    )
-    assert process.stdin is not None and process.stdout is not None
-    try:
-        assert (await process.stdout.readline()).strip() == b"READY"
-        gc.collect()
-        gc.freeze()
-        ids: list[str] = []
-        runs = asyncio.create_task(runs_once(service, concurrent, tokens, ids))
-        await asyncio.sleep(0)  # the runs have started (and have ids)
-        process.stdin.write("".join(f"{run_id}\n" for run_id in ids).encode() + b"\n")
-        await process.stdin.drain()
-        here: list[tuple[str, int, float]] = []
-        readers = [asyncio.create_task(local_reader(run, here)) for run in map(service.get, ids) if run is not None]
-        _, appended = await runs
-        await asyncio.gather(*readers)
-        arrived = json.loads(await process.stdout.readline())
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-        await service.aclose()
-        await replicas.aclose()
-    figures = {}
-    for name, seen in (("redis", arrived), ("memory", here)):
-        delays = [at - appended[(run_id, position)] for run_id, position, at in seen if (run_id, position) in appended]
-        figures[name] = (percentile(delays, 0.5), percentile(delays, 0.99))
-    return figures
+def report(users: int, results: dict[int, dict[str, float]]) -> None:
+    print(f"\n{users} concurrent users, ms unless said")
+    print("  replicas  first p50   p99  last p50   p99  answers/s  CPU s/answer: replicas  others  "
+          "replicas' RSS MB: idle  streaming")
+    for count, r in results.items():
+        print(f"  {count:8d}  {ms(r['first_p50']):>9} {ms(r['first_p99']):>5}  {ms(r['last_p50']):>8} "
+              f"{ms(r['last_p99']):>5}  {r['answers_per_s']:9.1f}  {r['app_cpu']:22.4f}  {r['other_cpu']:6.4f}  "
+              f"{r['idle_mb']:22.0f}  {r['peak_mb']:9.0f}")
+    one = results[min(results)]
+    # A stream lasts `answer_s` and costs `app_cpu` of a replica's CPU: one core, fully busy, holds
+    # answer_s / app_cpu of them at once. Memory: what the replicas grew by with `users` streaming.
+    per_core = one["answer_s"] / one["app_cpu"]
+    per_stream_mb = max(one["peak_mb"] - one["idle_mb"], 0.1) / users
+    print(f"\n  one replica: {one['app_cpu'] * 1000:.1f} ms CPU per {TOKENS}-token answer "
+          f"({one['app_cpu'] / TOKENS * 1e6:.0f} µs per token), {per_stream_mb * 1024:.0f} KB per stream "
+          f"beyond {one['idle_mb']:.0f} MB at rest")
+    print(f"  → one core holds ~{per_core:.0f} concurrent streams at 100 % (~{per_core * 0.6:.0f} at 60 %, "
+          f"the headroom to plan with); one GB holds ~{1024 / per_stream_mb:.0f} streams")
+    cores = 1000 / (per_core * 0.6)
+    replicas = max(2, round(cores + 0.49))
+    memory = replicas * one["idle_mb"] + 1000 * per_stream_mb
+    print(f"  → 1,000 concurrent streams: ~{cores:.1f} cores of replicas at 60 %, i.e. {replicas} replicas "
+          f"(one process uses one core) with ~{memory / 1024:.1f} GB between them, plus the balancer, "
+          "PostgreSQL and Redis (their CPU per answer above, under 'others', with this client and the provider)")
 
 
-async def main(args: argparse.Namespace) -> None:
-    server: RedisServer | None = None
-    if args.redis_url:
-        url, redis_pid = args.redis_url, None
-    else:
-        server = RedisServer().start()
-        url, redis_pid = server.url(5), server.process.pid if server.process else None
-    client = Redis.from_url(url)
-    folder = Path(tempfile.mkdtemp(prefix="llmtool-bench-replicas-"))
-    try:
-        await client.flushdb()
-        quick = args.quick
-        print(f"llmtool replicas benchmark (Redis {'given' if args.redis_url else 'started here'}; "
-              f"{os.cpu_count()} CPUs; {'quick' if quick else 'full'})\n")
-
-        us = statistics.median([await hot_path(client, 200_000) for _ in range(5)])
-        verdict = "ok" if us <= HOT_PATH_TARGET_US else "OVER"
-        print(f"1. hot path (Run.append → publisher.on_event): {us:.2f} µs per event "
-              f"[target ≤ {HOT_PATH_TARGET_US:g} µs: {verdict}]\n")
-
-        print("2. the sender task, per event (CPU of this process | of redis-server | wall):")
-        for batch in (1, 10, 100, 1000):
-            count = 2_000 if batch == 1 else (20_000 if quick else 100_000)
-            mine, theirs, wall = await sender(client, redis_pid, count, batch)
-            print(f"   batches of {batch:>4}: {mine:6.1f} µs | {theirs:6.1f} µs | {wall:6.1f} µs")
-        print()
-
-        rounds = 1 if quick else 3
-        print("3. the owner's CPU, demo:echo with the run store on, without → with Redis, rounds alternating:")
-        for concurrent, tokens, rate in ((1, 300, 100.0), (100, 200, 100.0), (1, 5000, 100_000), (20, 1000, 100_000)):
-            if quick:
-                tokens //= 4
-            figures = await owner_cpu(url, folder, concurrent, tokens, rate, rounds)
-            per_k = figures["per_k"]
-            paced = "unpaced" if rate >= 100_000 else f"{rate:g} tok/s"
-            if concurrent > 1:
-                verdict = "ok" if figures["added_us"] <= CPU_TARGET_US else "OVER"
-                verdict = f"[target ≤ +{CPU_TARGET_US:g} µs: {verdict}]"
-            else:
-                verdict = "[one stream: a round trip per few events]"
-            print(f"   {concurrent:>3} runs × {tokens:>4} events, {paced:>11}: {per_k['without'] * 1000:6.1f} → "
-                  f"{per_k['with'] * 1000:6.1f} ms CPU per 1,000 events ({figures['added_us']:+.1f} µs, "
-                  f"{figures['added_pct']:+.0f}% per event) {verdict}; "
-                  f"{figures['per_batch']:.0f} events per round trip")
-        print()
-        print("4. a follower on another replica (its own process), delay from the owner's append to its event:")
-        for concurrent, tokens, rate in ((1, 300, 100.0), (100, 200, 100.0)):
-            if quick:
-                tokens //= 4
-            delays = await follower_delays(url, folder, concurrent, tokens, rate)
-            (p50, p99), (here50, here99) = delays["redis"], delays["memory"]
-            print(f"   {concurrent:>3} runs × {tokens:>4} events at {rate:g} tok/s: p50 {p50 * 1000:.1f} ms, "
-                  f"p99 {p99 * 1000:.1f} ms (a reader in the owner's process, from memory: p50 "
-                  f"{here50 * 1000:.1f} ms, p99 {here99 * 1000:.1f} ms)")
-    finally:
-        await client.aclose()
-        shutil.rmtree(folder, ignore_errors=True)
-        if server is not None:
-            server.stop()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[100])
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    if find_nginx() is None:
+        raise SystemExit("nginx is not installed: bash tests/servers/install.sh")
+    print(f"Replicas: {TOKENS} tokens at 10 ms each through POST /api/runs + its events · {os.cpu_count()} CPUs · "
+          f"load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    with tempfile.TemporaryDirectory(prefix="bench-replicas-") as folder, PostgresServer() as postgres, \
+            RedisServer() as redis:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LLMTOOL_")}
+        env.pop("LLMTOOL_CONFIG", None)
+        provider = Server("loopback", env, Path(folder))
+        try:
+            results: dict[int, dict[int, dict[str, float]]] = {users: {} for users in args.users}
+            for count in args.replicas:
+                os.environ.update({
+                    "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"{provider.url}/v1",
+                    "LLMTOOL_DEFAULT_MODEL": f"openai:{MODEL}",
+                    "LLMTOOL_DATABASE_URL": postgres.new_database(), "LLMTOOL_REDIS_URL": redis.new_url(),
+                    "LLMTOOL_TIMEOUTS__FIRST_TOKEN": "600", "LLMTOOL_TIMEOUTS__IDLE": "600",
+                    "LLMTOOL_TIMEOUTS__TOTAL": "3600", "LLMTOOL_RUNS__DRAIN_SECONDS": "2",
+                })
+                settings = load_settings()
+                with ReplicaSet(settings, replicas=count, host="127.0.0.1", port=0) as replicas:
+                    for users in args.users:
+                        results[users][count] = measure(replicas, users, args.rounds)
+                        print(f"  {count} replica(s), {users} users: done", flush=True)
+            for users, by_count in results.items():
+                report(users, by_count)
+        finally:
+            provider.close()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["follow"]:
-        asyncio.run(follower_process(sys.argv[2], sys.argv[3]))
-        raise SystemExit
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run")
-    parser.add_argument("--redis-url", help="an existing Redis to use (its database is flushed); else one is started")
-    asyncio.run(main(parser.parse_args()))
+    main()

@@ -255,7 +255,7 @@ class GradioBench(Bench):
         if self.gradio_client and mode in self.targets:
             from concurrent.futures import ThreadPoolExecutor
 
-            from gradio_client import Client
+            from gradio_client import Client  # type: ignore[import-untyped]
 
             def make(_: int) -> Any:
                 return Client(self.targets[mode].url, verbose=False, analytics_enabled=False, download_files=False)

@@ -31,8 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.servers: the PostgreSQL and Redis the test suite starts the same way
 
-from bench_api import KEY, MODEL, TOKENS, Seen, Server, address, read_sse, run_body  # noqa: E402
-from light_http import Connection  # noqa: E402
+from bench_api import KEY, MODEL, TOKENS, Seen, Server, api_light  # noqa: E402
 from support import cpu_seconds, machine_busy_seconds, ms, percentile  # noqa: E402
 
 from llmtool.replicas.serve import ReplicaSet, find_nginx  # noqa: E402
@@ -51,20 +50,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def user(url: str, index: int) -> Seen:
-    seen = Seen(time.monotonic())
-    connection = await Connection.open(*address(url))
-    try:
-        status, headers, body = await connection.request("POST", "/api/runs", run_body(index))
-        if status != 202:
-            raise RuntimeError(f"POST /api/runs: HTTP {status} {body[:300]!r}")
-        seen.accepted = time.monotonic()
-        async with connection.stream("GET", f"{headers['location']}/events") as (status, _, lines):
-            return await read_sse(status, lines, seen)
-    finally:
-        await connection.close()
-
-
 async def crowd(url: str, users: int, pids: list[int], peak: list[float]) -> tuple[list[Seen], float]:
     async def read_peak() -> None:
         await asyncio.sleep(PEAK_AFTER)
@@ -72,7 +57,7 @@ async def crowd(url: str, users: int, pids: list[int], peak: list[float]) -> tup
 
     start = time.monotonic()
     reader = asyncio.get_running_loop().create_task(read_peak())
-    seen = list(await asyncio.gather(*(user(url, i) for i in range(users))))
+    seen = list(await asyncio.gather(*(api_light(url, i) for i in range(users))))
     await reader
     return seen, time.monotonic() - start
 

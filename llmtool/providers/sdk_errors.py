@@ -130,7 +130,7 @@ def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:
     chain = (exc, exc.__cause__, exc.__context__)
     cause = next((e for e in chain if isinstance(e, httpx2.HTTPError)), exc)
     if isinstance(cause.__cause__, aiohttp.ClientError):
-        return _aiohttp_error(provider, cause.__cause__)
+        cause = _as_httpx2(cause.__cause__)
     name = type(cause).__name__
     if isinstance(cause, httpx2.ConnectTimeout):
         return errors.ConnectTimeoutError(f"could not connect to {provider} in time")
@@ -147,17 +147,17 @@ def _transport_error(provider: str, exc: BaseException) -> errors.ProviderError:
     return errors.ConnectionFailedError(f"the connection to {provider} was lost ({name})")
 
 
-def _aiohttp_error(provider: str, error: aiohttp.ClientError) -> errors.ProviderError:
-    """By aiohttp's own error (see llmtool.providers.http_client): the SDKs' adapter maps every
-    connection error to httpx2.ConnectTimeout, a refused connection and a reset mid-stream included."""
-    name = type(error).__name__
+def _as_httpx2(error: aiohttp.ClientError) -> httpx2.TransportError:
+    """aiohttp's error as the httpx2 error it means (see llmtool.providers.http_client): the SDKs'
+    adapter maps every connection error to httpx2.ConnectTimeout, a refused connection and a reset
+    mid-stream included."""
     if isinstance(error, aiohttp.ConnectionTimeoutError):
-        return errors.ConnectTimeoutError(f"could not connect to {provider} in time")
+        return httpx2.ConnectTimeout(str(error))
     if isinstance(error, aiohttp.ServerTimeoutError):
-        return errors.IdleTimeoutError(f"{provider} sent nothing for too long ({name})")
+        return httpx2.ReadTimeout(str(error))
     if isinstance(error, aiohttp.ClientConnectorError):
-        return errors.ConnectionFailedError(f"could not connect to {provider} ({name})")
-    return errors.ConnectionFailedError(f"the connection to {provider} was lost ({name})")
+        return httpx2.ConnectError(str(error))
+    return httpx2.ReadError(str(error))
 
 
 @contextmanager

@@ -122,6 +122,8 @@ class RunRecorder:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()  # one write at a time: the writer's, or a caller's
+        self._asked = 0  # flushes asked for so far …
+        self._written = 0  # … and how many of them a finished write covered
         self._closing = False
         self._observers: list[Listener] = []  # told of every event of every run tracked from now on
 
@@ -202,9 +204,20 @@ class RunRecorder:
                 await self._purge()
 
     async def flush(self) -> None:
-        """Write everything collected so far (waiting for a write under way to finish first)."""
+        """Write everything collected so far (waiting for a write under way to finish first).
+
+        Callers that wait together share one write (group commit): a write that began after a
+        caller asked holds everything that caller collected, so it needs no write of its own (with
+        several replicas each new run's request waits for its record: one at a time, 100 of them queued
+        behind one another's writes)."""
+        self._asked += 1
+        asked = self._asked
         async with self._flushing:
+            if self._written >= asked:
+                return
+            covers = self._asked
             await self._flush()
+            self._written = max(self._written, covers)
 
     async def _flush(self) -> None:
         new, templates = self._new, self._templates

@@ -309,6 +309,38 @@ async def test_a_caller_may_flush_while_the_writer_writes(service: LLMService) -
     assert service.running() == [] and service.runs() == []
 
 
+async def test_callers_flushing_together_share_a_write_and_find_their_run_stored(store_url: str) -> None:
+    """Each request of a replica waits for its new run's record (api.py): 50 at once must not mean 50
+    writes one after another, while the runs already streaming always have something new to write."""
+    service = await LLMService.open(settings(store_url, demo={"first_token_delay": 0.0, "tokens_per_second": 200}))
+    recorder, store = service.recorder, service.store
+    assert recorder is not None and store is not None
+    saves = 0
+    save = store.save
+
+    async def counted_save(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal saves
+        saves += 1
+        await asyncio.sleep(0.01)  # a write takes a while: runs stream meanwhile
+        return await save(*args, **kwargs)
+
+    async def start_and_wait_for_its_record(i: int) -> bool:
+        await asyncio.sleep(i * 0.001)  # callers arrive one after another, while a write is under way
+        run = service.start(RunRequest(model="demo:assistant", prompt=f"story {i}"))
+        await recorder.flush()
+        return await store.get_run(run.id) is not None
+
+    try:
+        store.save = counted_save  # type: ignore[method-assign]
+        stored = await asyncio.gather(*(start_and_wait_for_its_record(i) for i in range(50)))
+        assert all(stored)
+        assert saves <= 10, saves  # 50 one after another before
+    finally:
+        for run in service.running():
+            run.cancel()
+        await service.aclose()
+
+
 async def test_a_name_longer_than_its_column_is_cut_to_fit(store_url: str) -> None:
     # An endpoint that accepts any model name: a user can type a name longer than the column.
     service = await LLMService.open(settings(

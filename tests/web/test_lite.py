@@ -336,7 +336,10 @@ def test_the_page_estimates_the_time_left_from_the_models_past_runs(loopback: Lo
         for _ in range(3):
             check_again(client, ask(client, "Quick"), lambda s: s.startswith("Done"))
         loopback.enqueue(Scenario(kind="stall_before_first_token", stall_seconds=30))
-        time.sleep(0.3)  # the third run is stored
+        deadline = time.monotonic() + 5  # until the third run is stored (its write may lag under load)
+        while (len(client.get("/api/runs", params={"status": "completed"}).json()["runs"]) < 3
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
         location = ask(client, "With history")
         page = client.get(location)
         estimate = unescape(re.search(r'<p id="estimate" class="hint"[^>]*>(.*?)</p>', page.text).group(1))

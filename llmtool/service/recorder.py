@@ -121,7 +121,7 @@ class RunRecorder:
         self._pending: dict[str, _Pending] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._flushing = asyncio.Lock()  # one write at a time: the writer's, or a caller's
+        self._writing: asyncio.Task[None] | None = None  # the write under way: the writer's, or a caller's
         self._asked = 0  # flushes asked for so far …
         self._written = 0  # … and how many of them a finished write covered
         self._closing = False
@@ -206,18 +206,23 @@ class RunRecorder:
     async def flush(self) -> None:
         """Write everything collected so far (waiting for a write under way to finish first).
 
-        Callers that wait together share one write (group commit): a write that began after a
-        caller asked holds everything that caller collected, so it needs no write of its own (with
-        several replicas each new run's request waits for its record: one at a time, 100 of them queued
-        behind one another's writes)."""
+        One write at a time, in a task of its own, so a caller that gives up (a request's timeout, a
+        client gone) never cuts a write in half: the records it had taken would be lost while their
+        events, still tracked, came later without them. Callers that wait together share one write
+        (group commit): a write that began after a caller asked holds everything that caller collected
+        (with several replicas each new run's request waits for its record: one write each, 100 of
+        them queued behind one another's)."""
         self._asked += 1
         asked = self._asked
-        async with self._flushing:
-            if self._written >= asked:
-                return
-            covers = self._asked
-            await self._flush()
-            self._written = max(self._written, covers)
+        while self._written < asked:
+            if self._writing is None or self._writing.done():
+                self._writing = asyncio.get_running_loop().create_task(self._write(), name="run-recorder-write")
+            await asyncio.shield(self._writing)
+
+    async def _write(self) -> None:
+        covers = self._asked
+        await self._flush()
+        self._written = max(self._written, covers)
 
     async def _flush(self) -> None:
         new, templates = self._new, self._templates

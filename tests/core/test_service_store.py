@@ -341,6 +341,28 @@ async def test_callers_flushing_together_share_a_write_and_find_their_run_stored
         await service.aclose()
 
 
+async def test_a_caller_giving_up_on_a_flush_does_not_cut_the_write_short(service: LLMService) -> None:
+    """A request's wait for its record has a timeout (api.py): the write it started must still happen,
+    else the new run's record is lost and its events, written later, have no run to belong to."""
+    recorder, store = service.recorder, service.store
+    assert recorder is not None and store is not None
+    save = store.save
+
+    async def slow_save(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.3)
+        return await save(*args, **kwargs)
+
+    store.save = slow_save  # type: ignore[method-assign]
+    run = service.start(RunRequest(model="demo:echo", prompt="kept though nobody waited"))
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await recorder.flush()
+    await run.wait()
+    record = await stored_when_ended(service, run.id)
+    assert record.text == "kept though nobody waited"
+    assert await store.events(run.id) == run.log
+
+
 async def test_a_name_longer_than_its_column_is_cut_to_fit(store_url: str) -> None:
     # An endpoint that accepts any model name: a user can type a name longer than the column.
     service = await LLMService.open(settings(

@@ -26,12 +26,17 @@ from llmtool.providers.sse_lines import sse_events
 
 class OpenAIResponsesProvider(OpenAIClientAdapter):
     def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
+        body = self._body(request)
+        # The body goes as `extra_body`, already JSON: the SDK's walk of its typed parameters (aliases,
+        # dates, files: none of which a body of ours has) cost ~0.6 ms of the event loop per run, a
+        # quarter of a run's start (the model name alone, a union of literals, ~0.16 ms).
+        return {"stream": True, "timeout": sdk_timeout(request), "extra_body": body}
+
+    def _body(self, request: ProviderRequest) -> dict[str, Any]:
         arguments: dict[str, Any] = {
             "model": request.model,
             "input": [m.model_dump() for m in request.messages],
-            "stream": True,
             "store": False,
-            "timeout": sdk_timeout(request),
         }
         if request.system:
             arguments["instructions"] = request.system

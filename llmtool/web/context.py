@@ -214,10 +214,6 @@ class AppContext:
                 log.info("deleted %d uploaded or exported files older than %g min", removed,
                          self.settings.ui.files_keep_minutes)
 
-    @property
-    def update_interval(self) -> float:
-        return self.settings.ui.update_interval
-
     def stream_started(self, run_id: str) -> None:
         """A page follows `run_id` (two tabs restoring one conversation follow the same run)."""
         count, ended = self._streams.get(run_id, (0, asyncio.Event()))

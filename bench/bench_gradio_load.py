@@ -52,6 +52,12 @@ most of them). --client gradio_client: ~5.1 s before and after, the client proce
 CPU per round (each job polled at 1 kHz) and no page load (each new session's state, ~8 ms, is built at its
 first join).
 
+On a slower 2-core machine (2026-12-02; the SDK-consuming relay there used 5.9-6.2 s of CPU per 100-user
+round against ~2.4 above): relay 500-1120 ms, chat 3.2-4.4 s (4 single rounds) / 4.0 s (3 rounds), 4-5x; the
+llmtool process used 4.0-4.7 s of CPU per round, about one core for the round's whole length, so every
+answer's start queued behind everyone's streaming (~45 ms of CPU per answer against the API's ~32). GC
+thresholds raised (10000, 10, 10) saved ~0.5 s of CPU per round, within the noise of the first text.
+
 --ref REF: llmtool (the app and the loopback) as committed at REF. --profile DIR: after measuring, py-spy
 the llmtool process (and the Gradio relay's) for one more round per user count; the CPU by where it goes and
 llmtool's top functions printed, raw stacks in DIR.

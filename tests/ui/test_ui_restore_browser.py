@@ -27,7 +27,8 @@ def stored_runs(server: BackgroundServer, count: int = 1, ended: bool = True) ->
 
 
 def test_a_reload_mid_answer_follows_the_same_answer_to_its_end(start_ui, lb: LoopbackServer, open_page) -> None:
-    lb.enqueue(Scenario(tokens_per_second=30, text=WORDS))
+    # 8 s of answer: the reload (1-2 s, more under load) and five updates after it come well before its end.
+    lb.enqueue(Scenario(tokens_per_second=15, text=WORDS))
     server = start_ui()
     ui = open_page(server.url)
     ui.send("Count to 120")

@@ -12,9 +12,9 @@ followed on the replica that does not run the answer, through Redis).
 
 Per round: first and last text (p50/p99) from each user's start, answers per second (the users over
 the round's length), CPU seconds per answer of the replicas and of everything else on the machine
-(nginx, PostgreSQL, Redis, the provider, this client), and the replicas' memory at its highest while
-all answers stream against at rest after a warm-up of two users per replica (Python keeps what it once
-held, so the growth is what the streams took). From these: how many concurrent streams one core and one GB of
+(nginx, PostgreSQL, Redis, the provider, this client), and the replicas' memory at rest (after a
+warm-up of two users per replica) and at its highest while all answers stream (Python keeps what it
+once held, so the growth is what the streams took). From these: how many concurrent streams one core and one GB of
 replica hold, and what 1,000 concurrent users need.
 """
 

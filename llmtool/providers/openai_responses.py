@@ -26,37 +26,36 @@ from llmtool.providers.sse_lines import sse_events
 
 class OpenAIResponsesProvider(OpenAIClientAdapter):
     def _arguments(self, request: ProviderRequest) -> dict[str, Any]:
-        body = self._body(request)
         # The body goes as `extra_body`, already JSON: the SDK's walk of its typed parameters (aliases,
         # dates, files: none of which a body of ours has) cost ~0.6 ms of the event loop per run, a
         # quarter of a run's start (the model name alone, a union of literals, ~0.16 ms).
-        return {"stream": True, "timeout": sdk_timeout(request), "extra_body": body}
+        return {"stream": True, "timeout": sdk_timeout(request), "extra_body": self._body(request)}
 
     def _body(self, request: ProviderRequest) -> dict[str, Any]:
-        arguments: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": request.model,
             "input": [m.model_dump() for m in request.messages],
             "store": False,
         }
         if request.system:
-            arguments["instructions"] = request.system
+            body["instructions"] = request.system
         if request.temperature is not None:
-            arguments["temperature"] = request.temperature
+            body["temperature"] = request.temperature
         if request.max_output_tokens is not None:
-            arguments["max_output_tokens"] = request.max_output_tokens
+            body["max_output_tokens"] = request.max_output_tokens
         if request.reasoning_effort is not None:
             reasoning: dict[str, Any] = {"effort": request.reasoning_effort}
             if request.reasoning_effort != "none" and request.reasoning_summary:
                 reasoning["summary"] = "auto"  # without it the model thinks in silence
-            arguments["reasoning"] = reasoning
+            body["reasoning"] = reasoning
         if request.json_schema is not None and request.native_schema:
-            arguments["text"] = {"format": {
+            body["text"] = {"format": {
                 "type": "json_schema",
                 "name": schema_name(request.json_schema),
                 "schema": request.json_schema,
                 "strict": request.strict_schema and strict_compatible(request.json_schema),
             }}
-        return arguments
+        return body
 
     async def stream(self, request: ProviderRequest) -> AsyncGenerator[ProviderChunk, None]:
         summary_part = 0

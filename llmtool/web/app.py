@@ -29,6 +29,7 @@ from starlette.types import Scope
 from llmtool.settings import Settings
 from llmtool.ui.api_guard import ApiGuard
 from llmtool.ui.blocks import build_demo, page_options
+from llmtool.ui.lean_sessions import install_lean_sessions
 from llmtool.web import api, health, lite, login, problems
 from llmtool.web.context import AppContext
 from llmtool.web.cors import CrossOrigin
@@ -98,6 +99,7 @@ def mount_tool(app: FastAPI, blocks: gr.Blocks, context: AppContext, **options: 
     mounted = [route for route in app.routes if isinstance(route, Mount) and route.path == ""]
     if len(mounted) != 1:
         raise RuntimeError("cannot find the Gradio app mounted at / to put it behind its door and the login")
+    install_lean_sessions(mounted[0].app)  # no copy of the whole page's config per session
     # Every event request is checked before Gradio reads it (`ApiGuard`): a clear 4xx, never a bare 500.
     mounted[0].app = ApiGuard(mounted[0].app, blocks, context.redact)
     if logins:

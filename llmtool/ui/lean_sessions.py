@@ -11,13 +11,15 @@ handler updates. Built at the first join it cost ~8 ms of the event loop per new
 filled the collector's oldest generation, whose full passes then stopped the event loop for
 0.2–0.4 s at a time while 100 users streamed (bench/bench_gradio_load.py).
 
-Here a session builds a block's config the first time Gradio updates that block for it, and the
-rest only when something asks for all of them (`components`, the deep link): what Gradio reads
-is what it would have read.
+Here a session keeps the blocks and values Gradio gives it and builds the configs only when
+something asks for them all (`components`, the deep link), from those: what Gradio reads is what
+it would have read. (Built at each session's first event instead, for that event's inputs, they
+still cost ~2 ms of the loop before every first answer.)
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Iterator
 from copy import copy
@@ -30,21 +32,50 @@ from gradio.state_holder import SessionState, StateHolder
 class LeanSessionState(SessionState):
     def __init__(self, blocks: gr.Blocks) -> None:  # (SessionState.__init__ but `config_values`)
         self.blocks_config = copy(blocks.default_config)
-        self.config_values: dict[int, dict[str, Any]] = {}  # built per block as Gradio updates it
+        self.config_values: dict[int, dict[str, Any]] = {}  # built when something reads them all
         self.state_data: dict[int, Any] = {}
         self._state_ttl: dict[int, Any] = {}
         self.is_closed = False
         self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST", None) else 3600
         self._page = blocks  # whose blocks `components` covers, as SessionState's config did
+        self._values: dict[int, Any] = {}  # values Gradio put in configs not built yet
+
+    def __setitem__(self, key: int, value: Any) -> None:  # (SessionState's, the config left to be built)
+        block = self.blocks_config.blocks.get(key)
+        if isinstance(block, gr.State):
+            self._state_ttl[key] = (block.time_to_live, datetime.datetime.now())
+            self.state_data[key] = value
+        else:
+            self.blocks_config.blocks[key] = value
+        self._stale(key)
+
+    def _update_config(self, key: int) -> None:
+        self._stale(key)
+
+    def _update_value_in_config(self, key: int, value: Any) -> None:
+        config = self.config_values.get(key)
+        if config is None:
+            self._values[key] = value
+        elif "props" in config:
+            config["props"]["value"] = value
+
+    def _stale(self, key: int) -> None:
+        """The block changed: its config is built again from it when asked for."""
+        self.config_values.pop(key, None)
+        self._values.pop(key, None)
 
     @property
     def components(self) -> Iterator[dict]:
         """Every block's config, as SessionState has them from the start (in the page's order)."""
+        built = {}
         for key, block in self.blocks_config.blocks.items():
-            if key in self._page.blocks and key not in self.config_values:
-                self.config_values[key] = self.blocks_config.config_for_block(key, [], block)
-        self.config_values = {key: self.config_values[key] for key in self.blocks_config.blocks
-                              if key in self.config_values}
+            if key in self.config_values:
+                built[key] = self.config_values[key]
+            elif key in self._page.blocks:
+                built[key] = self.blocks_config.config_for_block(key, [], block)
+                if key in self._values and "props" in built[key]:
+                    built[key]["props"]["value"] = self._values[key]
+        self.config_values, self._values = built, {}
         yield from super().components
 
 

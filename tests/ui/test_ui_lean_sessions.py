@@ -31,7 +31,9 @@ def page() -> tuple[gr.Blocks, Any, list[Any]]:
 def test_it_has_what_gradios_session_state_has() -> None:
     demo, _, _ = page()
     # A Gradio upgrade that gives SessionState something new to keep fails here, not in a session.
-    assert set(vars(LeanSessionState(demo))) - {"_page"} == set(vars(SessionState(demo)))
+    assert set(vars(LeanSessionState(demo))) - {"_page", "_values"} == set(vars(SessionState(demo)))
+    for name in ("__setitem__", "_update_config", "_update_value_in_config", "components"):
+        assert name in vars(SessionState)  # what Gradio calls, and LeanSessionState replaces
 
 
 def test_a_new_session_builds_no_config() -> None:
@@ -45,19 +47,23 @@ async def event(demo: gr.Blocks, fn: Any, state: SessionState, inputs: list[Any]
     return await demo.postprocess_data(fn, outputs, state)
 
 
-async def test_an_event_builds_the_configs_of_its_blocks_only_and_gradio_sees_the_same() -> None:
-    demo, fn, (status, prompt, model, stop, turns) = page()
+async def test_an_event_builds_no_config_and_gradio_sees_the_same_values_and_configs() -> None:
+    demo, fn, (_, prompt, model, stop, turns) = page()
     gradio_state, lean = SessionState(demo), LeanSessionState(demo)
     for state in (gradio_state, lean):
         await event(demo, fn, state, ["hello", "b", []],
                     ("**streaming**", "", gr.update(visible=True), ["a turn"]))
-    touched = {status._id, prompt._id, model._id, stop._id, turns._id}
-    assert set(lean.config_values) <= touched
+    assert lean.config_values == {}  # nothing asked for them
     assert lean[turns._id] == gradio_state[turns._id] == ["a turn"]
     assert lean[stop._id].visible is gradio_state[stop._id].visible is True
-    assert lean.config_values[prompt._id]["props"]["value"] == ""
-    # Everything (a deep link) reads every block's config, in the page's order, as Gradio has it.
+    # Everything (a deep link) reads every block's config, in the page's order, as Gradio has it:
+    # the values the event read (the model picked) and wrote (the prompt cleared) included.
     assert list(lean.components) == list(gradio_state.components)
+    assert lean.config_values[prompt._id]["props"]["value"] == ""
+    assert lean.config_values[model._id]["props"]["value"] == "b"
+    await event(demo, fn, lean, ["again", "a", ["a turn"]], ("**done**", "", gr.update(visible=False), ["b"]))
+    await event(demo, fn, gradio_state, ["again", "a", ["a turn"]], ("**done**", "", gr.update(visible=False), ["b"]))
+    assert list(lean.components) == list(gradio_state.components)  # (once built, kept current)
     assert len(list(lean.components)) == len(list(gradio_state.components)) > 20
 
 

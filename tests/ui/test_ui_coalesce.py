@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from llmtool.ui.coalesce import coalesce
+from llmtool.ui.coalesce import LoopClock, coalesce
 
 INTERVAL = 0.05
 
@@ -30,6 +30,17 @@ class FakeClock:
             await entry[1]
         finally:
             self.sleepers.remove(entry)
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> None:
+        if event.is_set():
+            return
+        tasks = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self.sleep(seconds))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def advance(self, seconds: float) -> None:
         self.t += seconds
@@ -314,3 +325,20 @@ async def test_with_urgent_the_end_still_goes_out_at_once(clock: FakeClock) -> N
     await settle()
     assert consumer.batches == [["started", "failed"]] and consumer.times == [0.0]
     assert consumer.task.done() and consumer.task.exception() is None
+
+
+async def test_the_loop_clock_waits_for_the_event_or_the_time_whichever_comes_first() -> None:
+    clock, loop = LoopClock(), asyncio.get_running_loop()
+    event = asyncio.Event()
+    loop.call_later(0.02, event.set)
+    started = loop.time()
+    await clock.wait(event, 5.0)
+    assert event.is_set() and loop.time() - started < 1.0
+    started = loop.time()
+    await clock.wait(asyncio.Event(), 0.05)  # nothing comes: the time is up
+    assert loop.time() - started >= 0.05
+    waiting = asyncio.create_task(clock.wait(asyncio.Event(), 5.0))
+    await asyncio.sleep(0.01)
+    waiting.cancel()  # the waiter's own cancellation is not mistaken for the time being up
+    with pytest.raises(asyncio.CancelledError):
+        await waiting

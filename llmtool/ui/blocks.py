@@ -49,6 +49,7 @@ TITLE = "llmtool"
 CHAT_TAB = "chat-tab"
 USAGE_TAB = "usage-tab"
 CHAT_STORAGE_KEY = "llmtool-chat"
+QUEUE_ESTIMATES_EVERY = 1.0  # s between Gradio's messages to events waiting in its queue (their place in line)
 CSS = """
 #run-status, .run-status { min-height: 1.6em; font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 #run-status p, #validation p, .run-status p, .validation p { margin: 0; }
@@ -350,7 +351,11 @@ def build_demo(context: AppContext) -> gr.Blocks:
     unlimit_runs(demo, limit)
     demo.redact = context.redact  # the sentences of refused values (`api_guard`)
     demo.max_threads = thread_cap(context.settings, limit)  # read by queue() below; launch() would reset it
-    demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size)
+    # Queue estimates (the place in Gradio's line) once a second, not to every waiting event each
+    # time one starts: 100 users asking at once made ~5,000 estimate messages, on the loop before
+    # their first texts (bench/bench_gradio_load.py); the run events hide Gradio's progress anyway.
+    demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size,
+               status_update_rate=QUEUE_ESTIMATES_EVERY)
     return demo
 
 

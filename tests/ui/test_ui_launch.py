@@ -87,6 +87,7 @@ def test_app_py_keeps_a_module_level_demo_for_reload_mode() -> None:
 def test_the_queue_is_sized_for_an_io_bound_tool() -> None:
     from llmtool.settings import load_settings
     from llmtool.ui import build_demo
+    from llmtool.ui.blocks import QUEUE_ESTIMATES_EVERY
     from llmtool.web.context import AppContext
 
     settings = load_settings(ui={"concurrency": 7, "max_threads": 9, "queue_size": 5})
@@ -94,6 +95,9 @@ def test_the_queue_is_sized_for_an_io_bound_tool() -> None:
     assert demo._queue.default_concurrency_limit == 7  # Gradio's default is 1
     assert demo._queue.max_thread_count == 9  # and 40
     assert demo._queue.max_size == 5
+    # Places in line go out once a second, not to every waiting event at each start (O(n²) messages
+    # when many ask at once: bench/bench_gradio_load.py).
+    assert demo._queue.live_updates is False and demo._queue.update_intervals == QUEUE_ESTIMATES_EVERY
     streaming = [fn for fn in demo.fns.values() if fn.api_name in ("chat", "regenerate")]
     assert {fn.concurrency_limit for fn in streaming} == {7}
     assert {fn.concurrency_id for fn in streaming} == {"runs"}  # one budget for every run

@@ -58,6 +58,27 @@ llmtool process used 4.0-4.7 s of CPU per round, about one core for the round's 
 answer's start queued behind everyone's streaming (~45 ms of CPU per answer against the API's ~32). GC
 thresholds raised (10000, 10, 10) saved ~0.5 s of CPU per round, within the noise of the first text.
 
+Then, on that machine (3 rounds each, 100 users, first text p50 chat / relay, ms; app CPU per round, s):
+
+    before                                              3979 / 572   6.96x   CPU 4.25
+    sessions without a copy of the page's config        2741 / 503   5.45x   CPU 3.72
+    ... and no config built at a session's first event  1687 / 380   4.44x   CPU 3.43
+    queue estimates once a second (below)               1103 / 427   2.58x   CPU 3.39
+    the same, all user counts:   1 user 27 / 15 (1.75x), 20 users 200 / 77 (2.59x), 100 users 769 / 359
+                                 (2.14x; last text 2984 / 2882; CPU 2.94)
+
+- Every new Gradio session (a tab opening the page) copied the config of all 218 blocks (~1,200 objects,
+  ~350 KB), kept until 10,000 sessions: ~8 ms of the loop at its first join, and the collector's full passes
+  over those objects stopped the loop 0.2-0.4 s at a time, ~1.4 s per round (timed with gc.callbacks; the
+  profile had blamed task creation and aiohttp's timers, where those pauses happened to land).
+  `ui/lean_sessions.py` builds configs only for a deep link.
+- With the queue's live estimates (status_update_rate="auto"), each event that starts sends its place in
+  line to every event still waiting: 100 users asking at once made thousands of estimate messages (each a
+  task, JSON and an SSE write) before their first texts. Once a second instead (`ui/blocks.py`).
+- Measured and not kept: fewer page updates (ui.updates_per_second 150: 6.3 instead of 10.7 updates per
+  user, first text 1687 -> 1375 ms before the estimates change), GC thresholds (10000, 20, 50): first text
+  and CPU unchanged.
+
 --ref REF: llmtool (the app and the loopback) as committed at REF. --profile DIR: after measuring, py-spy
 the llmtool process (and the Gradio relay's) for one more round per user count; the CPU by where it goes and
 llmtool's top functions printed, raw stacks in DIR.

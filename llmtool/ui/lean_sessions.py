@@ -39,6 +39,7 @@ class LeanSessionState(SessionState):
         self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST", None) else 3600
         self._page = blocks  # whose blocks `components` covers, as SessionState's config did
         self._values: dict[int, Any] = {}  # values Gradio put in configs not built yet
+        self._touched: set[int] = set()  # blocks Gradio updated (a rendered one too: SessionState keeps its config)
 
     def __setitem__(self, key: int, value: Any) -> None:  # (SessionState's, the config left to be built)
         block = self.blocks_config.blocks.get(key)
@@ -56,6 +57,7 @@ class LeanSessionState(SessionState):
         config = self.config_values.get(key)
         if config is None:
             self._values[key] = value
+            self._touched.add(key)
         elif "props" in config:
             config["props"]["value"] = value
 
@@ -63,19 +65,21 @@ class LeanSessionState(SessionState):
         """The block changed: its config is built again from it when asked for."""
         self.config_values.pop(key, None)
         self._values.pop(key, None)
+        if key in self.blocks_config.blocks:
+            self._touched.add(key)
 
     @property
     def components(self) -> Iterator[dict]:
         """Every block's config, as SessionState has them from the start (in the page's order)."""
-        built = {}
+        built: dict[int, dict[str, Any]] = {}
         for key, block in self.blocks_config.blocks.items():
             if key in self.config_values:
                 built[key] = self.config_values[key]
-            elif key in self._page.blocks:
+            elif key in self._page.blocks or key in self._touched:
                 built[key] = self.blocks_config.config_for_block(key, [], block)
                 if key in self._values and "props" in built[key]:
                     built[key]["props"]["value"] = self._values[key]
-        self.config_values, self._values = built, {}
+        self.config_values, self._values, self._touched = built, {}, set()
         yield from super().components
 
 

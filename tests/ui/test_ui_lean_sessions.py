@@ -31,7 +31,7 @@ def page() -> tuple[gr.Blocks, Any, list[Any]]:
 def test_it_has_what_gradios_session_state_has() -> None:
     demo, _, _ = page()
     # A Gradio upgrade that gives SessionState something new to keep fails here, not in a session.
-    assert set(vars(LeanSessionState(demo))) - {"_page", "_values"} == set(vars(SessionState(demo)))
+    assert set(vars(LeanSessionState(demo))) - {"_page", "_values", "_touched"} == set(vars(SessionState(demo)))
     for name in ("__setitem__", "_update_config", "_update_value_in_config", "components"):
         assert name in vars(SessionState)  # what Gradio calls, and LeanSessionState replaces
 
@@ -76,3 +76,14 @@ def test_the_mounted_tool_keeps_lean_sessions(tmp_path: Any) -> None:
     assert isinstance(holder, LeanStateHolder)
     assert holder.blocks.state_holder is holder  # what Blocks reads is what the routes read
     assert isinstance(holder["a-session"], LeanSessionState)
+
+
+def test_a_block_added_in_a_session_is_in_its_configs_as_gradio_has_it() -> None:
+    demo, _, _ = page()
+    gradio_state, lean = SessionState(demo), LeanSessionState(demo)
+    for state in (gradio_state, lean):  # as gr.render adds a block to one session
+        added = gr.Textbox("rendered", label="added", render=False)
+        state[10_000] = added
+        state._update_config(10_000)
+    assert list(lean.components) == list(gradio_state.components)
+    assert any(config["id"] == 10_000 for config in lean.components)

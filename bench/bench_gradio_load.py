@@ -63,9 +63,13 @@ Then, on that machine (3 rounds each, 100 users, first text p50 chat / relay, ms
     before                                              3979 / 572   6.96x   CPU 4.25
     sessions without a copy of the page's config        2741 / 503   5.45x   CPU 3.72
     ... and no config built at a session's first event  1687 / 380   4.44x   CPU 3.43
-    queue estimates once a second (below)               1103 / 427   2.58x   CPU 3.39
+    queue estimates once a second (below)               769-1103 / 359-484 (4 runs): 2.14-2.58x; CPU 2.9-3.4
+      (A/B, back to back: live estimates 1362 / 265, p95 2219, 29.6 SSE messages per user; once a second
+      1072 / 420, p95 1430, 13.9 messages per user)
     the same, all user counts:   1 user 27 / 15 (1.75x), 20 users 200 / 77 (2.59x), 100 users 769 / 359
                                  (2.14x; last text 2984 / 2882; CPU 2.94)
+    --client gradio_client, 100 users: 5471 / 254 (21x): the client process used 9.8 s of CPU per round (its
+      threads poll each job), and llmtool waited 4.3 s per round for a CPU: it measures the client.
 
 - Every new Gradio session (a tab opening the page) copied the config of all 218 blocks (~1,200 objects,
   ~350 KB), kept until 10,000 sessions: ~8 ms of the loop at its first join, and the collector's full passes
@@ -149,6 +153,7 @@ class ScriptServer(Server):
 @dataclass
 class GradioSeen(Seen):
     updates: int = 0  # process_generating messages
+    messages: int = 0  # every SSE message (also the queue's estimates, heartbeats, the start and end)
     size: int = 0  # bytes of the SSE data lines
 
 
@@ -192,6 +197,7 @@ async def gradio_event(connection: Connection, fn_index: int, data: list[Any], s
                 continue
             now = time.monotonic()
             seen.size += len(line)
+            seen.messages += 1
             if '"process_generating"' in line:
                 seen.updates += 1
             if seen.first is None and FIRST in line:
@@ -322,6 +328,7 @@ class GradioBench(Bench):
 @dataclass
 class GradioTally(Tally):
     updates: list[int] = field(default_factory=list)
+    messages: list[int] = field(default_factory=list)
     size: list[int] = field(default_factory=list)
 
     def add(self, result: Round) -> None:
@@ -330,6 +337,8 @@ class GradioTally(Tally):
             if isinstance(s, GradioSeen):
                 self.updates.append(s.updates)
                 self.size.append(s.size)
+                if s.messages:  # (gradio_client's users count no messages)
+                    self.messages.append(s.messages)
 
 
 def _p50(values: list[float]) -> str:
@@ -343,12 +352,14 @@ def _p95(values: list[float]) -> str:
 def report(users: int, rounds: int, tallies: dict[str, GradioTally], apps: list[str]) -> None:
     print(f"\n{users} concurrent users, {rounds} rounds per mode ({users * rounds} answers each); ms")
     print(f"  {'mode':<13}{'first p50':>10}{'p95':>7}{'last p50':>10}{'p95':>7}{'join p50':>10}{'→ provider p50':>16}"
-          f"{'p95':>6}{'provider → first':>18}{'end → last p50':>16}{'updates/user':>14}{'KB/user':>9}")
+          f"{'p95':>6}{'provider → first':>18}{'end → last p50':>16}{'updates/user':>14}{'msgs/user':>11}"
+          f"{'KB/user':>9}")
     for mode, t in tallies.items():
         print(f"  {mode:<13}{_p50(t.first):>10}{_p95(t.first):>7}{_p50(t.last):>10}{_p95(t.last):>7}"
               f"{_p50(t.accepted):>10}{_p50(t.to_provider):>16}{_p95(t.to_provider):>6}{_p50(t.provider_first):>18}"
               f"{_p50(t.tail):>16}"
               f"{(f'{statistics.mean(t.updates):.1f}' if t.updates else '-'):>14}"
+              f"{(f'{statistics.mean(t.messages):.1f}' if t.messages else '-'):>11}"
               f"{(f'{statistics.mean(t.size) / 1024:.1f}' if t.size else '-'):>9}")
     names = [*apps, "loopback", "client", "others"]
     print(f"  {'CPU s per round':<21}" + "".join(f"{n:>13}" for n in names))
@@ -502,7 +513,8 @@ def main(argv: list[str] | None = None) -> None:
                 print("\n  first / last: asking → the first / last text at the client; join: → queue/join's answer; "
                       "→ provider: → the loopback got the provider request; provider → first: from then to the first "
                       "text; end → last: the loopback's end of stream → the last text; updates: process_generating "
-                      f"messages; CPU: per process, per round (+{SETTLE:g} s after it)")
+                      "messages; msgs: every SSE message the user got; "
+                      f"CPU: per process, per round (+{SETTLE:g} s after it)")
                 if args.profile is not None:
                     args.profile.mkdir(parents=True, exist_ok=True)
                     profile(bench, args.users, modes, args.profile, args.top)

@@ -352,7 +352,7 @@ def build_demo(context: AppContext) -> gr.Blocks:
     demo.redact = context.redact  # the sentences of refused values (`api_guard`)
     demo.max_threads = thread_cap(context.settings, limit)  # read by queue() below; launch() would reset it
     # Queue estimates (the place in Gradio's line) once a second, not to every waiting event each
-    # time one starts: 100 users asking at once made ~5,000 estimate messages, on the loop before
+    # time one starts: 100 users asking at once got ~17 estimate messages each, on the loop before
     # their first texts (bench/bench_gradio_load.py); the run events hide Gradio's progress anyway.
     demo.queue(default_concurrency_limit=ui.concurrency, max_size=ui.queue_size,
                status_update_rate=QUEUE_ESTIMATES_EVERY)
